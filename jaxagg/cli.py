@@ -1,0 +1,125 @@
+"""The ``jaxagg`` command.
+
+    jaxagg run                      every rule on the default attention instance (5, 3, base, seed 0)
+    jaxagg run --env garnet --states 20 --json out.json
+    jaxagg run --momdp instance.npz --rules leximin,nash
+    jaxagg env --out instance.npz   write an instance to a file (npz or json)
+    jaxagg rules                    list the rules
+
+Errors are one line on stderr (``jaxagg: error: ...``) with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from jaxagg import envs
+from jaxagg import rules as rule_registry
+from jaxagg.errors import JaxaggError
+from jaxagg.momdp import MOMDP, load
+from jaxagg.report import DEFAULT_RULES, compare
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors are a single line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="jaxagg", description="Policy aggregation: fair collective policies for multi-agent MDPs.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    run = sub.add_parser("run", help="run aggregation rules on one instance and print a table")
+    _add_instance_options(run)
+    run.add_argument("--rules", default=",".join(DEFAULT_RULES), help="comma-separated rule names (default: %(default)s)")
+    run.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    run.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+
+    env = sub.add_parser("env", help="build an instance and write it to a file")
+    _add_instance_options(env)
+    env.add_argument("--out", metavar="PATH", required=True, help="output file, .npz or .json")
+
+    sub.add_parser("rules", help="list the available rules")
+    return parser
+
+
+def _add_instance_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("instance")
+    group.add_argument("--env", choices=sorted(envs.ENVIRONMENTS), default="attention", help="built-in environment (default: %(default)s)")
+    group.add_argument("--momdp", metavar="PATH", help="load the instance from a .npz/.json file instead")
+    group.add_argument("--seed", type=int, default=0, help="instance seed (default: %(default)s)")
+    group.add_argument("--criterion", choices=["average", "discounted"], default="average", help="(default: %(default)s)")
+    group.add_argument("--gamma", type=float, default=None, help="discount factor in (0, 1) for --criterion discounted (default 0.95)")
+    group.add_argument("--factories", type=int, default=5, help="attention: factories (default: %(default)s)")
+    group.add_argument("--phases", type=int, default=3, help="attention: phases per factory (default: %(default)s)")
+    group.add_argument("--agents", choices=["base", "subsets"], default="base", help="attention: agents (default: %(default)s)")
+    group.add_argument("--num-agents", type=int, default=None, help="attention subsets (default 10) or garnet (default 3): agents")
+    group.add_argument("--states", type=int, default=10, help="garnet: states (default: %(default)s)")
+    group.add_argument("--actions", type=int, default=3, help="garnet: actions (default: %(default)s)")
+    group.add_argument("--branching", type=int, default=2, help="garnet: next states per (s, a) (default: %(default)s)")
+
+
+def instance_from_args(args: argparse.Namespace) -> MOMDP:
+    """The MOMDP the instance options describe."""
+    if args.momdp:
+        return load(args.momdp)
+    gamma = args.gamma
+    if args.criterion == "discounted" and gamma is None:
+        gamma = 0.95
+    if args.env == "attention":
+        return envs.attention_allocation(
+            args.factories, args.phases, args.agents, args.seed, num_agents=args.num_agents, criterion=args.criterion, gamma=gamma
+        )
+    agents = 3 if args.num_agents is None else args.num_agents
+    return envs.garnet(args.states, args.actions, args.branching, agents, args.seed, criterion=args.criterion, gamma=gamma)
+
+
+def _run(args: argparse.Namespace) -> int:
+    momdp = instance_from_args(args)
+    names = [name.strip() for name in args.rules.split(",") if name.strip()]
+    for name in names:
+        rule_registry.get(name)  # unknown names fail before any work
+    progress = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    comparison = compare(momdp, names, progress=progress)
+    print(comparison.table())
+    if args.json:
+        print(f"wrote {comparison.save_json(args.json)}")
+    return 1 if comparison.failures and not comparison.outcomes else 0
+
+
+def _env(args: argparse.Namespace) -> int:
+    momdp = instance_from_args(args)
+    print(f"wrote {momdp.save(args.out)}: {momdp!r}")
+    return 0
+
+
+def _rules(args: argparse.Namespace) -> int:
+    width = max(len(name) for name in rule_registry.names())
+    for name in rule_registry.names():
+        rule = rule_registry.get(name)
+        print(f"{name.ljust(width)}  [{rule.family}] {rule.description}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "gamma", None) is not None and args.criterion != "discounted":
+        parser.error("argument --gamma: only meaningful with --criterion discounted")
+    try:
+        return {"run": _run, "env": _env, "rules": _rules}[args.command](args)
+    except JaxaggError as exc:
+        print(f"jaxagg: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"jaxagg: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

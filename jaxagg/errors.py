@@ -1,0 +1,66 @@
+"""Typed errors and warnings raised by jaxagg.
+
+Every error says which argument (or which solve) is at fault, what was expected and what
+came. All errors derive from :class:`JaxaggError`; input problems are also ``ValueError``s so
+that generic ``except ValueError`` code keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class JaxaggError(Exception):
+    """Base class of every error raised on purpose by jaxagg."""
+
+
+class ValidationError(JaxaggError, ValueError):
+    """An argument has the wrong shape, type or value."""
+
+
+class ShapeError(ValidationError):
+    """An array argument has the wrong rank or shape."""
+
+
+class DegenerateAgentError(ValidationError):
+    """An agent's return is the same for every policy, so it has no preference at all."""
+
+
+class DegenerateAgentWarning(UserWarning):
+    """An agent's return is constant over the occupancy polytope (found by LP).
+
+    Every policy is optimal for such an agent; its normalised return is defined as 1.
+    """
+
+
+class SolverError(JaxaggError):
+    """HiGHS did not return an optimal solution.
+
+    Attributes:
+        result: the :class:`jaxagg.solvers.highs.SolveResult` of the failed solve (status,
+            whatever point HiGHS had, objective, time).
+    """
+
+    def __init__(self, message: str, result: Any = None):
+        super().__init__(message)
+        self.result = result
+
+
+class InfeasibleError(SolverError):
+    """The program has no feasible point."""
+
+
+class UnboundedError(SolverError):
+    """The objective is unbounded on the feasible set."""
+
+
+class SolverTimeoutError(SolverError):
+    """The time limit was reached before optimality was proven.
+
+    Attributes:
+        incumbent: the best feasible point found so far (``None`` if there is none).
+    """
+
+    @property
+    def incumbent(self):
+        return None if self.result is None else self.result.x

@@ -1,0 +1,370 @@
+"""The multi-objective MDP: one environment, one reward function per agent (SPEC §1).
+
+A :class:`MOMDP` is validated once, at construction, and is immutable afterwards (its arrays are
+read-only float64 copies). Everything downstream (samplers, polytope, rules) trusts it.
+
+Layouts:
+    P   ``[S, A, S]``  transition probabilities ``P[s, a, s']``, rows sum to 1
+    R   ``[n, S, A]``  reward of agent ``i`` for taking action ``a`` in state ``s``
+    mu  ``[S]``        initial state distribution
+
+Files: ``.npz`` (arrays plus a JSON metadata string, read with ``allow_pickle=False``) and
+``.json`` (nested lists). Neither format ever uses pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from jaxagg.errors import DegenerateAgentError, ShapeError, ValidationError
+
+CRITERIA = ("average", "discounted")
+PROBABILITY_ATOL = 1e-6
+"""Rows of ``P`` and ``mu`` must sum to 1 within this absolute tolerance; accepted rows are then
+renormalised to sum to 1 exactly, and entries must be >= -PROBABILITY_ATOL (clipped to 0)."""
+
+FILE_FORMAT = "jaxagg.momdp/1"
+
+
+@dataclass(frozen=True, eq=False)
+class MOMDP:
+    """A validated multi-objective MDP shared by ``n`` agents.
+
+    Args:
+        P: transitions ``[S, A, S]``; ``P[s, a, :]`` is a distribution over next states.
+        R: rewards ``[n, S, A]`` (one reward function per agent); a ``[S, A]`` array is one agent.
+        mu: initial distribution ``[S]``; ``None`` means uniform.
+        criterion: ``"average"`` (average reward per step) or ``"discounted"``.
+        gamma: discount factor in (0, 1); required for ``"discounted"``, must be ``None`` for
+            ``"average"``.
+        agent_names, state_names, action_names: optional labels (lengths n, S, A).
+        info: free-form JSON-serialisable metadata (an environment's drawn parameters).
+
+    Raises:
+        ShapeError: wrong rank or inconsistent sizes.
+        ValidationError: NaN/inf entries, negative probabilities, rows not summing to 1, a bad
+            criterion or gamma, zero agents, states or actions, or wrong-length names.
+        DegenerateAgentError: an agent's reward is the same for every state and action, so its
+            return is the same for every policy. (Returns that are constant over the occupancy
+            polytope for a subtler reason are found by LP in
+            :func:`jaxagg.solvers.polytope.return_bounds`, which warns with
+            :class:`~jaxagg.errors.DegenerateAgentWarning`.)
+    """
+
+    P: np.ndarray
+    R: np.ndarray
+    mu: np.ndarray | None = None
+    criterion: str = "average"
+    gamma: float | None = None
+    agent_names: tuple[str, ...] | None = None
+    state_names: tuple[str, ...] | None = None
+    action_names: tuple[str, ...] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        P = _finite_array("P", self.P, ndim=3)
+        R = _finite_array("R", self.R, ndim=(2, 3))
+        if R.ndim == 2:
+            R = R[None]
+        S, A, S2 = P.shape
+        if S == 0 or A == 0:
+            raise ShapeError(f"P: expected shape [S, A, S] with S, A >= 1, got {P.shape}")
+        if S2 != S:
+            raise ShapeError(f"P: expected shape [S, A, S] (first and last axis equal), got {P.shape}")
+        if R.shape[0] == 0:
+            raise ValidationError("R: expected at least one agent, got shape " f"{R.shape}")
+        if R.shape[1:] != (S, A):
+            raise ShapeError(f"R: expected shape [n, {S}, {A}] to match P {P.shape}, got {R.shape}")
+        P = _probability_rows("P", P)
+        mu = np.full(S, 1.0 / S) if self.mu is None else _finite_array("mu", self.mu, ndim=1)
+        if mu.shape != (S,):
+            raise ShapeError(f"mu: expected shape [{S}] to match P {P.shape}, got {mu.shape}")
+        mu = _probability_rows("mu", mu)
+        criterion, gamma = _check_criterion(self.criterion, self.gamma)
+        n = R.shape[0]
+        for name, labels, size in (
+            ("agent_names", self.agent_names, n),
+            ("state_names", self.state_names, S),
+            ("action_names", self.action_names, A),
+        ):
+            object.__setattr__(self, name, _check_names(name, labels, size))
+        flat = R.reshape(n, S * A)
+        constant = np.flatnonzero(flat.max(axis=1) - flat.min(axis=1) == 0.0)
+        if constant.size:
+            raise DegenerateAgentError(
+                f"R: agent(s) {constant.tolist()} have the same reward for every state and action, "
+                "so every policy gives them the same return; remove them"
+            )
+        try:
+            info = json.loads(json.dumps(dict(self.info)))
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"info: expected JSON-serialisable metadata ({exc})") from None
+        for name, value in (("P", P), ("R", R), ("mu", mu)):
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "criterion", criterion)
+        object.__setattr__(self, "gamma", gamma)
+        object.__setattr__(self, "info", info)
+
+    # ----------------------------------------------------------------- sizes
+    @property
+    def num_states(self) -> int:
+        return self.P.shape[0]
+
+    @property
+    def num_actions(self) -> int:
+        return self.P.shape[1]
+
+    @property
+    def num_agents(self) -> int:
+        return self.R.shape[0]
+
+    @property
+    def dim(self) -> int:
+        """Length ``S * A`` of a flat occupancy vector."""
+        return self.num_states * self.num_actions
+
+    @property
+    def reward_matrix(self) -> np.ndarray:
+        """Rewards as ``[n, S*A]``, so that returns are ``reward_matrix @ d``."""
+        return self.R.reshape(self.num_agents, self.dim)
+
+    def returns(self, occupancy: np.ndarray) -> np.ndarray:
+        """Every agent's return ``J_i(d) = <R_i, d>`` for a flat occupancy ``[S*A]`` (or ``[S, A]``
+        or a batch ``[..., S*A]``); shape ``[n]`` (or ``[..., n]``)."""
+        d = np.asarray(occupancy, dtype=np.float64)
+        if d.shape[-2:] == (self.num_states, self.num_actions):
+            d = d.reshape(*d.shape[:-2], self.dim)
+        if d.shape[-1] != self.dim:
+            raise ShapeError(f"occupancy: expected last axis of length S*A = {self.dim}, got shape {d.shape}")
+        return d @ self.reward_matrix.T
+
+    def labels(self) -> list[str]:
+        """Agent labels: the given names or ``agent 0``, ``agent 1``, ..."""
+        return list(self.agent_names) if self.agent_names else [f"agent {i}" for i in range(self.num_agents)]
+
+    def with_rewards(self, R: np.ndarray, agent_names: Sequence[str] | None = None) -> "MOMDP":
+        """The same environment with other agents (rewards ``[n', S, A]``)."""
+        return replace(self, R=R, agent_names=None if agent_names is None else tuple(agent_names))
+
+    def __repr__(self) -> str:
+        crit = self.criterion if self.gamma is None else f"discounted(gamma={self.gamma})"
+        name = self.info.get("env", "MOMDP")
+        return f"MOMDP<{name}: S={self.num_states}, A={self.num_actions}, n={self.num_agents}, {crit}>"
+
+    # ------------------------------------------------------------------- I/O
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dictionary (nested lists) that :meth:`from_dict` reads back."""
+        return {
+            "format": FILE_FORMAT,
+            **self._metadata(),
+            "P": self.P.tolist(),
+            "R": self.R.tolist(),
+            "mu": self.mu.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "MOMDP":
+        """Inverse of :meth:`to_dict`; validates everything again."""
+        if not isinstance(data, dict):
+            raise ValidationError(f"data: expected a dict, got {type(data).__name__}")
+        missing = [k for k in ("P", "R") if k not in data]
+        if missing:
+            raise ValidationError(f"data: missing required key(s) {missing}")
+        fmt = data.get("format", FILE_FORMAT)
+        if fmt != FILE_FORMAT:
+            raise ValidationError(f"data: expected format {FILE_FORMAT!r}, got {fmt!r}")
+        return cls(
+            P=np.asarray(data["P"], dtype=np.float64),
+            R=np.asarray(data["R"], dtype=np.float64),
+            mu=None if data.get("mu") is None else np.asarray(data["mu"], dtype=np.float64),
+            criterion=data.get("criterion", "average"),
+            gamma=data.get("gamma"),
+            agent_names=_optional_tuple(data.get("agent_names")),
+            state_names=_optional_tuple(data.get("state_names")),
+            action_names=_optional_tuple(data.get("action_names")),
+            info=data.get("info") or {},
+        )
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write to ``.npz`` (compressed arrays + JSON metadata) or ``.json``; returns the path."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix == ".json":
+            path.write_text(json.dumps(self.to_dict()))
+        elif suffix == ".npz":
+            np.savez_compressed(
+                path, P=self.P, R=self.R, mu=self.mu, metadata=np.array(json.dumps(self._metadata()))
+            )
+        else:
+            raise ValidationError(f"path: expected a file name ending in .npz or .json, got {str(path)!r}")
+        return path
+
+    def _metadata(self) -> dict[str, Any]:
+        return {
+            "format": FILE_FORMAT,
+            "criterion": self.criterion,
+            "gamma": self.gamma,
+            "agent_names": _optional_list(self.agent_names),
+            "state_names": _optional_list(self.state_names),
+            "action_names": _optional_list(self.action_names),
+            "info": self.info,
+        }
+
+
+def load(path: str | os.PathLike) -> MOMDP:
+    """Read a MOMDP written by :meth:`MOMDP.save` (``.npz`` or ``.json``), never unpickling."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError(f"path: no such file {str(path)!r}")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        try:
+            data = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValidationError(f"path: {str(path)!r} is not valid JSON ({exc})") from None
+        return MOMDP.from_dict(data)
+    if suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {k: archive[k] for k in archive.files}
+        except (ValueError, OSError) as exc:
+            raise ValidationError(f"path: {str(path)!r} is not a readable .npz archive ({exc})") from None
+        if "metadata" not in arrays:
+            raise ValidationError(f"path: {str(path)!r} has no 'metadata' entry; not written by jaxagg")
+        data = json.loads(str(arrays.pop("metadata")))
+        data.update(arrays)
+        return MOMDP.from_dict(data)
+    raise ValidationError(f"path: expected a file name ending in .npz or .json, got {str(path)!r}")
+
+
+def from_mdptoolbox(
+    transitions: np.ndarray | Sequence[np.ndarray],
+    rewards: Sequence[np.ndarray] | np.ndarray,
+    *,
+    mu: np.ndarray | None = None,
+    criterion: str = "discounted",
+    gamma: float | None = 0.9,
+    agent_names: Sequence[str] | None = None,
+) -> MOMDP:
+    """Build a MOMDP from pymdptoolbox's layout.
+
+    Args:
+        transitions: ``[A, S, S]`` (pymdptoolbox's ``P``), or a list of A ``[S, S]`` matrices.
+        rewards: one pymdptoolbox reward per agent, as a list (or a stacked array with the agent
+            axis first). Each is ``[S]`` (state reward), ``[S, A]``, or ``[A, S, S]``
+            (reward on the transition; its expectation under ``P`` is used).
+    """
+    P_ass = _finite_array("transitions", np.stack([np.asarray(t, dtype=np.float64) for t in transitions]), ndim=3)
+    A, S, S2 = P_ass.shape
+    if S != S2:
+        raise ShapeError(f"transitions: expected [A, S, S], got {P_ass.shape}")
+    per_agent = list(rewards)
+    if not per_agent:
+        raise ValidationError("rewards: expected a non-empty list with one pymdptoolbox reward per agent")
+    R = np.stack([_mdptoolbox_reward(f"rewards[{i}]", r, P_ass) for i, r in enumerate(per_agent)])
+    return MOMDP(
+        P=np.transpose(P_ass, (1, 0, 2)),
+        R=R,
+        mu=mu,
+        criterion=criterion,
+        gamma=gamma,
+        agent_names=None if agent_names is None else tuple(agent_names),
+        info={"env": "mdptoolbox"},
+    )
+
+
+def to_mdptoolbox(momdp: MOMDP) -> tuple[np.ndarray, list[np.ndarray]]:
+    """pymdptoolbox's layout: transitions ``[A, S, S]`` and one ``[S, A]`` reward per agent."""
+    return np.transpose(momdp.P, (1, 0, 2)).copy(), [r.copy() for r in momdp.R]
+
+
+# ------------------------------------------------------------------ helpers
+def _finite_array(name: str, value: Any, ndim: int | tuple[int, ...]) -> np.ndarray:
+    try:
+        array = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{name}: expected a numeric array, got {type(value).__name__} ({exc})") from None
+    allowed = (ndim,) if isinstance(ndim, int) else ndim
+    if array.ndim not in allowed:
+        want = " or ".join(f"{k}-d" for k in allowed)
+        raise ShapeError(f"{name}: expected a {want} array, got shape {array.shape}")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValidationError(f"{name}: expected finite numbers, found {array[where]} at index {where}")
+    return array
+
+
+def _probability_rows(name: str, array: np.ndarray) -> np.ndarray:
+    """Check that ``array`` holds distributions along its last axis; return them renormalised."""
+    if (array < -PROBABILITY_ATOL).any():
+        where = tuple(int(i) for i in np.argwhere(array < -PROBABILITY_ATOL)[0])
+        raise ValidationError(f"{name}: probabilities must be >= 0, found {array[where]:.3g} at index {where}")
+    sums = array.sum(axis=-1)
+    off = np.abs(sums - 1.0) > PROBABILITY_ATOL
+    if off.any():
+        where = tuple(int(i) for i in np.argwhere(np.atleast_1d(off))[0])
+        row = f"row {where}" if array.ndim > 1 else "the vector"
+        value = np.atleast_1d(sums)[where]
+        raise ValidationError(
+            f"{name}: {row} sums to {value:.9g}, expected 1 (tolerance {PROBABILITY_ATOL:g})"
+        )
+    clipped = np.clip(array, 0.0, None)
+    return clipped / clipped.sum(axis=-1, keepdims=True)
+
+
+def _check_criterion(criterion: Any, gamma: Any) -> tuple[str, float | None]:
+    if criterion not in CRITERIA:
+        raise ValidationError(f"criterion: expected one of {CRITERIA}, got {criterion!r}")
+    if criterion == "average":
+        if gamma is not None:
+            raise ValidationError(f"gamma: must be None for the average-reward criterion, got {gamma!r}")
+        return criterion, None
+    if gamma is None:
+        raise ValidationError("gamma: the discounted criterion needs a discount factor in (0, 1), got None")
+    try:
+        gamma = float(gamma)
+    except (TypeError, ValueError):
+        raise ValidationError(f"gamma: expected a number in (0, 1), got {gamma!r}") from None
+    if not (0.0 < gamma < 1.0) or math.isnan(gamma):
+        raise ValidationError(f"gamma: expected a number in (0, 1) (exclusive), got {gamma!r}")
+    return criterion, gamma
+
+
+def _check_names(name: str, labels: Sequence[str] | None, size: int) -> tuple[str, ...] | None:
+    if labels is None:
+        return None
+    if isinstance(labels, str):
+        raise ValidationError(f"{name}: expected a sequence of {size} strings, got a single string")
+    labels = tuple(str(x) for x in labels)
+    if len(labels) != size:
+        raise ValidationError(f"{name}: expected {size} labels, got {len(labels)}")
+    return labels
+
+
+def _optional_tuple(value: Any) -> tuple[str, ...] | None:
+    return None if value is None else tuple(value)
+
+
+def _optional_list(value: tuple[str, ...] | None) -> list[str] | None:
+    return None if value is None else list(value)
+
+
+def _mdptoolbox_reward(name: str, reward: Any, P_ass: np.ndarray) -> np.ndarray:
+    A, S, _ = P_ass.shape
+    r = _finite_array(name, reward, ndim=(1, 2, 3))
+    if r.shape == (S,):
+        return np.repeat(r[:, None], A, axis=1)
+    if r.shape == (S, A):
+        return r
+    if r.shape == (A, S, S):
+        return np.einsum("ast,ast->sa", P_ass, r)
+    raise ShapeError(f"{name}: expected shape [{S}], [{S}, {A}] or [{A}, {S}, {S}], got {r.shape}")

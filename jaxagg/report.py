@@ -1,0 +1,122 @@
+"""Compare rules on one instance: a readable table and JSON (SPEC §5). The report only reads
+Outcomes; it never solves anything itself beyond calling the rules."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from jaxagg import metrics
+from jaxagg import rules as rule_registry
+from jaxagg.errors import JaxaggError
+from jaxagg.momdp import MOMDP
+from jaxagg.rules.outcome import Outcome
+from jaxagg.solvers.polytope import return_bounds
+
+DEFAULT_RULES = (
+    "utilitarian",
+    "utilitarian-normalized",
+    "egalitarian",
+    "egalitarian-normalized",
+    "leximin",
+    "leximin-normalized",
+    "nash",
+)
+
+
+@dataclass
+class Comparison:
+    """Outcomes of several rules on one MOMDP, and the rules that failed (name -> message)."""
+
+    momdp: MOMDP
+    outcomes: list[Outcome]
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per outcome: rule, per-agent % of max return, summary metrics, time."""
+        return [
+            {
+                "rule": o.rule,
+                "percent_of_max": (100.0 * o.normalized).tolist(),
+                **metrics.welfare_summary(o.normalized),
+                "sum_returns": float(o.returns.sum()),
+                "seconds": o.stats.wall_time,
+            }
+            for o in self.outcomes
+        ]
+
+    def table(self) -> str:
+        """A fixed-width text table: per agent the % of max return (normalised return x 100)."""
+        labels = [f"a{i}" for i in range(self.momdp.num_agents)]
+        header = ["rule", *labels, "min%", "gini", "nashW", "time s"]
+        body = [
+            [r["rule"], *(f"{p:.1f}" for p in r["percent_of_max"]), f"{100 * r['min']:.1f}",
+             f"{r['gini']:.3f}", f"{r['nash_welfare']:.3f}", f"{r['seconds']:.2f}"]
+            for r in self.rows()
+        ]
+        widths = [max(len(row[k]) for row in [header, *body]) for k in range(len(header))]
+        lines = [_format_row(header, widths), _format_row(["-" * w for w in widths], widths)]
+        lines += [_format_row(row, widths) for row in body]
+        legend = ", ".join(f"a{i} = {name}" for i, name in enumerate(self.momdp.labels()))
+        lines += [f"failed: {name}: {message}" for name, message in self.failures.items()]
+        return "\n".join([repr(self.momdp), *lines, f"% of max return per agent ({legend})"])
+
+    def to_dict(self) -> dict[str, Any]:
+        bounds = return_bounds(self.momdp)
+        return {
+            "instance": {
+                "description": repr(self.momdp),
+                "criterion": self.momdp.criterion,
+                "gamma": self.momdp.gamma,
+                "agents": self.momdp.labels(),
+                "info": self.momdp.info,
+                "min_return": bounds.lower.tolist(),
+                "max_return": bounds.upper.tolist(),
+            },
+            "rules": [{**o.to_dict(), **row} for o, row in zip(self.outcomes, self.rows())],
+            "failures": self.failures,
+        }
+
+    def save_json(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2))
+        return path
+
+
+def compare(
+    momdp: MOMDP,
+    rules: Sequence[str] | None = None,
+    sample: Any = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> Comparison:
+    """Run several rules on one MOMDP.
+
+    Args:
+        rules: registry names (default: every welfare rule, :data:`DEFAULT_RULES`).
+        sample: a sample of the reference measure for rules that need one.
+        progress: called with a short message before each rule (e.g. ``print``).
+
+    A rule that raises a :class:`~jaxagg.errors.JaxaggError` (say, an infeasible program) is
+    reported in ``failures`` and the others still run; unknown rule names raise at once.
+    """
+    names = list(DEFAULT_RULES if rules is None else rules)
+    selected = [rule_registry.get(name) for name in names]
+    outcomes, failures = [], {}
+    for k, rule in enumerate(selected, start=1):
+        if progress is not None:
+            progress(f"[{k}/{len(selected)}] {rule.name}")
+        try:
+            outcomes.append(rule(momdp, sample))
+        except JaxaggError as exc:
+            failures[rule.name] = str(exc)
+    return Comparison(momdp, outcomes, failures)
+
+
+def _format_row(cells: Sequence[str], widths: Sequence[int]) -> str:
+    first, *rest = cells
+    return "  ".join([first.ljust(widths[0]), *(c.rjust(w) for c, w in zip(rest, widths[1:]))]).rstrip()

@@ -1,0 +1,173 @@
+"""Welfare baselines (SPEC §3): utilitarian, egalitarian, leximin and Nash, on raw or normalised
+returns. Each is an LP (or a short sequence of LPs) over the occupancy polytope.
+
+"Scores" below are affine in d: ``score_i(d) = W[i] @ d + c[i]``. Raw: ``W = R``, ``c = 0``.
+Normalised: ``u_i = (J_i - min_O J_i) / (max_O J_i - min_O J_i)``; a degenerate agent (constant
+return) has ``u_i = 1``, i.e. ``W[i] = 0``, ``c[i] = 1``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jaxagg.errors import ValidationError
+from jaxagg.momdp import MOMDP
+from jaxagg.rules.outcome import Outcome, SolverStats, make_outcome
+from jaxagg.rules.registry import register
+from jaxagg.solvers.highs import INF
+from jaxagg.solvers.polytope import occupancy_polytope, return_bounds
+from jaxagg.solvers.program import OccupancyProgram
+
+LEXIMIN_DUAL_TOL = 1e-9
+NASH_GAP_TOL = 1e-6
+"""Nash stops when the LP bound on ``sum log score`` is within this of the true value (the
+product of scores within a relative 1e-6); tighter gaps hit HiGHS's feasibility tolerance."""
+NASH_INITIAL_TANGENTS = 2.0 ** -np.arange(0, 11)
+
+
+def agent_scores(momdp: MOMDP, normalized: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(W [n, S*A], c [n])`` with score ``W @ d + c``: raw returns or normalised returns."""
+    if not normalized:
+        return momdp.reward_matrix, np.zeros(momdp.num_agents)
+    bounds = return_bounds(momdp)
+    W = momdp.reward_matrix / bounds.span[:, None]
+    c = -bounds.lower / bounds.span
+    W = np.where(bounds.degenerate[:, None], 0.0, W)
+    c = np.where(bounds.degenerate, 1.0, c)
+    return W, c
+
+
+def utilitarian(momdp: MOMDP, *, normalized: bool = False) -> Outcome:
+    """Maximise ``sum_i score_i(d)`` (one LP)."""
+    W, c = agent_scores(momdp, normalized)
+    stats = SolverStats()
+    program = OccupancyProgram(occupancy_polytope(momdp))
+    result = stats.record(program.solve(W.sum(axis=0), sense="max", what="utilitarian LP"))
+    return make_outcome(momdp, _name("utilitarian", normalized), program.occupancy(result), stats,
+                        welfare=float(result.objective + c.sum()))
+
+
+def egalitarian(momdp: MOMDP, *, normalized: bool = False) -> Outcome:
+    """Maximise ``min_i score_i(d)`` (one LP with a level variable ``t``)."""
+    W, c = agent_scores(momdp, normalized)
+    stats = SolverStats()
+    program, t = _level_program(momdp, W, c, np.arange(momdp.num_agents))
+    result = stats.record(program.solve(_unit(program.num_cols, t), sense="max", what="egalitarian LP"))
+    return make_outcome(momdp, _name("egalitarian", normalized), program.occupancy(result), stats,
+                        level=float(result.x[t]))
+
+
+def leximin(momdp: MOMDP, *, normalized: bool = False, tol: float = 1e-9) -> Outcome:
+    """Leximin: maximise the minimum over the agents not yet fixed, fix the agents that attain
+    it in every optimum, repeat (at most n LPs).
+
+    An agent is fixed when its row ``score_i >= t`` has a positive dual: by complementary
+    slackness every maximiser then gives it exactly the level. Fixed agents keep
+    ``score_j >= level_j - tol * max(1, |level_j|)``.
+    """
+    W, c = agent_scores(momdp, normalized)
+    n = momdp.num_agents
+    levels = np.full(n, np.nan)
+    order: list[list[int]] = []
+    stats = SolverStats()
+    occupancy = None
+    while np.isnan(levels).any():
+        free = np.flatnonzero(np.isnan(levels))
+        program, t = _level_program(momdp, W, c, free)
+        fixed = np.flatnonzero(~np.isnan(levels))
+        if fixed.size:
+            floor = levels[fixed] - tol * np.maximum(1.0, np.abs(levels[fixed]))
+            program.add_rows(W[fixed], lower=floor - c[fixed])
+        result = stats.record(program.solve(_unit(program.num_cols, t), sense="max", what=f"leximin LP {len(order) + 1}"))
+        occupancy = program.occupancy(result)
+        duals = np.abs(result.row_duals[program.polytope.E.shape[0] : program.polytope.E.shape[0] + free.size])
+        tight = free[duals > LEXIMIN_DUAL_TOL]
+        if tight.size == 0:  # numerically flat duals: fix the worst-off free agent
+            tight = free[[np.argmin(W[free] @ occupancy + c[free])]]
+        levels[tight] = result.x[t]
+        order.append(tight.tolist())
+    return make_outcome(momdp, _name("leximin", normalized), occupancy, stats,
+                        levels=levels.tolist(), fixed_order=order)
+
+
+def nash(momdp: MOMDP, *, normalized: bool = True, tol: float = NASH_GAP_TOL, max_iterations: int = 500) -> Outcome:
+    """Maximise ``sum_i log score_i(d)`` by Kelley's cutting planes.
+
+    Variables ``z_i <= log score_i`` are bounded by tangents ``z_i <= log a + (score_i - a) / a``
+    (an outer approximation of the concave log); each round adds the tangent at the current
+    scores, until the LP bound exceeds the true objective by less than ``tol``.
+    Raw returns must admit a policy where every agent's return is positive.
+    """
+    W, c = agent_scores(momdp, normalized)
+    n = momdp.num_agents
+    stats = SolverStats()
+    if not normalized:
+        best_min = egalitarian(momdp, normalized=False).info["level"]
+        if best_min <= 0:
+            raise ValidationError(
+                f"rule: 'nash-raw' needs a policy where every agent's raw return is positive; the best "
+                f"minimum return is {best_min:.6g}. Use 'nash' (normalised returns) instead"
+            )
+    program = OccupancyProgram(occupancy_polytope(momdp))
+    z = program.add_variables(n)
+    scale = np.ones(n) if normalized else return_bounds(momdp).upper
+    program.add_rows(*_tangent_rows(program, W, c, z, scale[:, None] * NASH_INITIAL_TANGENTS[None, :]))
+    model = program.build(_unit(program.num_cols, z), sense="max", what="Nash welfare LP")
+    for iteration in range(1, max_iterations + 1):
+        result = stats.record(model.solve())
+        occupancy = program.occupancy(result)
+        scores = W @ occupancy + c
+        true_value = np.log(np.clip(scores, 1e-300, None)).sum()
+        gap = result.objective - true_value
+        if gap <= tol:
+            break
+        rows, lower, upper = _tangent_rows(program, W, c, z, np.clip(scores, 1e-12, None)[:, None])
+        model.add_rows(rows, lower, upper)
+    else:
+        raise ValidationError(f"max_iterations: Nash cutting planes did not reach gap {tol} in {max_iterations} rounds (gap {gap:.3g})")
+    return make_outcome(momdp, _name("nash", not normalized, suffix="raw"), occupancy, stats,
+                        log_welfare=float(true_value), gap=float(gap), iterations=iteration)
+
+
+# ------------------------------------------------------------------ helpers
+def _level_program(momdp: MOMDP, W: np.ndarray, c: np.ndarray, agents: np.ndarray) -> tuple[OccupancyProgram, int]:
+    """O plus a free level ``t`` and rows ``W[i] d - t >= -c[i]`` for ``agents``; returns (program, t)."""
+    program = OccupancyProgram(occupancy_polytope(momdp))
+    (t,) = program.add_variables(1)
+    rows = program.rows_in(W[agents], [t], -np.ones((agents.size, 1)))
+    program.add_rows(rows, lower=-c[agents], upper=INF)
+    return program, int(t)
+
+
+def _tangent_rows(program: OccupancyProgram, W: np.ndarray, c: np.ndarray, z: np.ndarray, points: np.ndarray):
+    """Rows ``z_i - (W[i] d) / a <= log a - 1 + c[i] / a`` for every agent i and tangent point a
+    in ``points[i]`` (``[n, k]``); returns ``(matrix, lower, upper)``."""
+    n, k = points.shape
+    agent = np.repeat(np.arange(n), k)
+    a = points.reshape(-1)
+    rows = program.rows_in(-W[agent] / a[:, None], z, (agent[:, None] == np.arange(n)[None, :]).astype(float))
+    return rows, np.full(a.size, -INF), np.log(a) - 1.0 + c[agent] / a
+
+
+def _unit(size: int, index) -> np.ndarray:
+    cost = np.zeros(size)
+    cost[index] = 1.0
+    return cost
+
+
+def _name(base: str, flag: bool, suffix: str = "normalized") -> str:
+    return f"{base}-{suffix}" if flag else base
+
+
+for _normalized in (False, True):
+    _which = "normalised" if _normalized else "raw"
+    register(_name("utilitarian", _normalized), utilitarian, family="welfare", normalized=_normalized,
+             description=f"maximise the sum of {_which} returns (LP)")
+    register(_name("egalitarian", _normalized), egalitarian, family="welfare", normalized=_normalized,
+             description=f"maximise the minimum {_which} return (LP)")
+    register(_name("leximin", _normalized), leximin, family="welfare", normalized=_normalized,
+             description=f"leximin on {_which} returns: max-min, fix, repeat (<= n LPs)")
+register("nash", nash, family="welfare", normalized=True,
+         description="maximise the product of normalised returns (LP cutting planes)")
+register("nash-raw", nash, family="welfare", normalized=False,
+         description="maximise the product of raw returns (all must be positive)")

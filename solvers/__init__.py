@@ -1,0 +1,1 @@
+"""Exact and gradient optimisation over the occupancy polytope (installed as ``jaxagg.solvers``)."""

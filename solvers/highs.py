@@ -1,0 +1,313 @@
+"""The one entry point to HiGHS for every LP and MILP jaxagg solves.
+
+:class:`HighsModel` takes arrays (a scipy.sparse matrix, bounds, integrality), passes the model
+to HiGHS in bulk with ``passModel`` (CSC) and keeps it, so that sequences of solves with new rows,
+bounds or costs warm-start; :func:`solve` is the one-shot form. Both return a
+:class:`SolveResult`. By default a solve
+raises a typed error unless the solve is optimal: :class:`~jaxagg.errors.InfeasibleError`,
+:class:`~jaxagg.errors.UnboundedError`, :class:`~jaxagg.errors.SolverTimeoutError` (carrying the
+incumbent) or :class:`~jaxagg.errors.SolverError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+
+from jaxagg.errors import InfeasibleError, SolverError, SolverTimeoutError, UnboundedError, ValidationError
+
+INF = highspy.kHighsInf
+DEFAULT_THREADS = 1
+"""HiGHS threads unless told otherwise: 1 keeps runs reproducible and leaves the cores to JAX."""
+
+
+class SolveStatus(enum.Enum):
+    OPTIMAL = "optimal"
+    INFEASIBLE = "infeasible"
+    UNBOUNDED = "unbounded"
+    TIME_LIMIT = "time limit"
+    ITERATION_LIMIT = "iteration limit"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    """Outcome of one HiGHS solve.
+
+    Attributes:
+        status: what HiGHS proved.
+        x: primal point ``[num_cols]`` (optimal, or the incumbent of a limited solve; ``None``
+            if HiGHS has no feasible point).
+        objective: objective value at ``x`` in the caller's sense (``nan`` without ``x``).
+        row_duals: row dual values ``[num_rows]`` of an LP (``None`` for a MILP or no solution).
+        mip_gap: relative MIP gap (0 for an LP).
+        solve_time: seconds spent in HiGHS.
+        is_mip: whether integrality was imposed.
+        message: HiGHS's model status, in words.
+    """
+
+    status: SolveStatus
+    x: np.ndarray | None
+    objective: float
+    row_duals: np.ndarray | None
+    mip_gap: float
+    solve_time: float
+    is_mip: bool
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status is SolveStatus.OPTIMAL
+
+
+def solve(
+    cost: np.ndarray,
+    matrix: sp.spmatrix | np.ndarray,
+    row_lower: np.ndarray,
+    row_upper: np.ndarray,
+    col_lower: np.ndarray | float = 0.0,
+    col_upper: np.ndarray | float = INF,
+    *,
+    raise_on_failure: bool = True,
+    **options,
+) -> SolveResult:
+    """Solve one program from scratch: ``HighsModel(...).solve()``; see :class:`HighsModel`."""
+    model = HighsModel(cost, matrix, row_lower, row_upper, col_lower, col_upper, **options)
+    return model.solve(raise_on_failure=raise_on_failure)
+
+
+class HighsModel:
+    """A program held by HiGHS, so that a sequence of related solves (new rows, new bounds, new
+    costs) warm-starts from the previous basis.
+
+    The program is ``sense  cost @ x + offset  s.t.  row_lower <= matrix @ x <= row_upper,
+    col_lower <= x <= col_upper, x[j] integer where integrality[j]``.
+
+    Args:
+        cost: ``[num_cols]`` objective coefficients.
+        matrix: ``[num_rows, num_cols]`` constraint matrix (any scipy.sparse format or dense);
+            passed to HiGHS in bulk as CSC.
+        row_lower, row_upper: ``[num_rows]`` bounds; use ``±INF`` for one-sided rows.
+        col_lower, col_upper: ``[num_cols]`` bounds or scalars.
+        integrality: ``[num_cols]`` booleans; any True makes it a MILP.
+        sense: ``"min"`` or ``"max"``.
+        time_limit: seconds per solve (``None``: no limit).
+        mip_gap: relative MIP gap at which HiGHS may stop (``None``: HiGHS's default 1e-4).
+        threads: HiGHS threads.
+        verbose: print HiGHS's log.
+        what: a short name of the program for error messages (``"utilitarian LP"``).
+    """
+
+    def __init__(
+        self,
+        cost: np.ndarray,
+        matrix: sp.spmatrix | np.ndarray,
+        row_lower: np.ndarray,
+        row_upper: np.ndarray,
+        col_lower: np.ndarray | float = 0.0,
+        col_upper: np.ndarray | float = INF,
+        *,
+        integrality: np.ndarray | None = None,
+        sense: str = "min",
+        offset: float = 0.0,
+        time_limit: float | None = None,
+        mip_gap: float | None = None,
+        threads: int = DEFAULT_THREADS,
+        verbose: bool = False,
+        what: str = "program",
+    ):
+        cost = _vector("cost", cost, None)
+        num_cols = cost.shape[0]
+        A = sp.csc_matrix(matrix, dtype=np.float64)
+        num_rows = A.shape[0]
+        if A.shape[1] != num_cols:
+            raise ValidationError(f"matrix: expected {num_cols} columns to match cost, got shape {A.shape}")
+        if sense not in ("min", "max"):
+            raise ValidationError(f"sense: expected 'min' or 'max', got {sense!r}")
+        self.what = what
+        self.time_limit = time_limit
+        self.is_mip = integrality is not None and bool(np.any(integrality))
+
+        lp = highspy.HighsLp()
+        lp.num_col_ = num_cols
+        lp.num_row_ = num_rows
+        lp.col_cost_ = cost
+        lp.offset_ = float(offset)
+        lp.col_lower_ = _vector("col_lower", col_lower, num_cols)
+        lp.col_upper_ = _vector("col_upper", col_upper, num_cols)
+        lp.row_lower_ = _vector("row_lower", row_lower, num_rows)
+        lp.row_upper_ = _vector("row_upper", row_upper, num_rows)
+        lp.sense_ = highspy.ObjSense.kMaximize if sense == "max" else highspy.ObjSense.kMinimize
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.num_col_ = num_cols
+        lp.a_matrix_.num_row_ = num_rows
+        lp.a_matrix_.start_ = A.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = A.indices.astype(np.int32)
+        lp.a_matrix_.value_ = A.data
+        if self.is_mip:
+            integer = np.asarray(integrality, dtype=bool)
+            lp.integrality_ = [highspy.HighsVarType.kInteger if k else highspy.HighsVarType.kContinuous for k in integer]
+
+        self._highs = _new_highs(verbose, threads, time_limit, mip_gap)
+        if self._highs.passModel(lp) == highspy.HighsStatus.kError:
+            raise SolverError(f"{what}: HiGHS rejected the model")
+
+    @property
+    def num_rows(self) -> int:
+        return self._highs.getNumRow()
+
+    @property
+    def num_cols(self) -> int:
+        return self._highs.getNumCol()
+
+    def add_rows(self, matrix: sp.spmatrix | np.ndarray, lower: np.ndarray | float, upper: np.ndarray | float) -> np.ndarray:
+        """Append rows ``lower <= matrix @ x <= upper`` (``matrix`` is ``[k, num_cols]``); returns their indices."""
+        block = sp.csr_matrix(matrix, dtype=np.float64)
+        if block.shape[1] != self.num_cols:
+            raise ValidationError(f"matrix: expected {self.num_cols} columns, got shape {block.shape}")
+        k = block.shape[0]
+        first = self.num_rows
+        status = self._highs.addRows(
+            k, _vector("lower", lower, k), _vector("upper", upper, k), block.nnz,
+            block.indptr[:-1].astype(np.int32), block.indices.astype(np.int32), block.data,
+        )
+        if status == highspy.HighsStatus.kError:
+            raise SolverError(f"{self.what}: HiGHS rejected the new rows")
+        return np.arange(first, first + k)
+
+    def set_row_bounds(self, rows: np.ndarray, lower: np.ndarray | float, upper: np.ndarray | float) -> None:
+        """Change the bounds of existing rows ``[k]``."""
+        rows = np.asarray(rows, dtype=np.int32).reshape(-1)
+        k = rows.size
+        self._highs.changeRowsBounds(k, rows, _vector("lower", lower, k), _vector("upper", upper, k))
+
+    def set_cost(self, cost: np.ndarray) -> None:
+        """Replace the objective coefficients ``[num_cols]``."""
+        cost = _vector("cost", cost, self.num_cols)
+        self._highs.changeColsCost(cost.size, np.arange(cost.size, dtype=np.int32), cost)
+
+    def solve(self, raise_on_failure: bool = True) -> SolveResult:
+        """Run HiGHS from the current basis; raise a typed error unless optimal (by default)."""
+        highs = self._highs
+        start = time.perf_counter()
+        highs.run()
+        model_status = highs.getModelStatus()
+        if model_status == highspy.HighsModelStatus.kUnboundedOrInfeasible:
+            # Presolve could not tell which; the simplex without presolve can.
+            highs.setOptionValue("presolve", "off")
+            highs.run()
+            highs.setOptionValue("presolve", "choose")
+            model_status = highs.getModelStatus()
+        result = _result(highs, _status(model_status), self.is_mip, time.perf_counter() - start, self.num_rows)
+        if raise_on_failure and not result.ok:
+            raise _error(result, self.what, self.time_limit)
+        return result
+
+
+def _new_highs(verbose: bool, threads: int, time_limit: float | None, mip_gap: float | None) -> highspy.Highs:
+    highs = _construct_quietly()
+    highs.setOptionValue("output_flag", bool(verbose))
+    if threads != _THREADS_IN_USE[0]:
+        # HiGHS keeps one global scheduler; it must be reset to change the thread count.
+        highspy.Highs.resetGlobalScheduler(True)
+        _THREADS_IN_USE[0] = threads
+    highs.setOptionValue("threads", int(threads))
+    if time_limit is not None:
+        highs.setOptionValue("time_limit", float(time_limit))
+    if mip_gap is not None:
+        highs.setOptionValue("mip_rel_gap", float(mip_gap))
+    return highs
+
+
+_THREADS_IN_USE = [0]
+_BANNER_SHOWN = [False]
+
+
+def _construct_quietly() -> highspy.Highs:
+    """A new Highs object; the first one per process prints a banner to fd 1, which we swallow."""
+    if _BANNER_SHOWN[0]:
+        return highspy.Highs()
+    _BANNER_SHOWN[0] = True
+    with _stdout_to_devnull():
+        return highspy.Highs()
+
+
+@contextlib.contextmanager
+def _stdout_to_devnull():
+    try:
+        fd = os.dup(1)
+    except OSError:  # no file descriptor 1 (embedded interpreters): nothing to silence
+        yield
+        return
+    try:
+        sys.stdout.flush()
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            yield
+    finally:
+        os.dup2(fd, 1)
+        os.close(fd)
+
+
+def _vector(name: str, value, size: int | None) -> np.ndarray:
+    """A contiguous float64 vector of length ``size`` (scalars are broadcast), NaN-free."""
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim == 0 and size is not None:
+        array = np.full(size, float(array))
+    if array.ndim != 1 or (size is not None and array.shape[0] != size):
+        raise ValidationError(f"{name}: expected shape [{size if size is not None else 'n'}], got {array.shape}")
+    if np.isnan(array).any():
+        raise ValidationError(f"{name}: contains NaN")
+    return np.ascontiguousarray(np.clip(array, -INF, INF))
+
+
+_STATUS = {
+    highspy.HighsModelStatus.kOptimal: SolveStatus.OPTIMAL,
+    highspy.HighsModelStatus.kInfeasible: SolveStatus.INFEASIBLE,
+    highspy.HighsModelStatus.kUnbounded: SolveStatus.UNBOUNDED,
+    highspy.HighsModelStatus.kTimeLimit: SolveStatus.TIME_LIMIT,
+    highspy.HighsModelStatus.kIterationLimit: SolveStatus.ITERATION_LIMIT,
+}
+
+
+def _status(model_status: highspy.HighsModelStatus) -> SolveStatus:
+    return _STATUS.get(model_status, SolveStatus.ERROR)
+
+
+def _result(highs: highspy.Highs, status: SolveStatus, is_mip: bool, elapsed: float, num_rows: int) -> SolveResult:
+    info = highs.getInfo()
+    has_point = info.primal_solution_status == highspy.kSolutionStatusFeasible
+    solution = highs.getSolution()
+    x = np.array(solution.col_value, dtype=np.float64) if has_point else None
+    duals = None
+    if has_point and not is_mip and solution.dual_valid and num_rows:
+        duals = np.array(solution.row_dual, dtype=np.float64)
+    return SolveResult(
+        status=status,
+        x=x,
+        objective=float(info.objective_function_value) if has_point else float("nan"),
+        row_duals=duals,
+        mip_gap=float(info.mip_gap) if is_mip else 0.0,
+        solve_time=elapsed,
+        is_mip=is_mip,
+        message=highs.modelStatusToString(highs.getModelStatus()),
+    )
+
+
+def _error(result: SolveResult, what: str, time_limit: float | None) -> SolverError:
+    if result.status is SolveStatus.INFEASIBLE:
+        return InfeasibleError(f"{what} is infeasible: no policy satisfies its constraints", result)
+    if result.status is SolveStatus.UNBOUNDED:
+        return UnboundedError(f"{what} is unbounded", result)
+    if result.status is SolveStatus.TIME_LIMIT:
+        found = "no feasible point found" if result.x is None else f"incumbent objective {result.objective:.6g}, gap {result.mip_gap:.3g}"
+        return SolverTimeoutError(f"{what} hit the time limit of {time_limit} s ({found})", result)
+    return SolverError(f"{what}: HiGHS stopped with status '{result.message}'", result)

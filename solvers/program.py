@@ -1,0 +1,105 @@
+"""Linear and mixed-integer programs over the occupancy polytope, assembled in bulk.
+
+Every rule is "O plus a few variables and rows": a level ``t`` with ``J_i(d) >= t``, binaries
+``y_i`` with big-M rows, tangent cuts. :class:`OccupancyProgram` holds O's rows once and lets a
+rule append variables and rows as sparse blocks; :meth:`OccupancyProgram.solve` stacks them and
+calls the single HiGHS entry point. Columns are ``[d (S*A) | extra variables in order added]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from jaxagg.errors import ShapeError
+from jaxagg.solvers.highs import INF, HighsModel, SolveResult
+from jaxagg.solvers.polytope import OccupancyPolytope
+
+
+@dataclass
+class OccupancyProgram:
+    """A growing LP/MILP whose first ``S*A`` columns are the occupancy ``d`` in O."""
+
+    polytope: OccupancyPolytope
+    _col_lower: list[np.ndarray] = field(default_factory=list)
+    _col_upper: list[np.ndarray] = field(default_factory=list)
+    _integer: list[np.ndarray] = field(default_factory=list)
+    _rows: list[sp.csr_matrix] = field(default_factory=list)
+    _row_lower: list[np.ndarray] = field(default_factory=list)
+    _row_upper: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def num_cols(self) -> int:
+        return self.polytope.dim + sum(len(lo) for lo in self._col_lower)
+
+    @property
+    def num_rows(self) -> int:
+        return self.polytope.E.shape[0] + sum(r.shape[0] for r in self._rows)
+
+    def add_variables(self, count: int, lower: float | np.ndarray = -INF, upper: float | np.ndarray = INF, integer: bool = False) -> np.ndarray:
+        """Append ``count`` variables; returns their column indices ``[count]``."""
+        first = self.num_cols
+        self._col_lower.append(np.broadcast_to(np.asarray(lower, dtype=np.float64), (count,)).copy())
+        self._col_upper.append(np.broadcast_to(np.asarray(upper, dtype=np.float64), (count,)).copy())
+        self._integer.append(np.full(count, bool(integer)))
+        return np.arange(first, first + count)
+
+    def add_rows(self, coefficients: sp.spmatrix | np.ndarray, lower: float | np.ndarray = -INF, upper: float | np.ndarray = INF) -> np.ndarray:
+        """Append rows ``lower <= coefficients @ x <= upper``; ``coefficients`` is ``[k, c]`` with
+        ``c <= num_cols`` (missing trailing columns are zero). Returns the row indices ``[k]``."""
+        block = sp.csr_matrix(coefficients, dtype=np.float64)
+        if block.shape[1] > self.num_cols:
+            raise ShapeError(f"coefficients: at most {self.num_cols} columns, got {block.shape[1]}")
+        k = block.shape[0]
+        first = self.num_rows
+        self._rows.append(block)
+        self._row_lower.append(np.broadcast_to(np.asarray(lower, dtype=np.float64), (k,)).copy())
+        self._row_upper.append(np.broadcast_to(np.asarray(upper, dtype=np.float64), (k,)).copy())
+        return np.arange(first, first + k)
+
+    def rows_in(self, occupancy_coefficients: np.ndarray, columns: np.ndarray, column_coefficients: np.ndarray) -> sp.csr_matrix:
+        """Build ``[k, num_cols]`` rows: ``occupancy_coefficients [k, S*A]`` on d plus
+        ``column_coefficients [k, len(columns)]`` on the given extra columns."""
+        k = occupancy_coefficients.shape[0]
+        extra = np.zeros((k, self.num_cols - self.polytope.dim))
+        extra[:, np.asarray(columns) - self.polytope.dim] = column_coefficients
+        return sp.hstack([sp.csr_matrix(occupancy_coefficients), sp.csr_matrix(extra)], format="csr")
+
+    def solve(self, cost: np.ndarray, sense: str = "max", **options) -> SolveResult:
+        """Solve once with objective ``cost [num_cols]`` (or ``[S*A]``, zero on extra columns).
+        ``options`` go to :class:`jaxagg.solvers.highs.HighsModel` (time_limit, mip_gap, what, ...)."""
+        return self.build(cost, sense, **options).solve()
+
+    def build(self, cost: np.ndarray, sense: str = "max", **options) -> HighsModel:
+        """The program as a :class:`HighsModel`, for warm-started sequences of solves."""
+        n = self.num_cols
+        cost = np.asarray(cost, dtype=np.float64)
+        if cost.shape[0] < n:
+            cost = np.concatenate([cost, np.zeros(n - cost.shape[0])])
+        blocks = [sp.csr_matrix(self.polytope.E)] + self._rows
+        matrix = sp.vstack([_pad_columns(b, n) for b in blocks], format="csc")
+        b = self.polytope.b
+        integer = np.concatenate([np.zeros(self.polytope.dim, dtype=bool)] + self._integer)
+        return HighsModel(
+            cost,
+            matrix,
+            np.concatenate([b] + self._row_lower),
+            np.concatenate([b] + self._row_upper),
+            np.concatenate([np.zeros(self.polytope.dim)] + self._col_lower),
+            np.concatenate([np.full(self.polytope.dim, INF)] + self._col_upper),
+            integrality=integer if integer.any() else None,
+            sense=sense,
+            **options,
+        )
+
+    def occupancy(self, result: SolveResult) -> np.ndarray:
+        """The occupancy part ``[S*A]`` of a solution, clipped at 0."""
+        return np.clip(result.x[: self.polytope.dim], 0.0, None)
+
+
+def _pad_columns(block: sp.csr_matrix, num_cols: int) -> sp.csr_matrix:
+    if block.shape[1] == num_cols:
+        return block
+    return sp.csr_matrix((block.data, block.indices, block.indptr), shape=(block.shape[0], num_cols))
