@@ -27,8 +27,8 @@ from jaxagg.errors import DegenerateAgentError, ShapeError, ValidationError
 
 CRITERIA = ("average", "discounted")
 PROBABILITY_ATOL = 1e-6
-"""Rows of ``P`` and ``mu`` must sum to 1 within this absolute tolerance; accepted rows are then
-renormalised to sum to 1 exactly, and entries must be >= -PROBABILITY_ATOL (clipped to 0)."""
+"""Rows of ``P`` and ``mu`` must sum to 1 within this absolute tolerance (rows off by more than
+1e-12 are then renormalised), and entries must be >= -PROBABILITY_ATOL (clipped to 0)."""
 
 FILE_FORMAT = "jaxagg.momdp/1"
 
@@ -318,7 +318,9 @@ def _probability_rows(name: str, array: np.ndarray) -> np.ndarray:
             f"{name}: {row} sums to {value:.9g}, expected 1 (tolerance {PROBABILITY_ATOL:g})"
         )
     clipped = np.clip(array, 0.0, None)
-    return clipped / clipped.sum(axis=-1, keepdims=True)
+    sums = clipped.sum(axis=-1, keepdims=True)
+    # Renormalise only rows that are visibly off, so that save -> load is bit-exact.
+    return np.where(np.abs(sums - 1.0) > 1e-12, clipped / sums, clipped)
 
 
 def _check_criterion(criterion: Any, gamma: Any) -> tuple[str, float | None]:

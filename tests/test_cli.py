@@ -1,0 +1,69 @@
+"""The jaxagg command: the README's main job, files, and one-line errors for bad input."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+import jaxagg as ja
+from jaxagg.cli import main
+
+
+def test_run_default_prints_a_table_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "result.json"
+    assert main(["run", "--quiet", "--rules", "utilitarian,leximin,nash", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "MOMDP<attention: S=243, A=6, n=5, average>" in text
+    for name in ("utilitarian", "leximin", "nash", "min%", "gini"):
+        assert name in text
+    data = json.loads(out.read_text())
+    assert [r["rule"] for r in data["rules"]] == ["utilitarian", "leximin", "nash"]
+    assert len(data["rules"][1]["percent_of_max"]) == 5
+    assert data["instance"]["info"]["seed"] == 0
+
+
+def test_env_then_run_from_file(tmp_path, capsys):
+    path = tmp_path / "g.npz"
+    assert main(["env", "--env", "garnet", "--states", "6", "--num-agents", "2", "--criterion", "discounted", "--out", str(path)]) == 0
+    m = ja.load(path)
+    assert (m.num_states, m.num_agents, m.gamma) == (6, 2, 0.95)
+    assert main(["run", "--quiet", "--momdp", str(path), "--rules", "egalitarian"]) == 0
+    assert "S=6, A=3, n=2, discounted(gamma=0.95)" in capsys.readouterr().out
+
+
+def test_rules_lists_rules(capsys):
+    assert main(["rules"]) == 0
+    assert "leximin-normalized" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
+        (["run", "--env", "gridworld"], "argument --env: invalid choice: 'gridworld'"),
+        (["run", "--rules", "nope"], "rule: unknown rule 'nope'"),
+        (["run", "--gamma", "0.9"], "argument --gamma: only meaningful with --criterion discounted"),
+        (["run", "--criterion", "discounted", "--gamma", "1.5"], r"gamma: expected a number in (0, 1)"),
+        (["run", "--factories", "0"], "factories: expected an integer >= 1, got 0"),
+        (["run", "--momdp", "/nonexistent/file.npz"], "path: no such file"),
+        (["env", "--out", "x.pickle"], "path: expected a file name ending in .npz or .json"),
+        (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
+        ([], "the following arguments are required: COMMAND"),
+    ],
+)
+def test_bad_arguments_give_one_line_errors(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        code = main(argv)
+        raise SystemExit(code)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.match(r"jaxagg( run| env)?: error: ", err)
+    assert message in err
+
+
+def test_console_script_help_runs_as_a_process():
+    result = subprocess.run([sys.executable, "-m", "jaxagg.cli", "--help"], capture_output=True, text=True, check=True)
+    assert "run" in result.stdout and "Policy aggregation" in result.stdout
