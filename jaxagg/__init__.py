@@ -6,11 +6,20 @@
 >>> print(ja.compare(momdp).table())
 """
 
-from jaxagg import envs, errors, metrics, rules
-from jaxagg.momdp import MOMDP, from_mdptoolbox, load, to_mdptoolbox
-from jaxagg.report import Comparison, compare
-from jaxagg.rules import Outcome
-from jaxagg.solvers.polytope import (
+import os as _os
+
+# An installed jaxagg has kernels/ and solvers/ inside it (setuptools package-dir mapping). When
+# this folder is imported straight from a source checkout (say, Python started in the repository
+# root), they sit beside it: let the package find them there too.
+_here = _os.path.dirname(_os.path.abspath(__file__))
+if not _os.path.isdir(_os.path.join(_here, "solvers")) and _os.path.isdir(_os.path.join(_here, "..", "solvers")):
+    __path__.append(_os.path.dirname(_here))
+
+from jaxagg import envs, errors, metrics, rules  # noqa: E402
+from jaxagg.momdp import MOMDP, from_mdptoolbox, load, to_mdptoolbox  # noqa: E402
+from jaxagg.report import Comparison, compare  # noqa: E402
+from jaxagg.rules import Outcome  # noqa: E402
+from jaxagg.solvers.polytope import (  # noqa: E402
     occupancy_of_policy,
     occupancy_polytope,
     policy_from_occupancy,

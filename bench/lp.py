@@ -1,0 +1,60 @@
+"""Time building O and solving one utilitarian LP on attention allocation instances.
+
+    python bench/lp.py                 # (5,3), (6,3), (7,3); appends to bench/RESULTS.md
+    python bench/lp.py --no-record --sizes 5,3 6,3
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import markdown_table, record  # noqa: E402
+
+import jaxagg as ja  # noqa: E402
+from jaxagg.solvers.polytope import _build_polytope  # noqa: E402
+
+
+def best_of(repeats: int, function):
+    times, value = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        value = function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), value
+
+
+def bench_size(factories: int, phases: int, repeats: int) -> list[str]:
+    env_s, momdp = best_of(1, lambda: ja.envs.attention_allocation(factories, phases, seed=0))
+    build_s, polytope = best_of(repeats, lambda: _build_polytope(momdp))
+    lp_s, outcome = best_of(repeats, lambda: ja.rules.utilitarian(momdp))
+    residual = polytope.residual(outcome.occupancy)
+    return [f"({factories},{phases})", str(momdp.num_states), str(momdp.dim), str(polytope.E.nnz),
+            f"{env_s:.3f}", f"{1000 * build_s:.1f}", f"{1000 * outcome.stats.solve_time:.1f}", f"{1000 * lp_s:.1f}", f"{residual:.1e}"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=["5,3", "6,3", "7,3"], help="factories,phases pairs")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-record", action="store_true", help="print only; do not append to RESULTS.md")
+    args = parser.parse_args()
+    header = ["instance", "S", "S*A", "nnz(E)", "env build s", "O build ms", "HiGHS LP ms", "rule total ms", "residual"]
+    rows = []
+    for size in args.sizes:
+        factories, phases = (int(x) for x in size.split(","))
+        rows.append(bench_size(factories, phases, args.repeats))
+        print("  ".join(rows[-1]), flush=True)
+    table = markdown_table(header, rows)
+    print(table)
+    if not args.no_record:
+        record("Occupancy polytope build + one utilitarian LP (median of %d)" % args.repeats, "python bench/lp.py", table)
+
+
+if __name__ == "__main__":
+    main()
