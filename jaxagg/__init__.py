@@ -15,10 +15,12 @@ _here = _os.path.dirname(_os.path.abspath(__file__))
 if not _os.path.isdir(_os.path.join(_here, "solvers")) and _os.path.isdir(_os.path.join(_here, "..", "solvers")):
     __path__.append(_os.path.dirname(_here))
 
-from jaxagg import envs, errors, metrics, rules  # noqa: E402
+from jaxagg import envs, errors, measures, metrics, rules  # noqa: E402
+from jaxagg.measures import ReturnSample, load_sample  # noqa: E402
 from jaxagg.momdp import MOMDP, from_mdptoolbox, load, to_mdptoolbox  # noqa: E402
 from jaxagg.report import Comparison, compare  # noqa: E402
 from jaxagg.rules import Outcome  # noqa: E402
+from jaxagg.sampling import extend, occupancies, sample  # noqa: E402
 from jaxagg.solvers.polytope import (  # noqa: E402
     occupancy_of_policy,
     occupancy_polytope,
@@ -35,6 +37,12 @@ __all__ = [
     "compare",
     "envs",
     "errors",
+    "extend",
+    "load_sample",
+    "measures",
+    "occupancies",
+    "ReturnSample",
+    "sample",
     "from_mdptoolbox",
     "load",
     "metrics",

@@ -128,12 +128,7 @@ def limiting_distribution(P_pi: np.ndarray, mu: np.ndarray) -> np.ndarray:
     probability from the transient states. Works for periodic and multichain ``P_pi``.
     """
     S = P_pi.shape[0]
-    support = sp.csr_matrix(P_pi > 0)
-    count, label = connected_components(support, directed=True, connection="strong")
-    leaves_class = np.zeros(count, dtype=bool)
-    rows, cols = support.nonzero()
-    np.logical_or.at(leaves_class, label[rows], label[rows] != label[cols])
-    closed = np.flatnonzero(~leaves_class)
+    label, closed = closed_classes(P_pi > 0)
     transient = np.isin(label, closed, invert=True)
     T = np.flatnonzero(transient)
     rho = np.zeros(S)
@@ -150,6 +145,27 @@ def limiting_distribution(P_pi: np.ndarray, mu: np.ndarray) -> np.ndarray:
         if mass > 0:
             rho[members] = mass * _stationary(P_pi[np.ix_(members, members)])
     return rho
+
+
+def closed_classes(support: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Closed communicating classes of the directed graph ``support [S, S]`` (bool).
+
+    Returns ``(label [S], closed [k])``: each state's strongly connected component, and the
+    labels of the components no edge leaves (the recurrent classes of a chain on this graph).
+    """
+    graph = sp.csr_matrix(support)
+    count, label = connected_components(graph, directed=True, connection="strong")
+    leaves = np.zeros(count, dtype=bool)
+    rows, cols = graph.nonzero()
+    np.logical_or.at(leaves, label[rows], label[rows] != label[cols])
+    return label, np.flatnonzero(~leaves)
+
+
+def is_unichain_for_full_support(momdp: MOMDP) -> bool:
+    """Whether every full-support policy's chain has a single recurrent class: the graph with
+    an edge s -> s' when some action can move s to s' has one closed class."""
+    _, closed = closed_classes(momdp.P.max(axis=1) > 0)
+    return closed.size == 1
 
 
 def _stationary(P_class: np.ndarray) -> np.ndarray:

@@ -1,0 +1,182 @@
+"""Sample a reference measure of a MOMDP: N returns of every agent (SPEC §2).
+
+``ja.sample(momdp, 100_000, measure="policy", seed=0)`` composes the JAX kernels (random
+policies -> occupancies -> returns, streamed in chunks) with the exact return bounds from the
+solvers, and wraps the result in a :class:`~jaxagg.measures.ReturnSample`.
+
+Measures:
+    ``policy``  ``pi(.|s) ~ Dirichlet(1_A)`` i.i.d. per state, pushed forward to occupancies;
+    ``hull``    ``d = sum_j lambda_j d_j*`` with ``lambda ~ Dirichlet(1_n)`` and ``d_j*`` agent j's
+                optimal occupancy (LP);
+    ``uniform`` (planned: the hit-and-run sampler).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxagg.errors import ValidationError
+from jaxagg.kernels.precision import PRECISIONS, check_precision, precision_scope
+from jaxagg.kernels.returns import MeasureProblem, evaluate_indices, hull_block, policy_block, sample_mesh, stream
+from jaxagg.measures import ReturnSample
+from jaxagg.momdp import MOMDP
+from jaxagg.solvers.polytope import is_unichain_for_full_support, return_bounds
+
+SAMPLED_MEASURES = ("policy", "hull")
+DEFAULT_CHUNK = 4096
+
+
+def sample(
+    momdp: MOMDP,
+    num_samples: int = 100_000,
+    measure: str = "policy",
+    seed: int = 0,
+    *,
+    precision: str = "float32",
+    chunk_size: int = DEFAULT_CHUNK,
+    start: int = 0,
+    progress: bool | Callable[[int], None] = False,
+    devices: list | None = None,
+) -> ReturnSample:
+    """Draw ``num_samples`` points of ``measure`` and return every agent's return at each.
+
+    Args:
+        momdp: the instance.
+        num_samples: N >= 1.
+        measure: ``"policy"`` or ``"hull"``.
+        seed: integer seed; sample ``i`` depends only on ``(seed, i)``.
+        precision: ``"float32"`` (default) or ``"float64"`` for the kernels.
+        chunk_size: samples per device call (memory is bounded by one chunk); results do not
+            depend on it.
+        start: index of the first sample (to continue an earlier run: see :func:`extend`).
+        progress: ``True`` for a progress bar on stderr, or a callable given each chunk's count.
+        devices: devices to shard chunks over (default: all accelerators, or one CPU device).
+
+    Returns:
+        A ReturnSample with ``returns [N, n]`` (float64 copy of the kernel's precision), the
+        exact ``max_returns``/``min_returns`` from LPs, and ``info`` recording how it was made.
+    """
+    num_samples = _positive_int("num_samples", num_samples)
+    chunk_size = _positive_int("chunk_size", chunk_size)
+    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
+        raise ValidationError(f"start: expected an integer >= 0, got {start!r}")
+    if start + num_samples > 2**32:
+        raise ValidationError(f"num_samples: start + num_samples must be at most 2**32, got {start + num_samples}")
+    seed = _seed(seed)
+    check_precision(precision)
+    bounds = return_bounds(momdp)
+    block_fn, operands_fn = _measure_kernel(momdp, measure)
+    mesh = sample_mesh(devices)
+    began = time.perf_counter()
+    with precision_scope(precision), _progress(progress, num_samples) as tick:
+        returns = stream(block_fn, operands_fn(PRECISIONS[precision]), jax.random.key(seed), num_samples,
+                         start=start, chunk_size=chunk_size, progress=tick, mesh=mesh)
+    seconds = time.perf_counter() - began
+    info = {
+        "precision": precision,
+        "start": int(start),
+        "chunk_size": int(chunk_size),
+        "seconds": seconds,
+        "samples_per_second": num_samples / seconds if seconds > 0 else None,
+        "devices": 1 if mesh is None else int(mesh.size),
+        "backend": jax.default_backend(),
+        "jax": jax.__version__,
+    }
+    return ReturnSample(returns=np.asarray(returns, dtype=np.float64), measure=measure, seed=seed,
+                        max_returns=bounds.upper, min_returns=bounds.lower, info=info)
+
+
+def extend(momdp: MOMDP, sample_: ReturnSample, more: int, **options: Any) -> ReturnSample:
+    """``sample_`` plus ``more`` samples continuing its stream (same seed, next indices): the
+    result equals one run of ``len(sample_) + more`` samples. ``options`` as in :func:`sample`."""
+    if sample_.seed is None:
+        raise ValidationError("sample_: has no seed (a merge of differently seeded runs); it cannot be continued")
+    parts = sample_.info.get("parts") or [{"num_samples": sample_.num_samples, "info": sample_.info}]
+    start = max(int(p["info"].get("start", 0)) + int(p["num_samples"]) for p in parts)
+    options.setdefault("precision", parts[-1]["info"].get("precision", "float32"))
+    return sample_.extend(sample(momdp, more, sample_.measure, sample_.seed, start=start, **options))
+
+
+def occupancies(momdp: MOMDP, indices: np.ndarray, measure: str = "policy", seed: int = 0, *, precision: str = "float32") -> np.ndarray:
+    """The occupancies ``[k, S*A]`` behind samples ``indices [k]`` of ``sample(momdp, ...,
+    measure, seed, precision=precision)``, recomputed exactly from their keys (nothing is stored
+    during sampling)."""
+    check_precision(precision)
+    indices = np.asarray(indices).reshape(-1)
+    if indices.size and (indices.min() < 0 or indices.max() >= 2**32):
+        raise ValidationError("indices: expected sample indices in [0, 2**32)")
+    block_fn, operands_fn = _measure_kernel(momdp, measure)
+    with precision_scope(precision):
+        _, d = evaluate_indices(block_fn, operands_fn(PRECISIONS[precision]), jax.random.key(_seed(seed)), indices)
+    return np.asarray(d, dtype=np.float64)
+
+
+# ------------------------------------------------------------------ helpers
+def _measure_kernel(momdp: MOMDP, measure: str) -> tuple[Callable, Callable[[Any], tuple]]:
+    """The block kernel of ``measure`` and a function building its operands for a dtype."""
+    if not isinstance(momdp, MOMDP):
+        raise ValidationError(f"momdp: expected a jaxagg.MOMDP, got {type(momdp).__name__}")
+    if measure == "policy":
+        if momdp.criterion == "average" and not is_unichain_for_full_support(momdp):
+            raise ValidationError(
+                "momdp: the 'policy' measure under the average-reward criterion needs every full-support "
+                "policy to be unichain, but this MOMDP has several closed classes of states; use the "
+                "discounted criterion or the 'hull' measure"
+            )
+
+        def policy_operands(dtype):
+            return (MeasureProblem(jnp.asarray(momdp.P, dtype), jnp.asarray(momdp.mu, dtype),
+                                   jnp.asarray(momdp.reward_matrix, dtype), momdp.gamma),)
+
+        return policy_block, policy_operands
+    if measure == "hull":
+        vertices = return_bounds(momdp).argmax  # [n, S*A]
+
+        def hull_operands(dtype):
+            return (jnp.asarray(vertices, dtype), jnp.asarray(momdp.returns(vertices), dtype))
+
+        return hull_block, hull_operands
+    if measure == "uniform":
+        raise ValidationError("measure: 'uniform' (hit-and-run on O) is not available yet; use 'policy' or 'hull'")
+    raise ValidationError(f"measure: expected one of {SAMPLED_MEASURES}, got {measure!r}")
+
+
+class _progress:
+    """Context giving a per-chunk callback: a tqdm bar, the user's callable, or nothing."""
+
+    def __init__(self, progress: bool | Callable[[int], None], total: int):
+        self._bar = None
+        if callable(progress):
+            self.tick = progress
+        elif progress:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, unit="samples", unit_scale=True, desc="sampling", leave=False)
+            self.tick = self._bar.update
+        else:
+            self.tick = None
+
+    def __enter__(self):
+        return self.tick
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.close()
+        return False
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValidationError(f"{name}: expected an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValidationError(f"seed: expected an integer in [0, 2**32), got {seed!r}")
+    return int(seed)

@@ -1,0 +1,154 @@
+"""Streaming N samples of every agent's return, chunk by chunk, with memory bounded by a chunk.
+
+Reproducibility by construction: sample ``i`` is computed from ``fold_in(key, i)`` alone, and
+every sample goes through the same compiled *block* of :data:`BLOCK` samples (``lax.map`` over
+blocks). A chunk is a whole number of blocks; the last one is padded and the padding dropped.
+So the numbers are bit-identical whatever the chunk size, and the occupancy of any sample can be
+recomputed later from its index (:func:`evaluate_indices`) instead of being stored.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, PartitionSpec
+
+from jaxagg.kernels.occupancy import batch_occupancy
+from jaxagg.kernels.policies import random_policies
+
+BLOCK = 32
+"""Samples per compiled block: every sample goes through the same block computation."""
+
+
+class MeasureProblem(NamedTuple):
+    """What the samplers need of a MOMDP, as device arrays of the working precision.
+
+    Attributes:
+        P: ``[S, A, S]`` transitions.
+        mu: ``[S]`` initial distribution.
+        rewards: ``[n, S*A]`` reward matrix.
+        gamma: discount factor, or ``None`` for average reward (static).
+    """
+
+    P: jax.Array
+    mu: jax.Array
+    rewards: jax.Array
+    gamma: float | None
+
+
+def policy_block(key: jax.Array, indices: jax.Array, problem: MeasureProblem) -> tuple[jax.Array, jax.Array]:
+    """``policy`` measure for one block of global sample ``indices [BLOCK]``:
+    returns ``[BLOCK, n]`` and occupancies ``[BLOCK, S*A]``."""
+    S, A, _ = problem.P.shape
+    pi = random_policies(key, indices, S, A, problem.P.dtype)
+    d = batch_occupancy(pi, problem.P, problem.mu, problem.gamma).reshape(indices.shape[0], S * A)
+    return d @ problem.rewards.T, d
+
+
+def hull_block(key: jax.Array, indices: jax.Array, vertices: jax.Array, vertex_returns: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``hull`` measure for one block: ``lambda ~ Dirichlet(1_n)``, ``d = lambda @ vertices``.
+
+    ``vertices [k, S*A]`` are the agents' optimal occupancies, ``vertex_returns [k, n]`` their
+    returns; returns are linear, so ``J = lambda @ vertex_returns`` without forming ``d``."""
+    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, indices)
+    k = vertices.shape[0]
+    e = jax.vmap(lambda kk: jax.random.exponential(kk, (k,), dtype=vertices.dtype))(keys)
+    lam = e / e.sum(axis=-1, keepdims=True)
+    return lam @ vertex_returns, lam @ vertices
+
+
+@partial(jax.jit, static_argnames=("block_fn",))
+def _run_blocks(block_fn: Callable, key: jax.Array, indices: jax.Array, operands) -> tuple[jax.Array, jax.Array]:
+    """``block_fn`` over global sample ``indices [num_blocks, BLOCK]``, one block at a time:
+    ``[num_blocks, BLOCK, n]`` returns and ``[num_blocks, BLOCK, D]`` occupancies (XLA drops the
+    occupancies when the caller ignores them)."""
+    return jax.lax.map(lambda block: block_fn(key, block, *operands), indices)
+
+
+def sample_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh | None:
+    """A 1-d mesh over ``devices`` to shard chunks over, or ``None`` for a single device.
+
+    Default: every device of the default backend when it is an accelerator (GPU/TPU), one
+    device on a CPU. (On jaxlib's CPU backend, several host devices running LAPACK solves at
+    once can deadlock; pass ``devices=jax.devices()`` explicitly to shard over host devices.)
+    """
+    if devices is None:
+        devices = jax.devices() if jax.default_backend() != "cpu" else jax.devices()[:1]
+    devices = list(devices)
+    return Mesh(np.array(devices), ("samples",)) if len(devices) > 1 else None
+
+
+def _shard_map(function: Callable, mesh: Mesh, in_specs, out_specs) -> Callable:
+    if hasattr(jax, "shard_map"):
+        return jax.shard_map(function, mesh=mesh, in_specs=in_specs, out_specs=out_specs)
+    from jax.experimental.shard_map import shard_map  # jax < 0.7
+
+    return shard_map(function, mesh=mesh, in_specs=in_specs, out_specs=out_specs)
+
+
+@partial(jax.jit, static_argnames=("block_fn", "num_blocks", "mesh"))
+def _returns_of_range(block_fn: Callable, key: jax.Array, start: jax.Array, num_blocks: int, mesh: Mesh | None, operands) -> jax.Array:
+    """Returns ``[num_blocks, BLOCK, n]`` of samples ``start .. start + num_blocks*BLOCK - 1``;
+    with a mesh, the blocks are split evenly over its devices (the same block computation on
+    each, so the numbers do not depend on the device count)."""
+    indices = start + jnp.arange(num_blocks * BLOCK, dtype=jnp.uint32).reshape(num_blocks, BLOCK)
+
+    def run(key, indices, operands):
+        return jax.lax.map(lambda block: block_fn(key, block, *operands)[0], indices)
+
+    if mesh is not None:
+        spec = PartitionSpec("samples")
+        run = _shard_map(run, mesh, in_specs=(PartitionSpec(), spec, PartitionSpec()), out_specs=spec)
+    return run(key, indices, operands)
+
+
+def stream(
+    block_fn: Callable,
+    operands: tuple,
+    key: jax.Array,
+    num_samples: int,
+    *,
+    start: int = 0,
+    chunk_size: int = 4096,
+    progress: Callable[[int], None] | None = None,
+    mesh: Mesh | None = None,
+) -> np.ndarray:
+    """Returns ``[num_samples, n]`` of samples ``start .. start + num_samples - 1``, computed in
+    chunks of ``chunk_size`` (rounded up to a multiple of :data:`BLOCK` times the device count),
+    so that memory is bounded by one chunk's returns plus one block's working arrays.
+
+    Args:
+        block_fn: ``block_fn(key, indices [BLOCK], *operands) -> (returns [BLOCK, n], d [BLOCK, D])``.
+        operands: arrays (a pytree) that ``block_fn`` needs.
+        progress: called with the number of samples finished after each chunk.
+        mesh: devices to shard every chunk over (:func:`sample_mesh`); ``None``: default device.
+    """
+    devices = 1 if mesh is None else mesh.size
+    blocks_per_chunk = devices * max(1, math.ceil(chunk_size / (BLOCK * devices)))
+    parts = []
+    done = 0
+    while done < num_samples:
+        count = min(blocks_per_chunk * BLOCK, num_samples - done)
+        blocks = devices * math.ceil(count / (BLOCK * devices))
+        returns = _returns_of_range(block_fn, key, jnp.uint32(start + done), blocks, mesh, operands)
+        parts.append(np.asarray(returns).reshape(-1, returns.shape[-1])[:count])
+        done += count
+        if progress is not None:
+            progress(count)
+    return np.concatenate(parts)
+
+
+def evaluate_indices(block_fn: Callable, operands: tuple, key: jax.Array, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Returns ``[k, n]`` and occupancies ``[k, D]`` of the samples with the given global
+    ``indices [k]``: bit-identical to what :func:`stream` computed for them."""
+    indices = np.asarray(indices, dtype=np.uint32).reshape(-1)
+    k = indices.size
+    padded = np.zeros(math.ceil(max(k, 1) / BLOCK) * BLOCK, dtype=np.uint32)
+    padded[:k] = indices
+    returns, d = _run_blocks(block_fn, key, jnp.asarray(padded.reshape(-1, BLOCK)), operands)
+    return np.asarray(returns).reshape(-1, returns.shape[-1])[:k], np.asarray(d).reshape(-1, d.shape[-1])[:k]
