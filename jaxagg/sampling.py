@@ -22,7 +22,7 @@ import numpy as np
 
 from jaxagg.errors import ValidationError
 from jaxagg.kernels.precision import PRECISIONS, check_precision, precision_scope
-from jaxagg.kernels.returns import MeasureProblem, evaluate_indices, hull_block, policy_block, sample_mesh, stream
+from jaxagg.kernels.returns import MeasureProblem, evaluate_indices, hull_block, policy_block, sample_devices, stream
 from jaxagg.measures import ReturnSample
 from jaxagg.momdp import MOMDP
 from jaxagg.solvers.polytope import is_unichain_for_full_support, return_bounds
@@ -71,11 +71,11 @@ def sample(
     check_precision(precision)
     bounds = return_bounds(momdp)
     block_fn, operands_fn = _measure_kernel(momdp, measure)
-    mesh = sample_mesh(devices)
+    devices = sample_devices(devices)
     began = time.perf_counter()
     with precision_scope(precision), _progress(progress, num_samples) as tick:
         returns = stream(block_fn, operands_fn(PRECISIONS[precision]), jax.random.key(seed), num_samples,
-                         start=start, chunk_size=chunk_size, progress=tick, mesh=mesh)
+                         start=start, chunk_size=chunk_size, progress=tick, devices=devices)
     seconds = time.perf_counter() - began
     info = {
         "precision": precision,
@@ -83,7 +83,7 @@ def sample(
         "chunk_size": int(chunk_size),
         "seconds": seconds,
         "samples_per_second": num_samples / seconds if seconds > 0 else None,
-        "devices": 1 if mesh is None else int(mesh.size),
+        "devices": len(devices),
         "backend": jax.default_backend(),
         "jax": jax.__version__,
     }

@@ -14,10 +14,11 @@ def sample_keys(key: jax.Array, indices: jax.Array) -> jax.Array:
 
 def dirichlet_policy(key: jax.Array, num_states: int, num_actions: int, dtype=jnp.float32) -> jax.Array:
     """``pi[s, :] ~ Dirichlet(1_A)`` i.i.d. per state, ``[S, A]``: normalised Exponential(1)
-    draws (the Dirichlet(1) construction), floored at the smallest normal number so that every
-    action keeps positive probability."""
-    e = jax.random.exponential(key, (num_states, num_actions), dtype=dtype)
-    e = jnp.maximum(e, jnp.finfo(dtype).tiny)
+    draws (the Dirichlet(1) construction), floored at the smallest normal float32 so that every
+    action keeps positive probability. The draws are float32 whatever ``dtype`` is, so that a
+    seed gives the same policies in every precision."""
+    e = jax.random.exponential(key, (num_states, num_actions), dtype=jnp.float32)
+    e = jnp.maximum(e, jnp.finfo(jnp.float32).tiny).astype(dtype)
     return e / e.sum(axis=-1, keepdims=True)
 
 

@@ -16,7 +16,6 @@ from typing import Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, PartitionSpec
 
 from jaxagg.kernels.occupancy import batch_occupancy
 from jaxagg.kernels.policies import random_policies
@@ -57,7 +56,8 @@ def hull_block(key: jax.Array, indices: jax.Array, vertices: jax.Array, vertex_r
     returns; returns are linear, so ``J = lambda @ vertex_returns`` without forming ``d``."""
     keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, indices)
     k = vertices.shape[0]
-    e = jax.vmap(lambda kk: jax.random.exponential(kk, (k,), dtype=vertices.dtype))(keys)
+    e = jax.vmap(lambda kk: jax.random.exponential(kk, (k,), dtype=jnp.float32))(keys)  # same draws in every precision
+    e = jnp.maximum(e, jnp.finfo(jnp.float32).tiny).astype(vertices.dtype)
     lam = e / e.sum(axis=-1, keepdims=True)
     return lam @ vertex_returns, lam @ vertices
 
@@ -70,41 +70,24 @@ def _run_blocks(block_fn: Callable, key: jax.Array, indices: jax.Array, operands
     return jax.lax.map(lambda block: block_fn(key, block, *operands), indices)
 
 
-def sample_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh | None:
-    """A 1-d mesh over ``devices`` to shard chunks over, or ``None`` for a single device.
-
-    Default: every device of the default backend when it is an accelerator (GPU/TPU), one
-    device on a CPU. (On jaxlib's CPU backend, several host devices running LAPACK solves at
-    once can deadlock; pass ``devices=jax.devices()`` explicitly to shard over host devices.)
-    """
+def sample_devices(devices: Sequence[jax.Device] | None = None) -> list[jax.Device]:
+    """Devices to spread chunks over: the given ones, or by default every device of the default
+    backend when it is an accelerator (GPU/TPU) and a single device on a CPU."""
     if devices is None:
         devices = jax.devices() if jax.default_backend() != "cpu" else jax.devices()[:1]
     devices = list(devices)
-    return Mesh(np.array(devices), ("samples",)) if len(devices) > 1 else None
+    if not devices:
+        from jaxagg.errors import ValidationError
+
+        raise ValidationError("devices: expected at least one JAX device, got none")
+    return devices
 
 
-def _shard_map(function: Callable, mesh: Mesh, in_specs, out_specs) -> Callable:
-    if hasattr(jax, "shard_map"):
-        return jax.shard_map(function, mesh=mesh, in_specs=in_specs, out_specs=out_specs)
-    from jax.experimental.shard_map import shard_map  # jax < 0.7
-
-    return shard_map(function, mesh=mesh, in_specs=in_specs, out_specs=out_specs)
-
-
-@partial(jax.jit, static_argnames=("block_fn", "num_blocks", "mesh"))
-def _returns_of_range(block_fn: Callable, key: jax.Array, start: jax.Array, num_blocks: int, mesh: Mesh | None, operands) -> jax.Array:
-    """Returns ``[num_blocks, BLOCK, n]`` of samples ``start .. start + num_blocks*BLOCK - 1``;
-    with a mesh, the blocks are split evenly over its devices (the same block computation on
-    each, so the numbers do not depend on the device count)."""
+@partial(jax.jit, static_argnames=("block_fn", "num_blocks"))
+def _returns_of_range(block_fn: Callable, key: jax.Array, start: jax.Array, num_blocks: int, operands) -> jax.Array:
+    """Returns ``[num_blocks, BLOCK, n]`` of samples ``start .. start + num_blocks*BLOCK - 1``."""
     indices = start + jnp.arange(num_blocks * BLOCK, dtype=jnp.uint32).reshape(num_blocks, BLOCK)
-
-    def run(key, indices, operands):
-        return jax.lax.map(lambda block: block_fn(key, block, *operands)[0], indices)
-
-    if mesh is not None:
-        spec = PartitionSpec("samples")
-        run = _shard_map(run, mesh, in_specs=(PartitionSpec(), spec, PartitionSpec()), out_specs=spec)
-    return run(key, indices, operands)
+    return jax.lax.map(lambda block: block_fn(key, block, *operands)[0], indices)
 
 
 def stream(
@@ -116,27 +99,40 @@ def stream(
     start: int = 0,
     chunk_size: int = 4096,
     progress: Callable[[int], None] | None = None,
-    mesh: Mesh | None = None,
+    devices: Sequence[jax.Device] | None = None,
 ) -> np.ndarray:
     """Returns ``[num_samples, n]`` of samples ``start .. start + num_samples - 1``, computed in
     chunks of ``chunk_size`` (rounded up to a multiple of :data:`BLOCK` times the device count),
     so that memory is bounded by one chunk's returns plus one block's working arrays.
 
+    Each chunk is split into equal runs of blocks, one per device; ``operands`` are placed on
+    every device once. Accelerators run their shares concurrently. Host (CPU) devices run them
+    one after the other: jaxlib's CPU backend can deadlock when several host devices execute
+    LAPACK solves at once, and one host device already uses the machine's BLAS threads.
+
     Args:
         block_fn: ``block_fn(key, indices [BLOCK], *operands) -> (returns [BLOCK, n], d [BLOCK, D])``.
         operands: arrays (a pytree) that ``block_fn`` needs.
         progress: called with the number of samples finished after each chunk.
-        mesh: devices to shard every chunk over (:func:`sample_mesh`); ``None``: default device.
+        devices: devices to spread chunks over (:func:`sample_devices` picks the default).
     """
-    devices = 1 if mesh is None else mesh.size
-    blocks_per_chunk = devices * max(1, math.ceil(chunk_size / (BLOCK * devices)))
+    devices = sample_devices(devices)
+    concurrent = all(device.platform != "cpu" for device in devices)
+    placed = [jax.device_put((operands, key), device) for device in devices]
+    per_device = max(1, math.ceil(chunk_size / (BLOCK * len(devices))))
     parts = []
     done = 0
     while done < num_samples:
-        count = min(blocks_per_chunk * BLOCK, num_samples - done)
-        blocks = devices * math.ceil(count / (BLOCK * devices))
-        returns = _returns_of_range(block_fn, key, jnp.uint32(start + done), blocks, mesh, operands)
-        parts.append(np.asarray(returns).reshape(-1, returns.shape[-1])[:count])
+        count = min(per_device * BLOCK * len(devices), num_samples - done)
+        blocks = math.ceil(count / (BLOCK * len(devices)))
+        runs = []
+        for k, (device, (device_operands, device_key)) in enumerate(zip(devices, placed)):
+            first = jax.device_put(np.uint32(start + done + k * blocks * BLOCK), device)
+            runs.append(_returns_of_range(block_fn, device_key, first, blocks, device_operands))
+            if not concurrent:
+                runs[-1].block_until_ready()
+        returns = np.concatenate([np.asarray(r).reshape(-1, r.shape[-1]) for r in runs])
+        parts.append(returns[:count])
         done += count
         if progress is not None:
             progress(count)
