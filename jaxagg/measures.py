@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from jaxagg.errors import ShapeError, ValidationError
+from jaxagg.validation import finite_array
 
 MEASURES = ("policy", "uniform", "hull")
 SAMPLE_FORMAT = "jaxagg.sample/1"
@@ -85,7 +86,7 @@ class ReturnSample:
     _sorted_by_agent: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        returns = _finite_array("returns", self.returns, ndim=2)
+        returns = finite_array("returns", self.returns, ndim=2)
         N, n = returns.shape
         if N == 0:
             raise ValidationError(f"returns: expected at least one sample (row), got shape {returns.shape}")
@@ -98,7 +99,7 @@ class ReturnSample:
         for name in ("max_returns", "min_returns"):
             value = getattr(self, name)
             if value is not None:
-                value = _finite_array(name, value, ndim=1)
+                value = finite_array(name, value, ndim=1)
                 if value.shape != (n,):
                     raise ShapeError(f"{name}: expected shape [{n}] (one per agent of returns {returns.shape}), got {value.shape}")
             bounds[name] = value
@@ -499,7 +500,7 @@ def fit_logistic_cdf(
     """
     from scipy import optimize  # local: only the Borda concave method needs SciPy here
 
-    xs = _finite_array(name, values, ndim=1)
+    xs = finite_array(name, values, ndim=1)
     if not is_sorted:
         xs = np.sort(xs)
     if isinstance(max_points, (bool, np.bool_)) or not isinstance(max_points, (int, np.integer)) or max_points < 3:
@@ -572,20 +573,6 @@ def _parts(sample: ReturnSample) -> list[dict[str, Any]]:
         return list(sample.info["parts"])
     own = {k: v for k, v in sample.info.items() if k != "parts"}
     return [{"seed": sample.seed, "num_samples": sample.num_samples, "info": own}]
-
-
-def _finite_array(name: str, value: Any, ndim: int) -> np.ndarray:
-    try:
-        array = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"{name}: expected a numeric array, got {type(value).__name__} ({exc})") from None
-    if array.ndim != ndim:
-        raise ShapeError(f"{name}: expected a {ndim}-d array, got shape {array.shape}")
-    bad = ~np.isfinite(array)
-    if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValidationError(f"{name}: expected finite numbers, found {array[where]} at index {where}")
-    return array
 
 
 def _check_bounds(returns: np.ndarray, upper: np.ndarray | None, lower: np.ndarray | None) -> None:

@@ -42,3 +42,8 @@ def welfare_summary(u: np.ndarray) -> dict[str, float]:
     """Minimum, mean, Gini and Nash welfare of normalised returns ``[n]``."""
     u = _vector(u)
     return {"min": min_normalized(u), "mean": float(u.mean()), "gini": gini(u), "nash_welfare": nash_welfare(u)}
+
+
+def quantile_level(returns: np.ndarray, sample) -> float:
+    """Quantile-fairness level ``min_i F_i(J_i(d))`` of raw returns ``[n]`` under a ReturnSample."""
+    return float(np.min(sample.rank(np.asarray(returns, dtype=np.float64))))

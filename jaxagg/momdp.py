@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from jaxagg.errors import DegenerateAgentError, ShapeError, ValidationError
+from jaxagg.validation import finite_array
 
 CRITERIA = ("average", "discounted")
 PROBABILITY_ATOL = 1e-6
@@ -69,8 +70,8 @@ class MOMDP:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        P = _finite_array("P", self.P, ndim=3)
-        R = _finite_array("R", self.R, ndim=(2, 3))
+        P = finite_array("P", self.P, ndim=3)
+        R = finite_array("R", self.R, ndim=(2, 3))
         if R.ndim == 2:
             R = R[None]
         S, A, S2 = P.shape
@@ -83,7 +84,7 @@ class MOMDP:
         if R.shape[1:] != (S, A):
             raise ShapeError(f"R: expected shape [n, {S}, {A}] to match P {P.shape}, got {R.shape}")
         P = _probability_rows("P", P)
-        mu = np.full(S, 1.0 / S) if self.mu is None else _finite_array("mu", self.mu, ndim=1)
+        mu = np.full(S, 1.0 / S) if self.mu is None else finite_array("mu", self.mu, ndim=1)
         if mu.shape != (S,):
             raise ShapeError(f"mu: expected shape [{S}] to match P {P.shape}, got {mu.shape}")
         mu = _probability_rows("mu", mu)
@@ -262,7 +263,7 @@ def from_mdptoolbox(
             axis first). Each is ``[S]`` (state reward), ``[S, A]``, or ``[A, S, S]``
             (reward on the transition; its expectation under ``P`` is used).
     """
-    P_ass = _finite_array("transitions", np.stack([np.asarray(t, dtype=np.float64) for t in transitions]), ndim=3)
+    P_ass = finite_array("transitions", np.stack([np.asarray(t, dtype=np.float64) for t in transitions]), ndim=3)
     A, S, S2 = P_ass.shape
     if S != S2:
         raise ShapeError(f"transitions: expected [A, S, S], got {P_ass.shape}")
@@ -287,22 +288,6 @@ def to_mdptoolbox(momdp: MOMDP) -> tuple[np.ndarray, list[np.ndarray]]:
 
 
 # ------------------------------------------------------------------ helpers
-def _finite_array(name: str, value: Any, ndim: int | tuple[int, ...]) -> np.ndarray:
-    try:
-        array = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"{name}: expected a numeric array, got {type(value).__name__} ({exc})") from None
-    allowed = (ndim,) if isinstance(ndim, int) else ndim
-    if array.ndim not in allowed:
-        want = " or ".join(f"{k}-d" for k in allowed)
-        raise ShapeError(f"{name}: expected a {want} array, got shape {array.shape}")
-    bad = ~np.isfinite(array)
-    if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValidationError(f"{name}: expected finite numbers, found {array[where]} at index {where}")
-    return array
-
-
 def _probability_rows(name: str, array: np.ndarray) -> np.ndarray:
     """Check that ``array`` holds distributions along its last axis; return them renormalised."""
     if (array < -PROBABILITY_ATOL).any():
@@ -362,7 +347,7 @@ def _optional_list(value: tuple[str, ...] | None) -> list[str] | None:
 
 def _mdptoolbox_reward(name: str, reward: Any, P_ass: np.ndarray) -> np.ndarray:
     A, S, _ = P_ass.shape
-    r = _finite_array(name, reward, ndim=(1, 2, 3))
+    r = finite_array(name, reward, ndim=(1, 2, 3))
     if r.shape == (S,):
         return np.repeat(r[:, None], A, axis=1)
     if r.shape == (S, A):

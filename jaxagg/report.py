@@ -34,27 +34,35 @@ class Comparison:
     momdp: MOMDP
     outcomes: list[Outcome]
     failures: dict[str, str] = field(default_factory=dict)
+    sample: Any = None
 
     def rows(self) -> list[dict[str, Any]]:
-        """One dict per outcome: rule, per-agent % of max return, summary metrics, time."""
-        return [
-            {
+        """One dict per outcome: rule, per-agent % of max return, summary metrics, time, and
+        with a sample the per-agent quantile ranks and the quantile-fairness level."""
+        rows = []
+        for o in self.outcomes:
+            row = {
                 "rule": o.rule,
                 "percent_of_max": (100.0 * o.normalized).tolist(),
                 **metrics.welfare_summary(o.normalized),
                 "sum_returns": float(o.returns.sum()),
                 "seconds": o.stats.wall_time,
             }
-            for o in self.outcomes
-        ]
+            if self.sample is not None:
+                row["ranks"] = self.sample.rank(o.returns).tolist()
+                row["quantile_level"] = metrics.quantile_level(o.returns, self.sample)
+            rows.append(row)
+        return rows
 
     def table(self) -> str:
         """A fixed-width text table: per agent the % of max return (normalised return x 100)."""
         labels = [f"a{i}" for i in range(self.momdp.num_agents)]
-        header = ["rule", *labels, "min%", "gini", "nashW", "time s"]
+        ranked = self.sample is not None
+        header = ["rule", *labels, "min%", "gini", "nashW", *(["q-level"] if ranked else []), "time s"]
         body = [
             [r["rule"], *(f"{p:.1f}" for p in r["percent_of_max"]), f"{100 * r['min']:.1f}",
-             f"{r['gini']:.3f}", f"{r['nash_welfare']:.3f}", f"{r['seconds']:.2f}"]
+             f"{r['gini']:.3f}", f"{r['nash_welfare']:.3f}", *([f"{r['quantile_level']:.4f}"] if ranked else []),
+             f"{r['seconds']:.2f}"]
             for r in self.rows()
         ]
         widths = [max(len(row[k]) for row in [header, *body]) for k in range(len(header))]
@@ -62,6 +70,9 @@ class Comparison:
         lines += [_format_row(row, widths) for row in body]
         legend = ", ".join(f"a{i} = {name}" for i, name in enumerate(self.momdp.labels()))
         lines += [f"failed: {name}: {message}" for name, message in self.failures.items()]
+        if ranked:
+            lines.append(f"q-level = min over agents of the quantile rank under {self.sample!r} "
+                         f"(DKW band ±{self.sample.dkw_band():.4f} at 95%)")
         return "\n".join([repr(self.momdp), *lines, f"% of max return per agent ({legend})"])
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,6 +87,7 @@ class Comparison:
                 "min_return": bounds.lower.tolist(),
                 "max_return": bounds.upper.tolist(),
             },
+            "sample": None if self.sample is None else self.sample.to_dict(),
             "rules": [{**o.to_dict(), **row} for o, row in zip(self.outcomes, self.rows())],
             "failures": self.failures,
         }
@@ -114,7 +126,7 @@ def compare(
             outcomes.append(rule(momdp, sample))
         except JaxaggError as exc:
             failures[rule.name] = str(exc)
-    return Comparison(momdp, outcomes, failures)
+    return Comparison(momdp, outcomes, failures, sample)
 
 
 def _format_row(cells: Sequence[str], widths: Sequence[int]) -> str:

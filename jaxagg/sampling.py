@@ -26,6 +26,7 @@ from jaxagg.kernels.returns import MeasureProblem, evaluate_indices, hull_block,
 from jaxagg.measures import ReturnSample
 from jaxagg.momdp import MOMDP
 from jaxagg.solvers.polytope import is_unichain_for_full_support, return_bounds
+from jaxagg.validation import integer_at_least
 
 SAMPLED_MEASURES = ("policy", "hull")
 DEFAULT_CHUNK = 4096
@@ -61,10 +62,9 @@ def sample(
         A ReturnSample with ``returns [N, n]`` (float64 copy of the kernel's precision), the
         exact ``max_returns``/``min_returns`` from LPs, and ``info`` recording how it was made.
     """
-    num_samples = _positive_int("num_samples", num_samples)
-    chunk_size = _positive_int("chunk_size", chunk_size)
-    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
-        raise ValidationError(f"start: expected an integer >= 0, got {start!r}")
+    num_samples = integer_at_least("num_samples", num_samples, 1)
+    chunk_size = integer_at_least("chunk_size", chunk_size, 1)
+    start = integer_at_least("start", start, 0)
     if start + num_samples > 2**32:
         raise ValidationError(f"num_samples: start + num_samples must be at most 2**32, got {start + num_samples}")
     seed = _seed(seed)
@@ -168,12 +168,6 @@ class _progress:
         if self._bar is not None:
             self._bar.close()
         return False
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValidationError(f"{name}: expected an integer >= 1, got {value!r}")
-    return int(value)
 
 
 def _seed(seed: Any) -> int:

@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import jaxagg as ja
@@ -67,3 +68,27 @@ def test_bad_arguments_give_one_line_errors(argv, message, capsys, tmp_path, mon
 def test_console_script_help_runs_as_a_process():
     result = subprocess.run([sys.executable, "-m", "jaxagg.cli", "--help"], capture_output=True, text=True, check=True)
     assert "run" in result.stdout and "Policy aggregation" in result.stdout
+
+
+def test_sample_resume_and_run_with_samples(tmp_path, capsys):
+    path = tmp_path / "s.npz"
+    small = ["--factories", "2", "--phases", "3"]
+    assert main(["sample", *small, "--num-samples", "300", "--chunk-size", "64", "--quiet", "--out", str(path)]) == 0
+    assert main(["sample", *small, "--num-samples", "200", "--quiet", "--resume", "--out", str(path)]) == 0
+    resumed = ja.load_sample(path)
+    one_run = ja.sample(ja.envs.attention_allocation(2, 3), 500, seed=0)
+    np.testing.assert_array_equal(resumed.returns, one_run.returns)
+    capsys.readouterr()
+    out = tmp_path / "r.json"
+    assert main(["run", *small, "--quiet", "--rules", "leximin", "--samples", str(path), "--json", str(out)]) == 0
+    assert "q-level" in capsys.readouterr().out
+    row = json.loads(out.read_text())["rules"][0]
+    assert row["quantile_level"] == pytest.approx(min(row["ranks"]))
+    assert row["quantile_level"] == pytest.approx(resumed.rank(np.array(row["returns"])).min())
+
+
+def test_run_refuses_a_sample_of_another_instance(tmp_path, capsys):
+    path = tmp_path / "s.npz"
+    assert main(["sample", "--factories", "2", "--num-samples", "50", "--quiet", "--out", str(path)]) == 0
+    assert main(["run", "--factories", "2", "--seed", "1", "--samples", str(path)]) == 2
+    assert "was drawn for a different instance" in capsys.readouterr().err

@@ -24,6 +24,7 @@ import numpy as np
 
 from jaxagg.errors import ValidationError
 from jaxagg.momdp import MOMDP
+from jaxagg.validation import integer_at_least
 
 INCIDENT_PENALTY = 100.0
 MONITOR_COST = 1.0
@@ -57,8 +58,8 @@ def attention_allocation(
         factory weights ``weights [n, F]`` and, for subsets, ``factory_weights``, ``subsets``
         and ``scales``.
     """
-    factories = _positive_int("factories", factories, minimum=1)
-    phases = _positive_int("phases", phases, minimum=2)
+    factories = integer_at_least("factories", factories, minimum=1)
+    phases = integer_at_least("phases", phases, minimum=2)
     states = phases**factories
     if states * states * (factories + 1) > MAX_DENSE_ENTRIES:
         raise ValidationError(
@@ -77,7 +78,7 @@ def attention_allocation(
         weights = np.diag(_scales(rng, factories, factories))
         names = [f"factory {f}" for f in range(factories)]
     else:
-        num_agents = 10 if num_agents is None else _positive_int("num_agents", num_agents, minimum=1)
+        num_agents = 10 if num_agents is None else integer_at_least("num_agents", num_agents, minimum=1)
         factory_weights = rng.choice(np.arange(2, factories + 2) / 2.0, size=factories)
         subsets = _random_nonempty_subsets(rng, num_agents, factories)
         scales = _scales(rng, num_agents, factories)
@@ -150,9 +151,3 @@ def _random_nonempty_subsets(rng: np.random.Generator, count: int, factories: in
 def _state_labels(factories: int, phases: int) -> list[str]:
     phase = np.array(np.unravel_index(np.arange(phases**factories), (phases,) * factories)).T
     return ["".join(str(p) for p in row) for row in phase]
-
-
-def _positive_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValidationError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)

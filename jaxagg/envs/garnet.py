@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxagg.envs.attention import _positive_int
 from jaxagg.errors import ValidationError
 from jaxagg.momdp import MOMDP
+from jaxagg.validation import integer_at_least
 
 
 def garnet(
@@ -31,10 +31,10 @@ def garnet(
         agents: number of reward functions n >= 1.
         criterion, gamma: ``"average"`` (gamma None) or ``"discounted"`` with gamma in (0, 1).
     """
-    S = _positive_int("states", states, minimum=1)
-    A = _positive_int("actions", actions, minimum=1)
-    b = _positive_int("branching", branching, minimum=1)
-    n = _positive_int("agents", agents, minimum=1)
+    S = integer_at_least("states", states, minimum=1)
+    A = integer_at_least("actions", actions, minimum=1)
+    b = integer_at_least("branching", branching, minimum=1)
+    n = integer_at_least("agents", agents, minimum=1)
     if b > S:
         raise ValidationError(f"branching: expected at most states={S}, got {b}")
     if S * A < 2:
