@@ -30,12 +30,12 @@ def best_of(repeats: int, function):
     return statistics.median(times), value
 
 
-def bench_size(factories: int, phases: int, repeats: int) -> list[str]:
+def bench_size(factories: int, phases: int, repeats: int, solver: str) -> list[str]:
     env_s, momdp = best_of(1, lambda: ja.envs.attention_allocation(factories, phases, seed=0))
     build_s, polytope = best_of(repeats, lambda: _build_polytope(momdp))
     # The utilitarian LP itself (the rule would also compute the 2n return-bound LPs to normalise).
     program = OccupancyProgram(polytope)
-    lp_s, result = best_of(repeats, lambda: program.solve(momdp.reward_matrix.sum(axis=0), sense="max", what="utilitarian LP"))
+    lp_s, result = best_of(repeats, lambda: program.solve(momdp.reward_matrix.sum(axis=0), sense="max", solver=solver, what="utilitarian LP"))
     residual = polytope.residual(program.occupancy(result))
     return [f"({factories},{phases})", str(momdp.num_states), str(momdp.dim), str(polytope.E.nnz),
             f"{env_s:.3f}", f"{1000 * build_s:.1f}", f"{1000 * result.solve_time:.1f}", f"{1000 * lp_s:.1f}", f"{residual:.1e}"]
@@ -45,18 +45,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["5,3", "6,3", "7,3"], help="factories,phases pairs")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--solver", default="choose", help="HiGHS solver: choose, simplex, ipm or pdlp")
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to RESULTS.md")
     args = parser.parse_args()
     header = ["instance", "S", "S*A", "nnz(E)", "env build s", "O build ms", "HiGHS LP ms", "LP incl. assembly ms", "residual"]
     rows = []
     for size in args.sizes:
         factories, phases = (int(x) for x in size.split(","))
-        rows.append(bench_size(factories, phases, args.repeats))
+        rows.append(bench_size(factories, phases, args.repeats, args.solver))
         print("  ".join(rows[-1]), flush=True)
     table = markdown_table(header, rows)
     print(table)
     if not args.no_record:
-        record("Occupancy polytope build + one utilitarian LP (median of %d)" % args.repeats, "python bench/lp.py", table)
+        command = "python bench/lp.py " + " ".join(sys.argv[1:])
+        record(f"Occupancy polytope build + one utilitarian LP, HiGHS solver={args.solver} (median of {args.repeats})", command.strip(), table)
 
 
 if __name__ == "__main__":

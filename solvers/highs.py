@@ -32,6 +32,9 @@ FEASIBILITY_TOL = 1e-10
 outside O; 1e-10 gives residuals near machine precision at no measurable cost."""
 
 
+SOLVERS = ("choose", "simplex", "ipm", "pdlp")
+
+
 class SolveStatus(enum.Enum):
     OPTIMAL = "optimal"
     INFEASIBLE = "infeasible"
@@ -105,6 +108,9 @@ class HighsModel:
         time_limit: seconds per solve (``None``: no limit).
         mip_gap: relative MIP gap at which HiGHS may stop (``None``: HiGHS's default 1e-4).
         threads: HiGHS threads.
+        solver: HiGHS's ``solver`` option: ``"choose"`` (default), ``"simplex"``, ``"ipm"``
+            (interior point + crossover; measured faster on the largest attention LPs) or
+            ``"pdlp"``.
         verbose: print HiGHS's log.
         what: a short name of the program for error messages (``"utilitarian LP"``).
     """
@@ -124,6 +130,7 @@ class HighsModel:
         time_limit: float | None = None,
         mip_gap: float | None = None,
         threads: int = DEFAULT_THREADS,
+        solver: str = "choose",
         verbose: bool = False,
         what: str = "program",
     ):
@@ -135,6 +142,8 @@ class HighsModel:
             raise ValidationError(f"matrix: expected {num_cols} columns to match cost, got shape {A.shape}")
         if sense not in ("min", "max"):
             raise ValidationError(f"sense: expected 'min' or 'max', got {sense!r}")
+        if solver not in SOLVERS:
+            raise ValidationError(f"solver: expected one of {SOLVERS}, got {solver!r}")
         self.what = what
         self.time_limit = time_limit
         self.is_mip = integrality is not None and bool(np.any(integrality))
@@ -160,6 +169,7 @@ class HighsModel:
             lp.integrality_ = [highspy.HighsVarType.kInteger if k else highspy.HighsVarType.kContinuous for k in integer]
 
         self._highs = _new_highs(verbose, threads, time_limit, mip_gap)
+        self._highs.setOptionValue("solver", solver)
         if self._highs.passModel(lp) == highspy.HighsStatus.kError:
             raise SolverError(f"{what}: HiGHS rejected the model")
 

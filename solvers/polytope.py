@@ -24,7 +24,7 @@ from scipy.sparse.csgraph import connected_components
 
 from jaxagg.errors import DegenerateAgentWarning, ShapeError, ValidationError
 from jaxagg.momdp import MOMDP
-from jaxagg.solvers.highs import INF, solve
+from jaxagg.solvers.program import OccupancyProgram
 
 DEGENERATE_RTOL = 1e-9
 """An agent whose ``max_O J - min_O J`` is at most this times ``max |R|`` is degenerate."""
@@ -243,8 +243,8 @@ def return_bounds(momdp: MOMDP) -> ReturnBounds:
 
 def solve_linear(polytope: OccupancyPolytope, cost: np.ndarray, sense: str = "max", what: str = "LP") -> np.ndarray:
     """An optimal vertex ``[S*A]`` of ``sense <cost, d>`` over O (raises typed errors on failure)."""
-    result = solve(cost, polytope.E, polytope.b, polytope.b, 0.0, INF, sense=sense, what=what)
-    return np.clip(result.x, 0.0, None)
+    program = OccupancyProgram(polytope)
+    return program.occupancy(program.solve(cost, sense=sense, what=what))
 
 
 # ------------------------------------------------------------------ helpers

@@ -176,3 +176,12 @@ def test_two_state_chain_closed_form():
     np.testing.assert_allclose(bounds.upper, [0.8, 0.8], atol=1e-9)
     np.testing.assert_allclose(bounds.lower, [0.2, 0.2], atol=1e-9)
     np.testing.assert_allclose(ja.rules.egalitarian(m).returns, [0.5, 0.5], atol=1e-9)
+
+
+def test_interior_point_path_for_large_polytopes_gives_the_same_outcomes(monkeypatch):
+    m = ja.envs.attention_allocation(3, 3, seed=3)
+    simplex = {name: ja.rules.get(name)(m).returns for name in ("utilitarian", "egalitarian", "leximin")}
+    monkeypatch.setattr(ja.solvers.program, "IPM_MIN_DIM", 0)  # every one-shot LP now uses ipm
+    fresh = ja.envs.attention_allocation(3, 3, seed=3)  # new instance: nothing cached
+    for name, returns in simplex.items():
+        np.testing.assert_allclose(ja.rules.get(name)(fresh).returns, returns, rtol=1e-7, atol=1e-9)

@@ -19,6 +19,13 @@ def test_lp_optimum_objective_and_duals():
     assert result.mip_gap == 0.0 and result.solve_time >= 0.0
 
 
+@pytest.mark.parametrize("solver", ["simplex", "ipm"])
+def test_every_solver_reaches_the_same_vertex(solver):
+    A = sp.csc_matrix([[1.0, 1.0], [1.0, 3.0]])
+    result = solve([1.0, 2.0], A, [-INF, -INF], [4.0, 6.0], sense="max", solver=solver)
+    np.testing.assert_allclose(result.x, [3.0, 1.0], atol=1e-8)
+
+
 def test_offset_and_dense_matrix_and_scalar_bounds():
     result = solve([1.0], np.array([[1.0]]), [2.0], [INF], 0.0, 10.0, offset=3.0)
     assert result.objective == pytest.approx(5.0)
@@ -83,6 +90,7 @@ def test_warm_started_model_adds_rows_and_changes_bounds_and_costs():
         ({"matrix": np.ones((1, 3))}, r"matrix: expected 2 columns to match cost"),
         ({"row_lower": [0.0, 0.0]}, r"row_lower: expected shape \[1\]"),
         ({"col_upper": [np.nan, 1.0]}, "col_upper: contains NaN"),
+        ({"solver": "barrier"}, r"solver: expected one of \('choose', 'simplex', 'ipm', 'pdlp'\), got 'barrier'"),
     ],
 )
 def test_bad_arguments(kwargs, pattern):
