@@ -53,7 +53,6 @@ def discounted_returns_of_all_policies(momdp: MOMDP) -> np.ndarray:
 
 def closed_classes(P_pi: np.ndarray) -> list[np.ndarray]:
     """Strongly connected components of the support graph with no edge leaving them."""
-    S = P_pi.shape[0]
     support = P_pi > 0
     count, labels = connected_components(sp.csr_matrix(support), directed=True, connection="strong")
     classes = []
