@@ -25,7 +25,7 @@ import numpy as np
 from jaxagg.errors import JaxaggError, ValidationError
 from jaxagg.measures import ReturnSample, load_sample
 from jaxagg.momdp import MOMDP, load
-from jaxagg.report import DEFAULT_RULES, compare
+from jaxagg.report import DEFAULT_RULES, VOLUMETRIC_RULES, compare
 from jaxagg.sampling import extend, sample
 from jaxagg.solvers.polytope import return_bounds
 
@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run aggregation rules on one instance and print a table")
     _add_instance_options(run)
-    run.add_argument("--rules", default=",".join(DEFAULT_RULES), help="comma-separated rule names (default: %(default)s)")
+    run.add_argument("--rules", default=None, help=f"comma-separated rule names (default: {','.join(DEFAULT_RULES)}, "
+                     f"plus {','.join(VOLUMETRIC_RULES)} with --samples)")
     run.add_argument("--samples", metavar="PATH", help="a sample file from 'jaxagg sample' for this instance (adds quantile ranks)")
     run.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     run.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
@@ -101,12 +102,14 @@ def instance_from_args(args: argparse.Namespace) -> MOMDP:
 
 def _run(args: argparse.Namespace) -> int:
     momdp = instance_from_args(args)
-    names = [name.strip() for name in args.rules.split(",") if name.strip()]
-    for name in names:
+    names = None if args.rules is None else [name.strip() for name in args.rules.split(",") if name.strip()]
+    for name in names or ():
         rule_registry.get(name)  # unknown names fail before any work
     sample = None
     if args.samples:
         sample = check_sample_matches(load_sample(args.samples), momdp, f"samples: {args.samples!r}")
+    if sample is None and any(rule_registry.get(name).needs_sample for name in names or ()):
+        raise ValidationError("rules: volumetric rules need a sample; pass --samples PATH (from 'jaxagg sample')")
     progress = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     comparison = compare(momdp, names, sample, progress=progress)
     print(comparison.table())

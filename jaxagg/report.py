@@ -25,6 +25,8 @@ DEFAULT_RULES = (
     "leximin-normalized",
     "nash",
 )
+VOLUMETRIC_RULES = ("max-quantile",)
+"""Added to the default rules when a sample of the reference measure is given."""
 
 
 @dataclass
@@ -109,14 +111,17 @@ def compare(
     """Run several rules on one MOMDP.
 
     Args:
-        rules: registry names (default: every welfare rule, :data:`DEFAULT_RULES`).
+        rules: registry names (default: every welfare rule, :data:`DEFAULT_RULES`, and with a
+            sample also :data:`VOLUMETRIC_RULES`).
         sample: a sample of the reference measure for rules that need one.
         progress: called with a short message before each rule (e.g. ``print``).
 
     A rule that raises a :class:`~jaxagg.errors.JaxaggError` (say, an infeasible program) is
     reported in ``failures`` and the others still run; unknown rule names raise at once.
     """
-    names = list(DEFAULT_RULES if rules is None else rules)
+    if rules is None:
+        rules = DEFAULT_RULES + (VOLUMETRIC_RULES if sample is not None else ())
+    names = list(rules)
     selected = [rule_registry.get(name) for name in names]
     outcomes, failures = [], {}
     for k, rule in enumerate(selected, start=1):

@@ -45,6 +45,7 @@ def test_rules_lists_rules(capsys):
         (["run", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
         (["run", "--env", "gridworld"], "argument --env: invalid choice: 'gridworld'"),
         (["run", "--rules", "nope"], "rule: unknown rule 'nope'"),
+        (["run", "--rules", "max-quantile"], "rules: volumetric rules need a sample; pass --samples PATH"),
         (["run", "--gamma", "0.9"], "argument --gamma: only meaningful with --criterion discounted"),
         (["run", "--criterion", "discounted", "--gamma", "1.5"], r"gamma: expected a number in (0, 1)"),
         (["run", "--factories", "0"], "factories: expected an integer >= 1, got 0"),
@@ -80,9 +81,14 @@ def test_sample_resume_and_run_with_samples(tmp_path, capsys):
     np.testing.assert_array_equal(resumed.returns, one_run.returns)
     capsys.readouterr()
     out = tmp_path / "r.json"
-    assert main(["run", *small, "--quiet", "--rules", "leximin", "--samples", str(path), "--json", str(out)]) == 0
-    assert "q-level" in capsys.readouterr().out
-    row = json.loads(out.read_text())["rules"][0]
+    assert main(["run", *small, "--quiet", "--samples", str(path), "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "q-level" in text and "max-quantile" in text
+    rows = json.loads(out.read_text())["rules"]
+    quantile = next(r for r in rows if r["rule"] == "max-quantile")
+    assert quantile["quantile_level"] >= quantile["info"]["q_star"]
+    assert all(quantile["quantile_level"] >= r["quantile_level"] for r in rows)  # nothing beats q*
+    row = rows[0]
     assert row["quantile_level"] == pytest.approx(min(row["ranks"]))
     assert row["quantile_level"] == pytest.approx(resumed.rank(np.array(row["returns"])).min())
 

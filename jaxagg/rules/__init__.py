@@ -5,9 +5,10 @@
 >>> ja.rules.get("leximin")(momdp)
 """
 
-from jaxagg.rules import welfare  # noqa: F401  (registers the welfare rules)
+from jaxagg.rules import quantile, welfare  # noqa: F401  (register their rules)
 from jaxagg.rules.outcome import Outcome, SolverStats
 from jaxagg.rules.registry import Rule, get, names, register
+from jaxagg.rules.quantile import max_quantile
 from jaxagg.rules.welfare import egalitarian, leximin, nash, utilitarian
 
-__all__ = ["Outcome", "Rule", "SolverStats", "egalitarian", "get", "leximin", "nash", "names", "register", "utilitarian"]
+__all__ = ["Outcome", "Rule", "SolverStats", "egalitarian", "get", "leximin", "max_quantile", "nash", "names", "register", "utilitarian"]

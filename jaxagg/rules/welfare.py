@@ -37,33 +37,35 @@ def agent_scores(momdp: MOMDP, normalized: bool) -> tuple[np.ndarray, np.ndarray
     return W, c
 
 
-def utilitarian(momdp: MOMDP, *, normalized: bool = False) -> Outcome:
-    """Maximise ``sum_i score_i(d)`` (one LP)."""
+def utilitarian(momdp: MOMDP, *, normalized: bool = False, floors: np.ndarray | None = None) -> Outcome:
+    """Maximise ``sum_i score_i(d)`` (one LP); ``floors [n]``: only policies with raw returns
+    ``J_i >= floors[i]`` (a volumetric rule's completion)."""
     W, c = agent_scores(momdp, normalized)
     stats = SolverStats()
-    program = OccupancyProgram(occupancy_polytope(momdp))
+    program = floored_program(momdp, floors)
     result = stats.record(program.solve(W.sum(axis=0), sense="max", what="utilitarian LP"))
     return make_outcome(momdp, _name("utilitarian", normalized), program.occupancy(result), stats,
                         welfare=float(result.objective + c.sum()))
 
 
-def egalitarian(momdp: MOMDP, *, normalized: bool = False) -> Outcome:
-    """Maximise ``min_i score_i(d)`` (one LP with a level variable ``t``)."""
+def egalitarian(momdp: MOMDP, *, normalized: bool = False, floors: np.ndarray | None = None) -> Outcome:
+    """Maximise ``min_i score_i(d)`` (one LP with a level variable ``t``); ``floors`` as in
+    :func:`utilitarian`."""
     W, c = agent_scores(momdp, normalized)
     stats = SolverStats()
-    program, t = _level_program(momdp, W, c, np.arange(momdp.num_agents))
+    program, t = _level_program(momdp, W, c, np.arange(momdp.num_agents), floors)
     result = stats.record(program.solve(_unit(program.num_cols, t), sense="max", what="egalitarian LP"))
     return make_outcome(momdp, _name("egalitarian", normalized), program.occupancy(result), stats,
                         level=float(result.x[t]))
 
 
-def leximin(momdp: MOMDP, *, normalized: bool = False, tol: float = 1e-9) -> Outcome:
+def leximin(momdp: MOMDP, *, normalized: bool = False, tol: float = 1e-9, floors: np.ndarray | None = None) -> Outcome:
     """Leximin: maximise the minimum over the agents not yet fixed, fix the agents that attain
     it in every optimum, repeat (at most n LPs).
 
     An agent is fixed when its row ``score_i >= t`` has a positive dual: by complementary
     slackness every maximiser then gives it exactly the level. Fixed agents keep
-    ``score_j >= level_j - tol * max(1, |level_j|)``.
+    ``score_j >= level_j - tol * max(1, |level_j|)``. ``floors`` as in :func:`utilitarian`.
     """
     W, c = agent_scores(momdp, normalized)
     n = momdp.num_agents
@@ -73,14 +75,15 @@ def leximin(momdp: MOMDP, *, normalized: bool = False, tol: float = 1e-9) -> Out
     occupancy = None
     while np.isnan(levels).any():
         free = np.flatnonzero(np.isnan(levels))
-        program, t = _level_program(momdp, W, c, free)
+        program, t = _level_program(momdp, W, c, free, floors)
         fixed = np.flatnonzero(~np.isnan(levels))
         if fixed.size:
             floor = levels[fixed] - tol * np.maximum(1.0, np.abs(levels[fixed]))
             program.add_rows(W[fixed], lower=floor - c[fixed])
         result = stats.record(program.solve(_unit(program.num_cols, t), sense="max", what=f"leximin LP {len(order) + 1}"))
         occupancy = program.occupancy(result)
-        duals = np.abs(result.row_duals[program.polytope.E.shape[0] : program.polytope.E.shape[0] + free.size])
+        first = program.polytope.E.shape[0] + (0 if floors is None else momdp.num_agents)
+        duals = np.abs(result.row_duals[first : first + free.size])
         tight = free[duals > LEXIMIN_DUAL_TOL]
         if tight.size == 0:  # numerically flat duals: fix the worst-off free agent
             tight = free[[np.argmin(W[free] @ occupancy + c[free])]]
@@ -130,9 +133,21 @@ def nash(momdp: MOMDP, *, normalized: bool = True, tol: float = NASH_GAP_TOL, ma
 
 
 # ------------------------------------------------------------------ helpers
-def _level_program(momdp: MOMDP, W: np.ndarray, c: np.ndarray, agents: np.ndarray) -> tuple[OccupancyProgram, int]:
-    """O plus a free level ``t`` and rows ``W[i] d - t >= -c[i]`` for ``agents``; returns (program, t)."""
+def floored_program(momdp: MOMDP, floors: np.ndarray | None) -> OccupancyProgram:
+    """O, plus rows ``J_i(d) >= floors[i]`` when ``floors [n]`` is given (``-inf`` entries: no floor)."""
     program = OccupancyProgram(occupancy_polytope(momdp))
+    if floors is not None:
+        floors = np.asarray(floors, dtype=np.float64)
+        if floors.shape != (momdp.num_agents,):
+            raise ValidationError(f"floors: expected shape [{momdp.num_agents}], got {floors.shape}")
+        program.add_rows(momdp.reward_matrix, lower=np.maximum(floors, -INF), upper=INF)
+    return program
+
+
+def _level_program(momdp: MOMDP, W: np.ndarray, c: np.ndarray, agents: np.ndarray, floors: np.ndarray | None = None) -> tuple[OccupancyProgram, int]:
+    """O (with ``floors``) plus a free level ``t`` and rows ``W[i] d - t >= -c[i]`` for
+    ``agents``; returns (program, t)."""
+    program = floored_program(momdp, floors)
     (t,) = program.add_variables(1)
     rows = program.rows_in(W[agents], [t], -np.ones((agents.size, 1)))
     program.add_rows(rows, lower=-c[agents], upper=INF)
@@ -171,3 +186,22 @@ register("nash", nash, family="welfare", normalized=True,
          description="maximise the product of normalised returns (LP cutting planes)")
 register("nash-raw", nash, family="welfare", normalized=False,
          description="maximise the product of raw returns (all must be positive)")
+
+
+COMPLETIONS = {
+    "utilitarian-normalized": (utilitarian, True),
+    "utilitarian": (utilitarian, False),
+    "egalitarian-normalized": (egalitarian, True),
+    "egalitarian": (egalitarian, False),
+    "leximin-normalized": (leximin, True),
+    "leximin": (leximin, False),
+}
+"""How a volumetric rule picks among the policies it treats as equally good (SPEC §3)."""
+
+
+def complete_within(momdp: MOMDP, floors: np.ndarray, completion: str) -> Outcome:
+    """The ``completion`` welfare optimum among policies with ``J_i >= floors[i]`` for all i."""
+    if completion not in COMPLETIONS:
+        raise ValidationError(f"completion: expected one of {sorted(COMPLETIONS)}, got {completion!r}")
+    function, normalized = COMPLETIONS[completion]
+    return function(momdp, normalized=normalized, floors=floors)

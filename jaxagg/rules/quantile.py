@@ -1,0 +1,102 @@
+"""Quantile fairness (SPEC §3): the max-quantile rule.
+
+A policy d is q-quantile fair if every agent ranks it at least q: ``F_i(J_i(d)) >= q``. With the
+empirical CDFs of a ReturnSample, ``min_i F_i(J_i(d))`` only takes the values ``(k+1)/N``, and
+it reaches ``(k+1)/N`` exactly when ``J_i(d) >= x_i[k]`` for every agent (``x_i`` agent i's sorted
+sample, 0-based; ``k = N`` stands for ``max_O J_i``, level 1). Feasibility of those thresholds is
+monotone in k, so bisection over k with one LP feasibility solve per step finds
+
+    q* = max over d in O of min_i F_i(J_i(d))
+
+exactly (resolution 1/N), in about log2(N) warm-started LPs. The policy is then chosen among the
+q*-fair ones by an explicit completion objective.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jaxagg.errors import InfeasibleError, ValidationError
+from jaxagg.measures import ReturnSample
+from jaxagg.momdp import MOMDP
+from jaxagg.rules.outcome import Outcome
+from jaxagg.rules.registry import register
+from jaxagg.rules.welfare import complete_within, floored_program
+from jaxagg.solvers.highs import INF
+
+
+THRESHOLD_MARGIN = 1e-9
+
+
+def level_thresholds(sample: ReturnSample, k: int) -> np.ndarray:
+    """Thresholds ``[n]`` that guarantee level ``(k+1)/N`` (``k = N``: the exact maxima)."""
+    return np.asarray(sample.quantile_of_index(k), dtype=np.float64)
+
+
+def level_of_index(k: int, num_samples: int) -> float:
+    return 1.0 if k >= num_samples else (k + 1) / num_samples
+
+
+def max_quantile(momdp: MOMDP, sample: ReturnSample, *, completion: str = "utilitarian-normalized", delta: float = 0.05) -> Outcome:
+    """The max-quantile rule: the highest empirical quantile-fairness level ``q*`` any policy
+    reaches, then the ``completion`` optimum among the policies that reach it.
+
+    Args:
+        sample: a ReturnSample of this instance (its ``max_returns`` are the exact ``max_O J``).
+        completion: ``"utilitarian-normalized"`` (default), ``"utilitarian"``, ``"egalitarian"``,
+            ``"egalitarian-normalized"``, ``"leximin"`` or ``"leximin-normalized"``.
+        delta: confidence for the reported DKW band (``q*`` holds for the true measure within
+            ``± band`` with probability ``1 - delta``).
+
+    ``info``: ``q_star``, ``index`` (k*), ``thresholds`` ``[n]``, ``dkw_band``, ``bisection_lps``.
+    """
+    _check_sample(momdp, sample)
+    N = sample.num_samples
+    program = floored_program(momdp, np.full(momdp.num_agents, -INF))
+    model = program.build(np.zeros(program.num_cols), sense="max", what="max-quantile feasibility LP")
+    floor_rows = np.arange(program.polytope.E.shape[0], program.num_rows)
+
+    def feasible(k: int) -> bool:
+        model.set_row_bounds(floor_rows, level_thresholds(sample, k), INF)
+        return model.solve(raise_on_failure=False).ok
+
+    low, high, solves = -1, N + 1, 0  # low: feasible (no floor); high: infeasible sentinel
+    while high - low > 1:
+        middle = (low + high) // 2
+        solves += 1
+        if feasible(middle):
+            low = middle
+        else:
+            high = middle
+    if low < 0:
+        raise ValidationError(
+            "sample: no policy reaches even the smallest sampled return of every agent; "
+            "the sample does not belong to this instance"
+        )
+    thresholds = level_thresholds(sample, low)
+    try:
+        # A hair above the thresholds, so that the LP's feasibility tolerance cannot leave a
+        # return just below a sample value (which would cost that agent one sample of rank).
+        margin = THRESHOLD_MARGIN * np.maximum(1.0, np.abs(thresholds))
+        outcome = complete_within(momdp, thresholds + margin, completion)
+    except InfeasibleError:  # the q*-fair set is (numerically) a single point
+        outcome = complete_within(momdp, thresholds, completion)
+    outcome.stats.solves += solves
+    outcome.info.clear()
+    outcome.info.update(
+        q_star=level_of_index(low, N), index=int(low), thresholds=thresholds.tolist(), completion=completion,
+        dkw_band=sample.dkw_band(delta), bisection_lps=solves, measure=sample.measure, num_samples=N,
+    )
+    return Outcome(rule="max-quantile", occupancy=outcome.occupancy, policy=outcome.policy, returns=outcome.returns,
+                   normalized=outcome.normalized, info=outcome.info, stats=outcome.stats)
+
+
+def _check_sample(momdp: MOMDP, sample: ReturnSample) -> None:
+    if not isinstance(sample, ReturnSample):
+        raise ValidationError(f"sample: expected a jaxagg.ReturnSample (ja.sample), got {type(sample).__name__}")
+    if sample.num_agents != momdp.num_agents:
+        raise ValidationError(f"sample: expected returns of {momdp.num_agents} agents, got {sample.num_agents}")
+
+
+register("max-quantile", max_quantile, family="quantile", needs_sample=True,
+         description="highest level q such that some policy is in every agent's top 1-q, exact at 1/N (LP bisection)")
