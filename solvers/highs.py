@@ -30,6 +30,9 @@ DEFAULT_THREADS = 1
 FEASIBILITY_TOL = 1e-10
 """Primal and dual feasibility tolerance. HiGHS's default (1e-7) leaves occupancies up to ~1e-7
 outside O; 1e-10 gives residuals near machine precision at no measurable cost."""
+MIP_FEASIBILITY_TOL = 1e-9
+"""MILP row and integrality tolerance (HiGHS's default 1e-6 let approval rows fall short of a
+threshold by enough to lose the approving sample)."""
 
 
 SOLVERS = ("choose", "simplex", "ipm", "pdlp")
@@ -235,6 +238,7 @@ def _new_highs(verbose: bool, threads: int, time_limit: float | None, mip_gap: f
     highs.setOptionValue("threads", int(threads))
     highs.setOptionValue("primal_feasibility_tolerance", FEASIBILITY_TOL)
     highs.setOptionValue("dual_feasibility_tolerance", FEASIBILITY_TOL)
+    highs.setOptionValue("mip_feasibility_tolerance", MIP_FEASIBILITY_TOL)
     if time_limit is not None:
         highs.setOptionValue("time_limit", float(time_limit))
     if mip_gap is not None:

@@ -50,7 +50,7 @@ def max_quantile(momdp: MOMDP, sample: ReturnSample, *, completion: str = "utili
 
     ``info``: ``q_star``, ``index`` (k*), ``thresholds`` ``[n]``, ``dkw_band``, ``bisection_lps``.
     """
-    _check_sample(momdp, sample)
+    check_sample(momdp, sample)
     N = sample.num_samples
     program = floored_program(momdp, np.full(momdp.num_agents, -INF))
     model = program.build(np.zeros(program.num_cols), sense="max", what="max-quantile feasibility LP")
@@ -91,7 +91,7 @@ def max_quantile(momdp: MOMDP, sample: ReturnSample, *, completion: str = "utili
                    normalized=outcome.normalized, info=outcome.info, stats=outcome.stats)
 
 
-def _check_sample(momdp: MOMDP, sample: ReturnSample) -> None:
+def check_sample(momdp: MOMDP, sample: ReturnSample) -> None:
     if not isinstance(sample, ReturnSample):
         raise ValidationError(f"sample: expected a jaxagg.ReturnSample (ja.sample), got {type(sample).__name__}")
     if sample.num_agents != momdp.num_agents:
