@@ -47,3 +47,31 @@ def welfare_summary(u: np.ndarray) -> dict[str, float]:
 def quantile_level(returns: np.ndarray, sample) -> float:
     """Quantile-fairness level ``min_i F_i(J_i(d))`` of raw returns ``[n]`` under a ReturnSample."""
     return float(np.min(sample.rank(np.asarray(returns, dtype=np.float64))))
+
+
+def preference_masks(returns: np.ndarray, sample) -> np.ndarray:
+    """For each sample, the bit mask of agents that strictly prefer it to an outcome with raw
+    ``returns [n]``: ``[N]`` integers (bit i set iff ``sample_i > returns_i``)."""
+    better = sample.returns > np.asarray(returns, dtype=np.float64)[None, :]
+    return (better.astype(np.int64) << np.arange(better.shape[1])).sum(axis=1)
+
+
+def blocking_coalitions(returns: np.ndarray, sample, epsilon: float) -> list[list[int]]:
+    """Coalitions that block an outcome in the epsilon-proportional veto core on a sample.
+
+    C blocks d if the samples every member of C strictly prefers to d have measure at least
+    ``1 - |C|/n + epsilon``. Counts over all 2^n coalitions come from one superset-sum
+    transform of the preference masks, O(2^n n) (n <= 16). An empty list certifies membership.
+    """
+    n = sample.num_agents
+    if n > 16:
+        raise ShapeError(f"sample: the veto-core check enumerates 2^n coalitions; n <= 16, got {n}")
+    counts = np.bincount(preference_masks(returns, sample), minlength=2**n).astype(np.int64)
+    for bit in range(n):  # superset sums: counts[C] = #samples whose mask contains C
+        step = 1 << bit
+        view = counts.reshape(-1, 2 * step)
+        view[:, :step] += view[:, step:]
+    sizes = np.array([bin(c).count("1") for c in range(2**n)])
+    need = 1.0 - sizes / n + epsilon
+    blocking = np.flatnonzero((counts / sample.num_samples >= need - 1e-12) & (sizes > 0))
+    return [[i for i in range(n) if c >> i & 1] for c in blocking]
