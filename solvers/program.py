@@ -66,11 +66,15 @@ class OccupancyProgram:
 
     def rows_in(self, occupancy_coefficients: np.ndarray, columns: np.ndarray, column_coefficients: np.ndarray) -> sp.csr_matrix:
         """Build ``[k, num_cols]`` rows: ``occupancy_coefficients [k, S*A]`` on d plus
-        ``column_coefficients [k, len(columns)]`` on the given extra columns."""
+        ``column_coefficients [k, len(columns)]`` on the given extra columns (a column listed
+        twice gets the sum of its coefficients)."""
         k = occupancy_coefficients.shape[0]
-        extra = np.zeros((k, self.num_cols - self.polytope.dim))
-        extra[:, np.asarray(columns) - self.polytope.dim] = column_coefficients
-        return sp.hstack([sp.csr_matrix(occupancy_coefficients), sp.csr_matrix(extra)], format="csr")
+        columns = np.asarray(columns).reshape(-1)
+        coefficients = np.asarray(column_coefficients, dtype=np.float64).reshape(k, columns.size)
+        rows = np.repeat(np.arange(k), columns.size)
+        extra = sp.coo_matrix((coefficients.reshape(-1), (rows, np.tile(columns - self.polytope.dim, k))),
+                              shape=(k, self.num_cols - self.polytope.dim))
+        return sp.hstack([sp.csr_matrix(occupancy_coefficients), extra.tocsr()], format="csr")
 
     def solve(self, cost: np.ndarray, sense: str = "max", **options) -> SolveResult:
         """Solve once with objective ``cost [num_cols]`` (or ``[S*A]``, zero on extra columns).

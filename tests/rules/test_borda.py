@@ -1,0 +1,62 @@
+"""epsilon-Borda against enumeration of every level vector by LP, and a grid over a simplex."""
+
+import itertools
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import jaxagg as ja
+from jaxagg.errors import ValidationError
+from jaxagg.rules.borda import borda_score
+from jaxagg.solvers.highs import INF, solve
+
+
+def best_levels_by_enumeration(momdp, sample, K):
+    """max sum_i k_i / K over level vectors whose thresholds tau_i(k_i/K) are jointly reachable."""
+    polytope = ja.occupancy_polytope(momdp)
+    taus = np.asarray(sample.quantile(np.arange(1, K + 1) / K)).T  # [n, K]
+    matrix = sp.vstack([polytope.E, sp.csr_matrix(momdp.reward_matrix)])
+    best = 0
+    for ks in itertools.product(range(K + 1), repeat=momdp.num_agents):
+        if sum(ks) <= best:
+            continue
+        floors = np.array([taus[i, k - 1] if k else -INF for i, k in enumerate(ks)])
+        result = solve(np.zeros(polytope.dim), matrix, np.concatenate([polytope.b, floors]),
+                       np.concatenate([polytope.b, np.full(momdp.num_agents, INF)]), raise_on_failure=False)
+        if result.ok:
+            best = sum(ks)
+    return best / K
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_milp_score_matches_enumeration(seed):
+    m = ja.envs.garnet(4, 3, 4, agents=3, seed=seed)
+    sample = ja.sample(m, 300, seed=seed, precision="float64")
+    outcome = ja.rules.get("borda")(m, sample, levels=4)
+    assert outcome.info["milp_score"] == pytest.approx(best_levels_by_enumeration(m, sample, 4), abs=1e-9)
+    # the policy keeps the levels, so its exact empirical score is at least the MILP's
+    assert outcome.info["borda_score"] >= outcome.info["milp_score"] - 1e-9
+    assert outcome.info["borda_score"] == pytest.approx(borda_score(outcome.returns, sample))
+
+
+def test_within_n_over_K_of_the_best_grid_policy_on_a_simplex():
+    rewards = np.random.default_rng(3).random((3, 3))
+    m = ja.envs.bandit(rewards)
+    sample = ja.sample(m, 1000, seed=0, precision="float64")
+    K = 10
+    outcome = ja.rules.get("borda")(m, sample, levels=K)
+    a, b = np.meshgrid(np.linspace(0, 1, 151), np.linspace(0, 1, 151), indexing="ij")
+    keep = a + b <= 1 + 1e-12
+    grid = np.stack([a[keep], b[keep], 1 - a[keep] - b[keep]], axis=1)
+    best_grid = sample.rank(grid @ rewards.T).sum(axis=1).max()
+    assert outcome.info["borda_score"] >= best_grid - 3 / K
+
+
+def test_bad_arguments():
+    m = ja.envs.attention_allocation(2, 3)
+    sample = ja.sample(m, 50)
+    with pytest.raises(ValidationError, match="method: expected 'milp'"):
+        ja.rules.get("borda")(m, sample, method="concave")
+    with pytest.raises(ValidationError, match="levels: expected an integer >= 1, got 0"):
+        ja.rules.get("borda")(m, sample, levels=0)
