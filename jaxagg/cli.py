@@ -26,8 +26,13 @@ from jaxagg.errors import JaxaggError, ValidationError
 from jaxagg.measures import ReturnSample, load_sample
 from jaxagg.momdp import MOMDP, load
 from jaxagg.report import DEFAULT_RULES, VOLUMETRIC_RULES, compare
-from jaxagg.sampling import extend, sample
+from jaxagg.sampling import extend
+from jaxagg.sampling import sample as sample_measure
 from jaxagg.solvers.polytope import return_bounds
+
+
+DEFAULT_RUN_SAMPLES = 20_000
+"""Samples `jaxagg run` draws by default: about ten seconds on a 2-core CPU for attention (5, 3)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,7 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_instance_options(run)
     run.add_argument("--rules", default=None, help=f"comma-separated rule names (default: {','.join(DEFAULT_RULES)}, "
                      f"plus {','.join(VOLUMETRIC_RULES)} with --samples)")
-    run.add_argument("--samples", metavar="PATH", help="a sample file from 'jaxagg sample' for this instance (adds quantile ranks)")
+    run.add_argument("--samples", metavar="PATH", help="a sample file from 'jaxagg sample' for this instance")
+    run.add_argument("--num-samples", type=int, default=DEFAULT_RUN_SAMPLES,
+                     help="without --samples: draw this many policy-measure samples for the volumetric rules "
+                          "(default: %(default)s; 0: welfare rules only)")
+    run.add_argument("--sample-seed", type=int, default=0, help="seed of that sample (default: %(default)s)")
     run.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     run.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
 
@@ -106,10 +115,13 @@ def _run(args: argparse.Namespace) -> int:
     for name in names or ():
         rule_registry.get(name)  # unknown names fail before any work
     sample = None
+    wants_sample = names is None or any(rule_registry.get(name).needs_sample for name in names)
     if args.samples:
         sample = check_sample_matches(load_sample(args.samples), momdp, f"samples: {args.samples!r}")
+    elif wants_sample and args.num_samples > 0:
+        sample = sample_measure(momdp, args.num_samples, "policy", args.sample_seed, progress=not args.quiet)
     if sample is None and any(rule_registry.get(name).needs_sample for name in names or ()):
-        raise ValidationError("rules: volumetric rules need a sample; pass --samples PATH (from 'jaxagg sample')")
+        raise ValidationError("rules: volumetric rules need a sample; pass --samples PATH or --num-samples N > 0")
     progress = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     comparison = compare(momdp, names, sample, progress=progress)
     print(comparison.table())
@@ -126,7 +138,7 @@ def _sample(args: argparse.Namespace) -> int:
         earlier = check_sample_matches(load_sample(args.out), momdp, f"out: {args.out!r}")
         result = extend(momdp, earlier, args.num_samples, **options)
     else:
-        result = sample(momdp, args.num_samples, args.measure, args.sample_seed, **options)
+        result = sample_measure(momdp, args.num_samples, args.measure, args.sample_seed, **options)
     seconds = time.perf_counter() - began
     path = result.save(args.out)
     print(f"wrote {path}: {result!r} for {momdp!r} ({args.num_samples} new samples in {seconds:.1f} s "

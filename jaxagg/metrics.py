@@ -49,6 +49,21 @@ def quantile_level(returns: np.ndarray, sample) -> float:
     return float(np.min(sample.rank(np.asarray(returns, dtype=np.float64))))
 
 
+def sample_certificates(returns: np.ndarray, sample) -> dict:
+    """An outcome's volumetric certificates under a ReturnSample (SPEC §3, §5): per-agent ranks,
+    quantile-fairness level, Borda score, and approval counts at q = 0.9 and 0.8 (agent i
+    approves at level q iff ``J_i >= tau_i(q)``, the rules' convention)."""
+    returns = np.asarray(returns, dtype=np.float64)
+    ranks = sample.rank(returns)
+    return {
+        "ranks": ranks.tolist(),
+        "quantile_level": float(ranks.min()),
+        "borda_score": float(ranks.sum()),
+        "approvals_0.9": int((returns >= sample.quantile(0.9)).sum()),
+        "approvals_0.8": int((returns >= sample.quantile(0.8)).sum()),
+    }
+
+
 def preference_masks(returns: np.ndarray, sample) -> np.ndarray:
     """For each sample, the bit mask of agents that strictly prefer it to an outcome with raw
     ``returns [n]``: ``[N]`` integers (bit i set iff ``sample_i > returns_i``)."""

@@ -51,8 +51,7 @@ class Comparison:
                 "seconds": o.stats.wall_time,
             }
             if self.sample is not None:
-                row["ranks"] = self.sample.rank(o.returns).tolist()
-                row["quantile_level"] = metrics.quantile_level(o.returns, self.sample)
+                row.update(metrics.sample_certificates(o.returns, self.sample))
             rows.append(row)
         return rows
 
@@ -60,10 +59,11 @@ class Comparison:
         """A fixed-width text table: per agent the % of max return (normalised return x 100)."""
         labels = [f"a{i}" for i in range(self.momdp.num_agents)]
         ranked = self.sample is not None
-        header = ["rule", *labels, "min%", "gini", "nashW", *(["q-level"] if ranked else []), "time s"]
+        header = ["rule", *labels, "min%", "gini", "nashW", *(["q-level", "borda", "90%-a", "80%-a"] if ranked else []), "time s"]
         body = [
             [r["rule"], *(f"{p:.1f}" for p in r["percent_of_max"]), f"{100 * r['min']:.1f}",
-             f"{r['gini']:.3f}", f"{r['nash_welfare']:.3f}", *([f"{r['quantile_level']:.4f}"] if ranked else []),
+             f"{r['gini']:.3f}", f"{r['nash_welfare']:.3f}",
+             *([f"{r['quantile_level']:.4f}", f"{r['borda_score']:.3f}", str(r["approvals_0.9"]), str(r["approvals_0.8"])] if ranked else []),
              f"{r['seconds']:.2f}"]
             for r in self.rows()
         ]
@@ -73,8 +73,8 @@ class Comparison:
         legend = ", ".join(f"a{i} = {name}" for i, name in enumerate(self.momdp.labels()))
         lines += [f"failed: {name}: {message}" for name, message in self.failures.items()]
         if ranked:
-            lines.append(f"q-level = min over agents of the quantile rank under {self.sample!r} "
-                         f"(DKW band ±{self.sample.dkw_band():.4f} at 95%)")
+            lines.append(f"q-level = min over agents of the quantile rank, borda = sum of ranks, 90%-a / 80%-a = agents "
+                         f"ranking the policy in their top 10% / 20%, under {self.sample!r} (DKW band ±{self.sample.dkw_band():.4f} at 95%)")
         return "\n".join([repr(self.momdp), *lines, f"% of max return per agent ({legend})"])
 
     def to_dict(self) -> dict[str, Any]:

@@ -45,7 +45,7 @@ def test_rules_lists_rules(capsys):
         (["run", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
         (["run", "--env", "gridworld"], "argument --env: invalid choice: 'gridworld'"),
         (["run", "--rules", "nope"], "rule: unknown rule 'nope'"),
-        (["run", "--rules", "max-quantile"], "rules: volumetric rules need a sample; pass --samples PATH"),
+        (["run", "--rules", "max-quantile", "--num-samples", "0"], "rules: volumetric rules need a sample; pass --samples PATH"),
         (["run", "--gamma", "0.9"], "argument --gamma: only meaningful with --criterion discounted"),
         (["run", "--criterion", "discounted", "--gamma", "1.5"], r"gamma: expected a number in (0, 1)"),
         (["run", "--factories", "0"], "factories: expected an integer >= 1, got 0"),
@@ -98,3 +98,11 @@ def test_run_refuses_a_sample_of_another_instance(tmp_path, capsys):
     assert main(["sample", "--factories", "2", "--num-samples", "50", "--quiet", "--out", str(path)]) == 0
     assert main(["run", "--factories", "2", "--seed", "1", "--samples", str(path)]) == 2
     assert "was drawn for a different instance" in capsys.readouterr().err
+
+
+def test_run_samples_by_default_and_runs_every_rule(capsys):
+    assert main(["run", "--quiet", "--factories", "2", "--num-samples", "500"]) == 0
+    text = capsys.readouterr().out
+    for name in ("utilitarian", "nash", "max-quantile", "borda", "approval(0.9)", "approval(0.8)", "veto", "q-level"):
+        assert name in text
+    assert "failed" not in text
