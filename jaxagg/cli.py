@@ -5,6 +5,7 @@
     jaxagg run --momdp instance.npz --rules leximin,nash
     jaxagg sample --num-samples 100000 --out s.npz    sample the policy measure
     jaxagg run --samples s.npz      ... and report every rule's quantile ranks under it
+    jaxagg reproduce --experiment base --instances 5 --samples 20000   the paper's Figure 1
     jaxagg env --out instance.npz   write an instance to a file (npz or json)
     jaxagg rules                    list the rules
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Sequence
 
 from jaxagg import envs
@@ -29,6 +31,7 @@ from jaxagg.report import DEFAULT_RULES, VOLUMETRIC_RULES, compare
 from jaxagg.sampling import extend
 from jaxagg.sampling import sample as sample_measure
 from jaxagg.solvers.polytope import return_bounds
+from jaxagg.validation import integer_at_least
 
 
 DEFAULT_RUN_SAMPLES = 20_000
@@ -57,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: %(default)s; 0: welfare rules only)")
     run.add_argument("--sample-seed", type=int, default=0, help="seed of that sample (default: %(default)s)")
     run.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    run.add_argument("--figure", metavar="PATH", help="also draw each rule's ranked normalised returns to PATH (.png)")
     run.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
 
     env = sub.add_parser("env", help="build an instance and write it to a file")
@@ -73,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--resume", action="store_true", help="continue the sample in --out with --num-samples more")
     smp.add_argument("--out", metavar="PATH", required=True, help="output file (.npz)")
     smp.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    rep = sub.add_parser("reproduce", help="the paper's experiment over several seeded instances: table, JSON and figure")
+    rep.add_argument("--experiment", choices=["base", "subsets"], default="base", help="(default: %(default)s)")
+    rep.add_argument("--instances", type=int, default=5, help="seeded instances (default: %(default)s)")
+    rep.add_argument("--samples", type=int, default=20_000, help="policy samples per instance (paper: 500000; default: %(default)s)")
+    rep.add_argument("--factories", type=int, default=5, help="(default: %(default)s)")
+    rep.add_argument("--phases", type=int, default=3, help="(default: %(default)s)")
+    rep.add_argument("--seed", type=int, default=0, help="first instance seed (default: %(default)s)")
+    rep.add_argument("--out", metavar="DIR", default="jaxagg-out", help="output folder (default: %(default)s)")
+    rep.add_argument("--quiet", action="store_true", help="no progress messages")
 
     sub.add_parser("rules", help="list the available rules")
     return parser
@@ -127,6 +141,11 @@ def _run(args: argparse.Namespace) -> int:
     print(comparison.table())
     if args.json:
         print(f"wrote {comparison.save_json(args.json)}")
+    if args.figure and comparison.outcomes:
+        from jaxagg.experiment import ExperimentResult
+
+        figure = ExperimentResult(repr(momdp), [comparison], tuple(o.rule for o in comparison.outcomes))
+        print(f"wrote {figure.plot(args.figure)}")
     return 1 if comparison.failures and not comparison.outcomes else 0
 
 
@@ -156,6 +175,19 @@ def check_sample_matches(sample_: ReturnSample, momdp: MOMDP, what: str) -> Retu
     return sample_
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from jaxagg.experiment import reproduce
+
+    progress = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    result = reproduce(args.experiment, args.instances, integer_at_least("samples", args.samples, 1),
+                       factories=args.factories, phases=args.phases, seed=args.seed, progress=progress,
+                       sample_progress=not args.quiet)
+    print(result.table())
+    out = Path(args.out)
+    print(f"wrote {result.save_json(out / f'{args.experiment}.json')} and {result.plot(out / f'{args.experiment}.png')}")
+    return 0
+
+
 def _env(args: argparse.Namespace) -> int:
     momdp = instance_from_args(args)
     print(f"wrote {momdp.save(args.out)}: {momdp!r}")
@@ -176,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "gamma", None) is not None and args.criterion != "discounted":
         parser.error("argument --gamma: only meaningful with --criterion discounted")
     try:
-        return {"run": _run, "sample": _sample, "env": _env, "rules": _rules}[args.command](args)
+        return {"run": _run, "sample": _sample, "reproduce": _reproduce, "env": _env, "rules": _rules}[args.command](args)
     except JaxaggError as exc:
         print(f"jaxagg: error: {exc}", file=sys.stderr)
         return 2
