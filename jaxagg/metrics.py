@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from jaxagg.errors import ShapeError
+from jaxagg.solvers.polytope import occupancy_polytope, return_bounds
+from jaxagg.solvers.program import OccupancyProgram
 
 
 def _vector(u: np.ndarray) -> np.ndarray:
@@ -90,3 +92,19 @@ def blocking_coalitions(returns: np.ndarray, sample, epsilon: float) -> list[lis
     need = 1.0 - sizes / n + epsilon
     blocking = np.flatnonzero((counts / sample.num_samples >= need - 1e-12) & (sizes > 0))
     return [[i for i in range(n) if c >> i & 1] for c in blocking]
+
+
+def pareto_improvement(momdp, returns: np.ndarray, tol: float = 1e-7) -> float:
+    """How much an outcome with raw ``returns [n]`` can be Pareto-improved: the optimum of
+    ``max sum_i s_i`` s.t. ``J_i(d) >= returns_i + s_i``, ``s >= 0``, d in O, in units of each
+    agent's return range. 0 (up to ``tol``) certifies Pareto optimality."""
+    span = return_bounds(momdp).span
+    program = OccupancyProgram(occupancy_polytope(momdp))
+    n = momdp.num_agents
+    s = program.add_variables(n, lower=0.0)
+    # J_i(d) / span_i - s_i >= returns_i / span_i
+    program.add_rows(program.rows_in(momdp.reward_matrix / span[:, None], s, -np.eye(n)),
+                     lower=np.asarray(returns, dtype=np.float64) / span - tol, upper=np.inf)
+    cost = np.zeros(program.num_cols)
+    cost[s] = 1.0
+    return float(program.solve(cost, sense="max", what="Pareto improvement LP").objective)

@@ -25,7 +25,7 @@ DEFAULT_RULES = (
     "leximin-normalized",
     "nash",
 )
-VOLUMETRIC_RULES = ("max-quantile", "borda", "approval", "approval-0.8", "veto")
+VOLUMETRIC_RULES = ("max-quantile", "borda", "borda-concave", "approval", "approval-0.8", "veto")
 """Added to the default rules when a sample of the reference measure is given."""
 
 

@@ -34,3 +34,14 @@ def test_nash_welfare_and_min():
 def test_metrics_reject_non_vectors(bad):
     with pytest.raises(ShapeError, match="u: expected a non-empty vector"):
         metrics.gini(bad)
+
+
+def test_pareto_improvement_certifies_welfare_optima_and_finds_slack():
+    import jaxagg as ja
+
+    m = ja.envs.attention_allocation(3, 3, seed=0)
+    for name in ("utilitarian", "leximin", "nash"):
+        assert metrics.pareto_improvement(m, ja.rules.get(name)(m).returns) <= 1e-6
+    # the egalitarian optimum of a bandit with a dominated arm mix can be improved
+    bandit = ja.envs.bandit(np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5]]))
+    assert metrics.pareto_improvement(bandit, np.array([0.2, 0.2])) == pytest.approx(0.6, abs=1e-6)

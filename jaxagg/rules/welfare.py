@@ -94,11 +94,8 @@ def leximin(momdp: MOMDP, *, normalized: bool = False, tol: float = 1e-9, floors
 
 
 def nash(momdp: MOMDP, *, normalized: bool = True, tol: float = NASH_GAP_TOL, max_iterations: int = 500) -> Outcome:
-    """Maximise ``sum_i log score_i(d)`` by Kelley's cutting planes.
-
-    Variables ``z_i <= log score_i`` are bounded by tangents ``z_i <= log a + (score_i - a) / a``
-    (an outer approximation of the concave log); each round adds the tangent at the current
-    scores, until the LP bound exceeds the true objective by less than ``tol``.
+    """Maximise ``sum_i log score_i(d)`` by Kelley's cutting planes
+    (:func:`maximize_separable_concave`), to a gap of ``tol`` in the sum of logs.
     Raw returns must admit a policy where every agent's return is positive.
     """
     W, c = agent_scores(momdp, normalized)
@@ -111,25 +108,13 @@ def nash(momdp: MOMDP, *, normalized: bool = True, tol: float = NASH_GAP_TOL, ma
                 f"rule: 'nash-raw' needs a policy where every agent's raw return is positive; the best "
                 f"minimum return is {best_min:.6g}. Use 'nash' (normalised returns) instead"
             )
-    program = OccupancyProgram(occupancy_polytope(momdp))
-    z = program.add_variables(n)
     scale = np.ones(n) if normalized else return_bounds(momdp).upper
-    program.add_rows(*_tangent_rows(program, W, c, z, scale[:, None] * NASH_INITIAL_TANGENTS[None, :]))
-    model = program.build(_unit(program.num_cols, z), sense="max", what="Nash welfare LP")
-    for iteration in range(1, max_iterations + 1):
-        result = stats.record(model.solve())
-        occupancy = program.occupancy(result)
-        scores = W @ occupancy + c
-        true_value = np.log(np.clip(scores, 1e-300, None)).sum()
-        gap = result.objective - true_value
-        if gap <= tol:
-            break
-        rows, lower, upper = _tangent_rows(program, W, c, z, np.clip(scores, 1e-12, None)[:, None])
-        model.add_rows(rows, lower, upper)
-    else:
-        raise ValidationError(f"max_iterations: Nash cutting planes did not reach gap {tol} in {max_iterations} rounds (gap {gap:.3g})")
+    occupancy, value, gap, iterations = maximize_separable_concave(
+        floored_program(momdp, None), W, c, lambda x: np.log(np.clip(x, 1e-300, None)), lambda x: 1.0 / x,
+        scale[:, None] * NASH_INITIAL_TANGENTS[None, :], stats, tol=tol, max_iterations=max_iterations,
+        lowest=1e-12, what="Nash welfare LP")
     return make_outcome(momdp, _name("nash", not normalized, suffix="raw"), occupancy, stats,
-                        log_welfare=float(true_value), gap=float(gap), iterations=iteration)
+                        log_welfare=value, gap=gap, iterations=iterations)
 
 
 # ------------------------------------------------------------------ helpers
@@ -154,14 +139,56 @@ def _level_program(momdp: MOMDP, W: np.ndarray, c: np.ndarray, agents: np.ndarra
     return program, int(t)
 
 
-def _tangent_rows(program: OccupancyProgram, W: np.ndarray, c: np.ndarray, z: np.ndarray, points: np.ndarray):
-    """Rows ``z_i - (W[i] d) / a <= log a - 1 + c[i] / a`` for every agent i and tangent point a
-    in ``points[i]`` (``[n, k]``); returns ``(matrix, lower, upper)``."""
+def maximize_separable_concave(
+    program: OccupancyProgram,
+    W: np.ndarray,
+    c: np.ndarray,
+    phi,
+    slope,
+    tangents: np.ndarray,
+    stats: SolverStats,
+    *,
+    tol: float,
+    max_iterations: int,
+    lowest: float = -np.inf,
+    what: str,
+) -> tuple[np.ndarray, float, float, int]:
+    """Maximise ``sum_i phi_i(score_i(d))`` over ``program`` (O plus any rows), each ``phi_i``
+    concave and increasing, by Kelley's cutting planes on one warm-started model.
+
+    Variables ``z_i <= phi_i(score_i)`` are bounded by tangents
+    ``z_i <= phi_i(a) + phi_i'(a) (score_i - a)``; each round adds the tangents at the current
+    scores (clipped below at ``lowest``) until the LP bound exceeds the true value by at most
+    ``tol``. ``phi(x)`` and ``slope(x)`` act elementwise on ``[n, k]`` arrays of points
+    (row i: agent i); ``tangents [n, k]`` are the first points.
+    Returns ``(occupancy [S*A], value, gap, iterations)``.
+    """
+    n = W.shape[0]
+    z = program.add_variables(n)
+    program.add_rows(*_tangent_rows(program, W, c, z, tangents, phi, slope))
+    model = program.build(_unit(program.num_cols, z), sense="max", what=what)
+    for iteration in range(1, max_iterations + 1):
+        result = stats.record(model.solve())
+        occupancy = program.occupancy(result)
+        scores = W @ occupancy + c
+        value = float(phi(scores[:, None]).sum())
+        gap = result.objective - value
+        if gap <= tol:
+            return occupancy, value, float(gap), iteration
+        model.add_rows(*_tangent_rows(program, W, c, z, np.maximum(scores, lowest)[:, None], phi, slope))
+    raise ValidationError(f"max_iterations: {what} cutting planes did not reach gap {tol} in {max_iterations} rounds (gap {gap:.3g})")
+
+
+def _tangent_rows(program: OccupancyProgram, W: np.ndarray, c: np.ndarray, z: np.ndarray, points: np.ndarray, phi, slope):
+    """Rows ``z_i - g (W[i] d) <= phi(a) - g a + g c[i]`` with ``g = phi'(a)``, for every agent
+    i and tangent point a in ``points[i]`` (``[n, k]``); returns ``(matrix, lower, upper)``."""
     n, k = points.shape
     agent = np.repeat(np.arange(n), k)
     a = points.reshape(-1)
-    rows = program.rows_in(-W[agent] / a[:, None], z, (agent[:, None] == np.arange(n)[None, :]).astype(float))
-    return rows, np.full(a.size, -INF), np.log(a) - 1.0 + c[agent] / a
+    values = phi(points).reshape(-1)
+    g = slope(points).reshape(-1)
+    rows = program.rows_in(-g[:, None] * W[agent], z, (agent[:, None] == np.arange(n)[None, :]).astype(float))
+    return rows, np.full(a.size, -INF), values - g * a + g * c[agent]
 
 
 def _unit(size: int, index) -> np.ndarray:

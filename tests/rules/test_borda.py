@@ -56,7 +56,33 @@ def test_within_n_over_K_of_the_best_grid_policy_on_a_simplex():
 def test_bad_arguments():
     m = ja.envs.attention_allocation(2, 3)
     sample = ja.sample(m, 50)
-    with pytest.raises(ValidationError, match="method: expected 'milp'"):
-        ja.rules.get("borda")(m, sample, method="concave")
+    with pytest.raises(ValidationError, match="method: expected 'milp' or 'concave', got 'exact'"):
+        ja.rules.get("borda")(m, sample, method="exact")
     with pytest.raises(ValidationError, match="levels: expected an integer >= 1, got 0"):
         ja.rules.get("borda")(m, sample, levels=0)
+
+
+def test_concave_method_maximises_the_fitted_score_over_its_region():
+    rewards = np.random.default_rng(5).random((3, 3))
+    m = ja.envs.bandit(rewards)
+    sample = ja.sample(m, 3000, seed=1, precision="float64")
+    outcome = ja.rules.get("borda")(m, sample, method="concave")
+    fits = sample.fit_cdfs()
+    fitted = sum(f(j) for f, j in zip(fits, outcome.returns))
+    assert outcome.info["fitted_score"] == pytest.approx(float(fitted), abs=1e-9)
+    assert outcome.info["gap"] <= 1e-7
+    assert (outcome.returns >= np.array(outcome.info["modes"]) - 1e-9).all()
+    a, b = np.meshgrid(np.linspace(0, 1, 201), np.linspace(0, 1, 201), indexing="ij")
+    keep = a + b <= 1 + 1e-12
+    returns = np.stack([a[keep], b[keep], 1 - a[keep] - b[keep]], axis=1) @ rewards.T
+    inside = (returns >= np.array(outcome.info["modes"])).all(axis=1)
+    grid_best = max(sum(f(r[i]) for i, f in enumerate(fits)) for r in returns[inside]) if inside.any() else -np.inf
+    assert outcome.info["fitted_score"] >= grid_best - 1e-9
+
+
+def test_concave_method_reports_an_empty_region():
+    m = ja.envs.bandit(np.array([[1.0, 0.0], [0.0, 1.0]]))
+    rng = np.random.default_rng(0)
+    skewed = ja.ReturnSample(rng.beta(8.0, 1.0, size=(2000, 2)), measure="policy")  # modes near 1 for both
+    with pytest.raises(ValidationError, match="concave region of the fitted CDFs .* contains no policy; use method='milp'"):
+        ja.rules.get("borda")(m, skewed, method="concave")
