@@ -86,3 +86,33 @@ def test_concave_method_reports_an_empty_region():
     skewed = ja.ReturnSample(rng.beta(8.0, 1.0, size=(2000, 2)), measure="policy")  # modes near 1 for both
     with pytest.raises(ValidationError, match="concave region of the fitted CDFs .* contains no policy; use method='milp'"):
         ja.rules.get("borda")(m, skewed, method="concave")
+
+
+def test_time_limit_uses_the_incumbent_or_raises(monkeypatch):
+    import dataclasses
+
+    from jaxagg.solvers.highs import SolveStatus
+    from jaxagg.solvers.program import OccupancyProgram
+
+    m = ja.envs.attention_allocation(3, 3, "subsets", seed=4)
+    sample = ja.sample(m, 500, seed=0)
+    # No incumbent within a microsecond: the error says so, whatever on_timeout is.
+    with pytest.raises(ja.errors.SolverTimeoutError, match="no feasible point found"):
+        ja.rules.get("borda")(m, sample, time_limit=1e-6)
+    # An incumbent at the limit (simulated: the optimal point, reported as time-limited).
+    real_solve = OccupancyProgram.solve
+
+    def timed_out(self, cost, sense="max", **options):
+        result = real_solve(self, cost, sense, **options)
+        if not result.is_mip:
+            return result
+        limited = dataclasses.replace(result, status=SolveStatus.TIME_LIMIT, mip_gap=0.2)
+        raise ja.errors.SolverTimeoutError("borda MILP hit the time limit", limited)
+
+    monkeypatch.setattr(OccupancyProgram, "solve", timed_out)
+    with pytest.warns(UserWarning, match="time limit; using the incumbent .* relative gap 0.2"):
+        outcome = ja.rules.get("borda")(m, sample)
+    assert outcome.info["optimal"] is False and outcome.info["mip_gap"] == 0.2
+    assert ja.occupancy_polytope(m).residual(outcome.occupancy) <= 1e-8
+    with pytest.raises(ja.errors.SolverTimeoutError, match="time limit"):
+        ja.rules.get("borda")(m, sample, on_timeout="raise")
