@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from jaxagg.errors import ShapeError
 from jaxagg.solvers.highs import INF, HighsModel, SolveResult
+
 if TYPE_CHECKING:  # polytope.py builds its LPs with this module
     from jaxagg.solvers.polytope import OccupancyPolytope
 
