@@ -28,7 +28,7 @@ from jaxagg.momdp import MOMDP
 from jaxagg.solvers.polytope import is_unichain_for_full_support, return_bounds
 from jaxagg.validation import integer_at_least
 
-SAMPLED_MEASURES = ("policy", "hull")
+SAMPLED_MEASURES = ("policy", "hull", "uniform")
 DEFAULT_CHUNK = 4096
 
 
@@ -43,6 +43,7 @@ def sample(
     start: int = 0,
     progress: bool | Callable[[int], None] = False,
     devices: list | None = None,
+    uniform_options: dict | None = None,
 ) -> ReturnSample:
     """Draw ``num_samples`` points of ``measure`` and return every agent's return at each.
 
@@ -57,6 +58,8 @@ def sample(
         start: index of the first sample (to continue an earlier run: see :func:`extend`).
         progress: ``True`` for a progress bar on stderr, or a callable given each chunk's count.
         devices: devices to shard chunks over (default: all accelerators, or one CPU device).
+        uniform_options: for ``measure="uniform"``: ``chains``, ``thin``, ``burn_in`` (see
+            :func:`jaxagg.uniform.uniform_occupancies`).
 
     Returns:
         A ReturnSample with ``returns [N, n]`` (float64 copy of the kernel's precision), the
@@ -70,6 +73,8 @@ def sample(
     seed = _seed(seed)
     check_precision(precision)
     bounds = return_bounds(momdp)
+    if measure == "uniform":
+        return _uniform(momdp, num_samples, seed, precision, bounds, uniform_options or {})
     block_fn, operands_fn = _measure_kernel(momdp, measure)
     devices = sample_devices(devices)
     began = time.perf_counter()
@@ -116,6 +121,20 @@ def occupancies(momdp: MOMDP, indices: np.ndarray, measure: str = "policy", seed
     return np.asarray(d, dtype=np.float64)
 
 
+def _uniform(momdp: MOMDP, num_samples: int, seed: int, precision: str, bounds, options: dict) -> ReturnSample:
+    """The ``uniform`` measure by hit-and-run (:mod:`jaxagg.uniform`); returns in float64 from
+    the sampled occupancies."""
+    from jaxagg.uniform import uniform_occupancies
+
+    began = time.perf_counter()
+    d, settings = uniform_occupancies(momdp, num_samples, seed, precision=precision, **options)
+    seconds = time.perf_counter() - began
+    info = {"precision": precision, "start": 0, "seconds": seconds, "backend": jax.default_backend(),
+            "jax": jax.__version__, **settings}
+    return ReturnSample(returns=momdp.returns(d), measure="uniform", seed=seed,
+                        max_returns=bounds.upper, min_returns=bounds.lower, info=info)
+
+
 # ------------------------------------------------------------------ helpers
 def _measure_kernel(momdp: MOMDP, measure: str) -> tuple[Callable, Callable[[Any], tuple]]:
     """The block kernel of ``measure`` and a function building its operands for a dtype."""
@@ -141,8 +160,6 @@ def _measure_kernel(momdp: MOMDP, measure: str) -> tuple[Callable, Callable[[Any
             return (jnp.asarray(vertices, dtype), jnp.asarray(momdp.returns(vertices), dtype))
 
         return hull_block, hull_operands
-    if measure == "uniform":
-        raise ValidationError("measure: 'uniform' (hit-and-run on O) is not available yet; use 'policy' or 'hull'")
     raise ValidationError(f"measure: expected one of {SAMPLED_MEASURES}, got {measure!r}")
 
 

@@ -1,0 +1,66 @@
+"""The uniform measure (hit-and-run): exact marginals on a simplex, a closed-form return CDF,
+points in O, and Grünbaum's 1/e bound."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.stats as st
+
+import jaxagg as ja
+from jaxagg.solvers.interior import parametrise_hull
+
+MIXED = {"thin": 30}  # thinning well above the hull dimension, so kept points are nearly independent
+
+
+def dirichlet_linear_cdf(r, t):
+    """P(<r, x> <= t) for x uniform on the simplex (distinct r): 1 - sum_i (r_i - t)_+^{m-1} / prod_{j != i} (r_i - r_j)."""
+    r = np.asarray(r, dtype=float)
+    m = r.size
+    t = np.asarray(t, dtype=float)[..., None]
+    denominators = np.array([np.prod([r[i] - r[j] for j in range(m) if j != i]) for i in range(m)])
+    return 1.0 - (np.clip(r - t, 0.0, None) ** (m - 1) / denominators).sum(axis=-1)
+
+
+def test_simplex_marginals_are_beta_and_linear_returns_match_the_closed_form():
+    m_arms = 4
+    rewards = np.array([[1.0, 0.0, 0.0, 0.0], [0.9, 0.1, 0.55, 0.3]])
+    m = ja.envs.bandit(rewards)
+    sample = ja.sample(m, 3000, "uniform", seed=0, precision="float64", uniform_options=MIXED)
+    # agent 0's return is the first coordinate: Beta(1, m-1)
+    assert st.kstest(sample.returns[:, 0], st.beta(1, m_arms - 1).cdf).pvalue > 0.01
+    assert st.kstest(sample.returns[:, 1], lambda t: dirichlet_linear_cdf(rewards[1], t)).pvalue > 0.01
+
+
+def test_points_lie_in_O_in_float64():
+    m = ja.envs.attention_allocation(2, 3, seed=1)
+    from jaxagg.uniform import uniform_occupancies
+
+    d, settings = uniform_occupancies(m, 200, seed=3, thin=10, precision="float64")
+    polytope = ja.occupancy_polytope(m)
+    assert d.min() >= -1e-9
+    assert np.abs(polytope.E @ d.T - polytope.b[:, None]).max() <= 1e-7
+    assert settings["hull_dimension"] == parametrise_hull(polytope).dimension
+
+
+def test_hull_parametrisation_finds_support_and_interior():
+    # two absorbing states: under the average criterion the occupancy of the transient (s, a)
+    # pairs is zero on all of O
+    P = np.zeros((3, 2, 3))
+    P[0, :, 1] = 1.0
+    P[1, :, 1] = 1.0
+    P[2, :, 2] = 1.0
+    m = ja.MOMDP(P, np.arange(12.0).reshape(2, 3, 2))
+    hull = parametrise_hull(ja.occupancy_polytope(m))
+    assert hull.support.tolist() == [False, False, True, True, True, True]
+    assert hull.center[hull.support].min() > 0
+    assert ja.occupancy_polytope(m).residual(hull.center) <= 1e-9
+    assert hull.dimension == 3  # 4 free coordinates, one equation sum d = 1
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_max_quantile_reaches_one_over_e_under_the_uniform_measure(seed):
+    m = ja.envs.garnet(3, 2, 3, agents=3, seed=seed)
+    sample = ja.sample(m, 2000, "uniform", seed=seed, uniform_options=MIXED)
+    outcome = ja.rules.get("max-quantile")(m, sample)
+    assert outcome.info["q_star"] >= 1 / math.e - outcome.info["dkw_band"]
