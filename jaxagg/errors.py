@@ -33,6 +33,11 @@ class DegenerateAgentWarning(UserWarning):
     """
 
 
+class MixingWarning(UserWarning):
+    """A Markov-chain sampler's diagnostics (split R-hat, effective sample size) suggest the
+    chains have not mixed: the sample may not represent the target measure."""
+
+
 class SolverError(JaxaggError):
     """HiGHS did not return an optimal solution.
 

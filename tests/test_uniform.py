@@ -32,6 +32,7 @@ def test_simplex_marginals_are_beta_and_linear_returns_match_the_closed_form():
     assert st.kstest(sample.returns[:, 1], lambda t: dirichlet_linear_cdf(rewards[1], t)).pvalue > 0.01
 
 
+@pytest.mark.filterwarnings("ignore::jaxagg.errors.MixingWarning")  # feasibility, not mixing, is checked here
 def test_points_lie_in_O_in_float64():
     m = ja.envs.attention_allocation(2, 3, seed=1)
     from jaxagg.uniform import uniform_occupancies
@@ -64,3 +65,18 @@ def test_max_quantile_reaches_one_over_e_under_the_uniform_measure(seed):
     sample = ja.sample(m, 2000, "uniform", seed=seed, uniform_options=MIXED)
     outcome = ja.rules.get("max-quantile")(m, sample)
     assert outcome.info["q_star"] >= 1 / math.e - outcome.info["dkw_band"]
+
+
+def test_unmixed_chains_are_flagged_and_diagnostics_recorded():
+    m = ja.envs.attention_allocation(2, 3, seed=0)
+    with pytest.warns(ja.errors.MixingWarning, match="chains may not have mixed"):
+        sample = ja.sample(m, 256, "uniform", seed=0, uniform_options={"thin": 1, "burn_in": 0})
+    assert len(sample.info["rhat"]) == 2 and len(sample.info["ess"]) == 2
+    assert max(sample.info["rhat"]) > 1.01 or min(sample.info["ess"]) < 400
+
+
+def test_well_mixed_simplex_passes_the_diagnostics(recwarn):
+    m = ja.envs.bandit(np.array([[1.0, 0.0, 0.0], [0.0, 0.5, 1.0]]))
+    sample = ja.sample(m, 4000, "uniform", seed=1, uniform_options={"thin": 20})
+    assert max(sample.info["rhat"]) <= 1.01 and min(sample.info["ess"]) >= 400
+    assert not [w for w in recwarn if issubclass(w.category, ja.errors.MixingWarning)]
