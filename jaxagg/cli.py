@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     smp = sub.add_parser("sample", help="sample a reference measure and write the returns to a .npz file")
     _add_instance_options(smp)
     smp.add_argument("--num-samples", type=int, default=100_000, help="samples N (default: %(default)s)")
-    smp.add_argument("--measure", choices=["policy", "hull"], default="policy", help="(default: %(default)s)")
+    smp.add_argument("--measure", choices=["policy", "hull", "uniform"], default="policy", help="(default: %(default)s)")
     smp.add_argument("--sample-seed", type=int, default=0, help="seed of the sample (default: %(default)s)")
     smp.add_argument("--precision", choices=["float32", "float64"], default="float32", help="(default: %(default)s)")
     smp.add_argument("--chunk-size", type=int, default=4096, help="samples per device call (default: %(default)s)")

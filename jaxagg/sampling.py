@@ -29,6 +29,8 @@ from jaxagg.solvers.polytope import is_unichain_for_full_support, return_bounds
 from jaxagg.validation import integer_at_least
 
 SAMPLED_MEASURES = ("policy", "hull", "uniform")
+INDEXED_MEASURES = ("policy", "hull")
+"""Measures whose sample i depends only on (seed, i): they can be resumed and re-evaluated."""
 DEFAULT_CHUNK = 4096
 
 
@@ -74,6 +76,8 @@ def sample(
     check_precision(precision)
     bounds = return_bounds(momdp)
     if measure == "uniform":
+        if start:
+            raise ValidationError("start: 'uniform' samples come from Markov chains and cannot start at an index")
         return _uniform(momdp, num_samples, seed, precision, bounds, uniform_options or {})
     block_fn, operands_fn = _measure_kernel(momdp, measure)
     devices = sample_devices(devices)
@@ -101,6 +105,9 @@ def extend(momdp: MOMDP, sample_: ReturnSample, more: int, **options: Any) -> Re
     result equals one run of ``len(sample_) + more`` samples. ``options`` as in :func:`sample`."""
     if sample_.seed is None:
         raise ValidationError("sample_: has no seed (a merge of differently seeded runs); it cannot be continued")
+    if sample_.measure not in INDEXED_MEASURES:
+        raise ValidationError(f"sample_: {sample_.measure!r} samples come from Markov chains, not from indexed draws, "
+                              "and cannot be continued; draw a larger sample instead")
     parts = sample_.info.get("parts") or [{"num_samples": sample_.num_samples, "info": sample_.info}]
     start = max(int(p["info"].get("start", 0)) + int(p["num_samples"]) for p in parts)
     options.setdefault("precision", parts[-1]["info"].get("precision", "float32"))
@@ -160,6 +167,9 @@ def _measure_kernel(momdp: MOMDP, measure: str) -> tuple[Callable, Callable[[Any
             return (jnp.asarray(vertices, dtype), jnp.asarray(momdp.returns(vertices), dtype))
 
         return hull_block, hull_operands
+    if measure == "uniform":
+        raise ValidationError("measure: 'uniform' points come from Markov chains, not indexed draws; "
+                              "use jaxagg.uniform.uniform_occupancies for the occupancies")
     raise ValidationError(f"measure: expected one of {SAMPLED_MEASURES}, got {measure!r}")
 
 

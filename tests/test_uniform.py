@@ -80,3 +80,12 @@ def test_well_mixed_simplex_passes_the_diagnostics(recwarn):
     sample = ja.sample(m, 4000, "uniform", seed=1, uniform_options={"thin": 20})
     assert max(sample.info["rhat"]) <= 1.01 and min(sample.info["ess"]) >= 400
     assert not [w for w in recwarn if issubclass(w.category, ja.errors.MixingWarning)]
+
+
+def test_uniform_samples_cannot_be_resumed_or_indexed():
+    m = ja.envs.bandit(np.eye(3))
+    sample = ja.sample(m, 64, "uniform", seed=0, uniform_options={"thin": 5})
+    with pytest.raises(ja.errors.ValidationError, match="come from Markov chains, not from indexed draws"):
+        ja.extend(m, sample, 10)
+    with pytest.raises(ja.errors.ValidationError, match="'uniform' points come from Markov chains"):
+        ja.occupancies(m, [0], measure="uniform")
