@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import shlex
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -42,3 +44,12 @@ def record(title: str, command: str, table: str) -> None:
     section = f"\n### {title} — {stamp}\n\nMachine: {machine()}\n\nCommand: `{command}`\n\n{table}\n"
     with RESULTS.open("a") as f:
         f.write(section)
+
+
+def publish(title: str, table: str, no_record: bool) -> None:
+    """Print ``table``; unless ``no_record``, append it to RESULTS.md under ``title`` with the
+    command line that produced it."""
+    print(table)
+    if not no_record:
+        script = Path(sys.argv[0]).name
+        record(title, " ".join([f"python bench/{script}", *map(shlex.quote, sys.argv[1:])]), table)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import markdown_table, record  # noqa: E402
+from common import markdown_table, publish  # noqa: E402
 
 import jaxagg as ja  # noqa: E402
 from jaxagg.solvers.polytope import _build_polytope  # noqa: E402
@@ -54,11 +54,8 @@ def main() -> None:
         factories, phases = (int(x) for x in size.split(","))
         rows.append(bench_size(factories, phases, args.repeats, args.solver))
         print("  ".join(rows[-1]), flush=True)
-    table = markdown_table(header, rows)
-    print(table)
-    if not args.no_record:
-        command = "python bench/lp.py " + " ".join(sys.argv[1:])
-        record(f"Occupancy polytope build + one utilitarian LP, HiGHS solver={args.solver} (median of {args.repeats})", command.strip(), table)
+    publish(f"Occupancy polytope build + one utilitarian LP, HiGHS solver={args.solver} (median of {args.repeats})",
+            markdown_table(header, rows), args.no_record)
 
 
 if __name__ == "__main__":

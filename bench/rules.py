@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import markdown_table, record  # noqa: E402
+from common import markdown_table, publish  # noqa: E402
 
 import jaxagg as ja  # noqa: E402
 from jaxagg.report import DEFAULT_RULES, VOLUMETRIC_RULES  # noqa: E402
@@ -50,10 +50,7 @@ def main() -> None:
     rows.append(["all rules", f"{total:.2f}", "", "", ""])
     table = markdown_table(["rule", "seconds", "solves", "q-level", "borda"], rows)
     table += f"\n\nReturn-bound LPs (shared, before the clock): {bounds_s:.2f} s; N = {sample.num_samples}."
-    print(table)
-    if not args.no_record:
-        command = "python bench/rules.py " + " ".join(sys.argv[1:])
-        record(f"Every rule on attention ({args.factories},{args.phases}), policy sample, sampling excluded", command.strip(), table)
+    publish(f"Every rule on attention ({args.factories},{args.phases}), policy sample, sampling excluded", table, args.no_record)
 
 
 if __name__ == "__main__":

@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import shlex
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import markdown_table, record  # noqa: E402
+from common import markdown_table, publish  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -208,11 +207,8 @@ def main() -> None:
     peak_line = "Peak (best 2048x2048 jnp matmul, all cores): " + ", ".join(
         f"{p} {g:.1f} GFLOP/s (CPU/wall {c:.2f})" for p, (g, c) in peaks.items())
     table = peak_line + "\n\n" + markdown_table(header, rows)
-    print(table)
-    if not args.no_record:
-        command = " ".join(["python bench/sampling.py", *map(shlex.quote, sys.argv[1:])])
-        record(f"policy-measure sampling vs the reference method and the arithmetic floor (best of {args.repeats})",
-               command, table)
+    publish(f"policy-measure sampling vs the reference method and the arithmetic floor (best of {args.repeats})",
+            table, args.no_record)
 
 
 if __name__ == "__main__":
