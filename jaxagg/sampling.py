@@ -52,8 +52,9 @@ def sample(
     Args:
         momdp: the instance.
         num_samples: N >= 1.
-        measure: ``"policy"`` or ``"hull"``.
-        seed: integer seed; sample ``i`` depends only on ``(seed, i)``.
+        measure: ``"policy"``, ``"hull"`` or ``"uniform"`` (hit-and-run chains; see
+            :mod:`jaxagg.uniform`).
+        seed: integer seed; for ``policy`` and ``hull`` sample ``i`` depends only on ``(seed, i)``.
         precision: ``"float32"`` (default) or ``"float64"`` for the kernels.
         chunk_size: samples per device call (memory is bounded by one chunk); results do not
             depend on it.
@@ -74,6 +75,10 @@ def sample(
         raise ValidationError(f"num_samples: start + num_samples must be at most 2**32, got {start + num_samples}")
     seed = _seed(seed)
     check_precision(precision)
+    if not isinstance(momdp, MOMDP):
+        raise ValidationError(f"momdp: expected a jaxagg.MOMDP, got {type(momdp).__name__}")
+    if measure not in SAMPLED_MEASURES:
+        raise ValidationError(f"measure: expected one of {SAMPLED_MEASURES}, got {measure!r}")
     bounds = return_bounds(momdp)
     if measure == "uniform":
         if start:
