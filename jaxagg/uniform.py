@@ -70,21 +70,24 @@ def _run(momdp, num_samples, seed, chains, thin, burn_in, rounding_rounds, dtype
     key = jax.random.key(seed)
     center = jnp.asarray(np.broadcast_to(hull.center[hull.support], (chains, hull.support.sum())), dtype)
     ids = jnp.arange(chains, dtype=jnp.uint32)
+    hull_point, hull_basis = jnp.asarray(hull.center[hull.support], dtype), jnp.asarray(hull.basis, dtype)
     # Rounding, iterated: run the chains, take the covariance of where they went (in hull
     # coordinates), use its Cholesky factor as the next directions; each round starts where the
     # last one ended, so the estimate improves as the chains spread.
-    directions = jnp.asarray(hull.basis, dtype)
+    directions = hull_basis
     state = center
     for round_ in range(rounding_rounds):
-        pilot, state = run_chains(jax.random.fold_in(key, 10 + round_), state, directions, ids,
+        pilot, state = run_chains(jax.random.fold_in(key, 10 + round_), state, directions, ids, hull_point, hull_basis,
                                   num_samples=max(20, 2 * k // chains + 1), thin=thin)
         u = (np.asarray(pilot, dtype=np.float64).reshape(-1, hull.support.sum()) - hull.center[hull.support]) @ hull.basis
         covariance = np.cov(u, rowvar=False).reshape(k, k) + 1e-12 * np.eye(k)
         directions = jnp.asarray(hull.basis @ np.linalg.cholesky(covariance), dtype)
     if burn_in:
-        _, state = run_chains(jax.random.fold_in(key, 1), state, directions, ids, num_samples=burn_in, thin=thin)
+        _, state = run_chains(jax.random.fold_in(key, 1), state, directions, ids, hull_point, hull_basis,
+                              num_samples=burn_in, thin=thin)
     per_chain = math.ceil(num_samples / chains)
-    samples, _ = run_chains(jax.random.fold_in(key, 2), state, directions, ids, num_samples=per_chain, thin=thin)
+    samples, _ = run_chains(jax.random.fold_in(key, 2), state, directions, ids, hull_point, hull_basis,
+                            num_samples=per_chain, thin=thin)
     samples = np.asarray(samples, dtype=np.float64)  # [chains, per_chain, d_s]
     x = samples.transpose(1, 0, 2).reshape(-1, hull.support.sum())[:num_samples]
     d = np.zeros((num_samples, momdp.dim))

@@ -6,8 +6,9 @@ direction ``D[:, j]`` at random, finds the chord ``{t : x + t D[:, j] >= 0}`` in
 to a uniform point on it. Coordinate hit-and-run in any basis leaves the uniform (Lebesgue)
 measure of the affine hull invariant. Chains are vmapped; steps are a fixed-length ``lax.scan``;
 step ``s`` of chain ``c`` uses ``fold_in(fold_in(key, c), s)``, so results do not depend on how
-chains are batched. Since every move is along a null-space direction, ``E x = b`` is kept up to
-rounding; ``x >= 0`` holds by construction of the chord (clipped at 0 against rounding).
+chains are batched. Every move is along a null-space direction, so ``E x = b`` holds up to
+rounding, and each kept point is projected back onto the affine hull so that rounding cannot
+accumulate; ``x >= 0`` holds by construction of the chord (clipped at 0 against rounding).
 """
 
 from __future__ import annotations
@@ -32,10 +33,18 @@ def chord_step(key: jax.Array, x: jax.Array, directions: jax.Array) -> jax.Array
     return jnp.maximum(x + t * v, 0.0)
 
 
+def project_to_hull(x: jax.Array, center: jax.Array, basis: jax.Array) -> jax.Array:
+    """``center + basis basis^T (x - center)``, clipped at 0: removes the drift off the affine
+    hull that rounding accumulates over many steps (``basis [d, k]`` orthonormal)."""
+    return jnp.maximum(center + basis @ (basis.T @ (x - center)), 0.0)
+
+
 @partial(jax.jit, static_argnames=("num_samples", "thin"))
-def run_chains(key: jax.Array, starts: jax.Array, directions: jax.Array, chain_ids: jax.Array, *, num_samples: int, thin: int):
+def run_chains(key: jax.Array, starts: jax.Array, directions: jax.Array, chain_ids: jax.Array, center: jax.Array,
+               basis: jax.Array, *, num_samples: int, thin: int):
     """Advance chains from ``starts [c, d]``; keep every ``thin``-th point: ``[c, num_samples, d]``
-    and the final states ``[c, d]``. ``chain_ids [c]`` are the chains' global indices."""
+    and the final states ``[c, d]``. ``chain_ids [c]`` are the chains' global indices. Each kept
+    point is re-projected onto the affine hull ``center [d] + span(basis [d, k])``."""
 
     def chain(chain_key, x):
         def sample_step(x, sample_index):
@@ -44,6 +53,7 @@ def run_chains(key: jax.Array, starts: jax.Array, directions: jax.Array, chain_i
                 return chord_step(k, x, directions), None
 
             x, _ = jax.lax.scan(step, x, jnp.arange(thin))
+            x = project_to_hull(x, center, basis)
             return x, x
 
         return jax.lax.scan(sample_step, x, jnp.arange(num_samples))
