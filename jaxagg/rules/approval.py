@@ -12,9 +12,9 @@ from jaxagg.errors import ValidationError
 from jaxagg.measures import ReturnSample
 from jaxagg.momdp import MOMDP
 from jaxagg.rules.outcome import Outcome, SolverStats, make_outcome
-from jaxagg.rules.quantile import THRESHOLD_MARGIN, check_sample
+from jaxagg.rules.quantile import check_sample
 from jaxagg.rules.registry import register
-from jaxagg.rules.welfare import agent_scores, complete_within
+from jaxagg.rules.welfare import agent_scores, complete_above, lift_thresholds
 from jaxagg.solvers.highs import INF
 from jaxagg.solvers.polytope import occupancy_polytope, return_bounds
 from jaxagg.solvers.program import OccupancyProgram
@@ -48,9 +48,9 @@ def approval(
         raise ValidationError(f"completion: expected one of {sorted(LINEAR_COMPLETIONS)}, got {completion!r}")
     n = momdp.num_agents
     thresholds = np.asarray(sample.quantile(q), dtype=np.float64)
-    # Ask for a hair more than the threshold so solver tolerances cannot lose the approval.
-    target = thresholds + THRESHOLD_MARGIN * np.maximum(1.0, np.abs(thresholds))
-    big_m = np.maximum(target - return_bounds(momdp).lower, 0.0)  # valid: never cuts O
+    bounds = return_bounds(momdp)
+    target = lift_thresholds(thresholds, bounds.upper)  # so solver tolerances cannot lose an approval
+    big_m = np.maximum(target - bounds.lower, 0.0)  # valid: never cuts O
     program = OccupancyProgram(occupancy_polytope(momdp))
     y = program.add_variables(n, lower=0.0, upper=1.0, integer=True)
     # J_i(d) - M_i y_i >= tau_i - M_i  <=>  J_i(d) >= tau_i - M_i (1 - y_i)
@@ -67,9 +67,8 @@ def approval(
     # Polish: with the approving set read off the binaries, one LP at the tight LP tolerance
     # gives the completion optimum for that set, with every approver truly above its threshold.
     chosen = np.round(second.x[y]) == 1.0
-    polished = complete_within(momdp, np.where(chosen, target, -INF), completion)
-    stats.solves += polished.stats.solves
-    stats.solve_time += polished.stats.solve_time
+    polished = complete_above(momdp, np.where(chosen, thresholds, -INF), completion)
+    stats.add(polished.stats)
     approvers = np.flatnonzero(polished.returns >= thresholds)
     return make_outcome(momdp, f"approval({q:g})", polished.occupancy, stats, q=q, count=count,
                         approvers=approvers.tolist(), thresholds=thresholds.tolist(), completion=completion)

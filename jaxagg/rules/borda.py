@@ -11,6 +11,7 @@ and a completion LP picks the policy (normalised utilitarian by default).
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 
@@ -18,9 +19,9 @@ from jaxagg.errors import InfeasibleError, SolverTimeoutError, ValidationError
 from jaxagg.measures import ReturnSample
 from jaxagg.momdp import MOMDP
 from jaxagg.rules.outcome import Outcome, SolverStats, make_outcome
-from jaxagg.rules.quantile import THRESHOLD_MARGIN, check_sample
+from jaxagg.rules.quantile import check_sample
 from jaxagg.rules.registry import register
-from jaxagg.rules.welfare import complete_within, floored_program, maximize_separable_concave
+from jaxagg.rules.welfare import complete_above, floored_program, lift_thresholds, maximize_separable_concave
 from jaxagg.solvers.highs import INF
 from jaxagg.solvers.polytope import occupancy_polytope, return_bounds
 from jaxagg.solvers.program import OccupancyProgram
@@ -72,11 +73,9 @@ def borda(
     n = momdp.num_agents
     grid = np.arange(1, K + 1) / K
     thresholds = np.asarray(sample.quantile(grid), dtype=np.float64).T  # [n, K]
-    # A hair above each sampled threshold so solver tolerances cannot lose a sample of rank;
-    # none on the top level, whose threshold is max_O J_i itself.
-    target = thresholds + THRESHOLD_MARGIN * np.maximum(1.0, np.abs(thresholds))
-    target[:, -1] = thresholds[:, -1]
-    big_m = np.maximum(target - return_bounds(momdp).lower[:, None], 0.0)
+    bounds = return_bounds(momdp)
+    target = lift_thresholds(thresholds, bounds.upper[:, None])  # the top level, max_O J_i, stays
+    big_m = np.maximum(target - bounds.lower[:, None], 0.0)
     program = OccupancyProgram(occupancy_polytope(momdp))
     z = program.add_variables(n * K, lower=0.0, upper=1.0, integer=True).reshape(n, K)
     agent = np.repeat(np.arange(n), K)
@@ -103,19 +102,13 @@ def borda(
         warnings.warn(f"borda: the MILP hit its {time_limit} s time limit; using the incumbent "
                       f"(score {result.objective:.4g}, relative gap {result.mip_gap:.3g})", stacklevel=3)
     reached = np.round(result.x[z]).sum(axis=1).astype(int)  # [n] levels kept per agent
-    floors = np.array([target[i, k - 1] if k > 0 else -INF for i, k in enumerate(reached)])
-    try:
-        outcome = complete_within(momdp, floors, completion)
-    except InfeasibleError:  # the margins made the level set empty: keep the levels exactly
-        outcome = complete_within(momdp, np.where(reached > 0, thresholds[np.arange(n), np.maximum(reached - 1, 0)], -INF), completion)
-    outcome.stats.solves += 1
-    outcome.stats.solve_time += result.solve_time
-    outcome.stats.mip_gap = max(outcome.stats.mip_gap, result.mip_gap)
+    floors = np.where(reached > 0, thresholds[np.arange(n), np.maximum(reached - 1, 0)], -INF)
+    outcome = complete_above(momdp, floors, completion)
+    outcome.stats.record(result)
     info = {"method": method, "levels": K, "milp_score": float(result.objective), "bound": n / K,
             "optimal": result.ok, "mip_gap": float(result.mip_gap),
             "levels_reached": reached.tolist(), "borda_score": borda_score(outcome.returns, sample), "completion": completion}
-    return Outcome(rule="borda", occupancy=outcome.occupancy, policy=outcome.policy, returns=outcome.returns,
-                   normalized=outcome.normalized, info=info, stats=outcome.stats)
+    return replace(outcome, rule="borda", info=info)
 
 
 register("borda", borda, family="borda", needs_sample=True,

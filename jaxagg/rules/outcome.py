@@ -27,6 +27,13 @@ class SolverStats:
         self.mip_gap = max(self.mip_gap, result.mip_gap)
         return result
 
+    def add(self, other: "SolverStats") -> "SolverStats":
+        """Count ``other``'s solves (a sub-rule's) in these; returns self."""
+        self.solves += other.solves
+        self.solve_time += other.solve_time
+        self.mip_gap = max(self.mip_gap, other.mip_gap)
+        return self
+
 
 @dataclass(frozen=True, eq=False)
 class Outcome:

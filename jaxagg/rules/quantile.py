@@ -14,18 +14,17 @@ q*-fair ones by an explicit completion objective.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from jaxagg.errors import InfeasibleError, ValidationError
+from jaxagg.errors import ValidationError
 from jaxagg.measures import ReturnSample
 from jaxagg.momdp import MOMDP
-from jaxagg.rules.outcome import Outcome
+from jaxagg.rules.outcome import Outcome, SolverStats
 from jaxagg.rules.registry import register
-from jaxagg.rules.welfare import complete_within, floored_program
+from jaxagg.rules.welfare import complete_above, floored_program
 from jaxagg.solvers.highs import INF
-
-
-THRESHOLD_MARGIN = 1e-9
 
 
 def level_thresholds(sample: ReturnSample, k: int) -> np.ndarray:
@@ -58,12 +57,12 @@ def max_quantile(momdp: MOMDP, sample: ReturnSample, *, completion: str = "utili
 
     def feasible(k: int) -> bool:
         model.set_row_bounds(floor_rows, level_thresholds(sample, k), INF)
-        return model.solve(raise_on_failure=False).ok
+        return bisection.record(model.solve(raise_on_failure=False)).ok
 
-    low, high, solves = -1, N + 1, 0  # low: feasible (no floor); high: infeasible sentinel
+    bisection = SolverStats()
+    low, high = -1, N + 1  # low: feasible (no floor); high: infeasible sentinel
     while high - low > 1:
         middle = (low + high) // 2
-        solves += 1
         if feasible(middle):
             low = middle
         else:
@@ -74,21 +73,10 @@ def max_quantile(momdp: MOMDP, sample: ReturnSample, *, completion: str = "utili
             "the sample does not belong to this instance"
         )
     thresholds = level_thresholds(sample, low)
-    try:
-        # A hair above the thresholds, so that the LP's feasibility tolerance cannot leave a
-        # return just below a sample value (which would cost that agent one sample of rank).
-        margin = THRESHOLD_MARGIN * np.maximum(1.0, np.abs(thresholds))
-        outcome = complete_within(momdp, thresholds + margin, completion)
-    except InfeasibleError:  # the q*-fair set is (numerically) a single point
-        outcome = complete_within(momdp, thresholds, completion)
-    outcome.stats.solves += solves
-    outcome.info.clear()
-    outcome.info.update(
-        q_star=level_of_index(low, N), index=int(low), thresholds=thresholds.tolist(), completion=completion,
-        dkw_band=sample.dkw_band(delta), bisection_lps=solves, measure=sample.measure, num_samples=N,
-    )
-    return Outcome(rule="max-quantile", occupancy=outcome.occupancy, policy=outcome.policy, returns=outcome.returns,
-                   normalized=outcome.normalized, info=outcome.info, stats=outcome.stats)
+    outcome = complete_above(momdp, thresholds, completion)
+    info = dict(q_star=level_of_index(low, N), index=int(low), thresholds=thresholds.tolist(), completion=completion,
+                dkw_band=sample.dkw_band(delta), bisection_lps=bisection.solves, measure=sample.measure, num_samples=N)
+    return replace(outcome, rule="max-quantile", info=info, stats=outcome.stats.add(bisection))
 
 
 def check_sample(momdp: MOMDP, sample: ReturnSample) -> None:

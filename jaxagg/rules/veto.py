@@ -11,15 +11,17 @@ empty; the rule returns the completion optimum there. With a Pareto-optimal comp
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from jaxagg.errors import InfeasibleError, ValidationError
+from jaxagg.errors import ValidationError
 from jaxagg.measures import ReturnSample
 from jaxagg.momdp import MOMDP
 from jaxagg.rules.outcome import Outcome
-from jaxagg.rules.quantile import THRESHOLD_MARGIN, check_sample
+from jaxagg.rules.quantile import check_sample
 from jaxagg.rules.registry import register
-from jaxagg.rules.welfare import complete_within
+from jaxagg.rules.welfare import complete_above
 
 
 def sequential_veto(returns: np.ndarray, epsilon: float, order: np.ndarray) -> np.ndarray:
@@ -71,15 +73,10 @@ def veto(
         if sorted(permutation.tolist()) != list(range(n)):
             raise ValidationError(f"order: expected a permutation of 0..{n - 1}, got {list(order)!r}")
     thresholds = sequential_veto(sample.returns, epsilon, permutation)
-    floors = np.where(np.isfinite(thresholds), thresholds, -np.inf)
-    try:
-        outcome = complete_within(momdp, floors + THRESHOLD_MARGIN * np.maximum(1.0, np.abs(floors)), completion)
-    except InfeasibleError:
-        outcome = complete_within(momdp, floors, completion)
+    outcome = complete_above(momdp, thresholds, completion)
     info = {"thresholds": [float(t) for t in thresholds], "order": permutation.tolist(), "epsilon": epsilon,
             "completion": completion}
-    return Outcome(rule="veto", occupancy=outcome.occupancy, policy=outcome.policy, returns=outcome.returns,
-                   normalized=outcome.normalized, info=info, stats=outcome.stats)
+    return replace(outcome, rule="veto", info=info)
 
 
 register("veto", veto, family="veto", needs_sample=True,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxagg.errors import ValidationError
+from jaxagg.errors import InfeasibleError, ValidationError
 from jaxagg.momdp import MOMDP
 from jaxagg.rules.outcome import Outcome, SolverStats, make_outcome
 from jaxagg.rules.registry import register
@@ -224,6 +224,30 @@ COMPLETIONS = {
     "leximin": (leximin, False),
 }
 """How a volumetric rule picks among the policies it treats as equally good (SPEC §3)."""
+
+
+THRESHOLD_MARGIN = 1e-9
+"""Relative amount by which volumetric rules ask to clear a sampled threshold (see
+:func:`lift_thresholds`)."""
+
+
+def lift_thresholds(thresholds: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Sampled thresholds raised by ``THRESHOLD_MARGIN * max(1, |t|)``, so that LP/MILP
+    tolerances cannot leave a return just below a sample value (which would cost that agent one
+    sample of rank). Infinite thresholds and those at ``upper`` (``max_O J_i``, broadcastable)
+    are left alone: nothing lies above them."""
+    t = np.asarray(thresholds, dtype=np.float64)
+    lifted = t + THRESHOLD_MARGIN * np.maximum(1.0, np.abs(np.where(np.isfinite(t), t, 0.0)))
+    return np.where(np.isfinite(t) & (t < upper), lifted, t)
+
+
+def complete_above(momdp: MOMDP, thresholds: np.ndarray, completion: str) -> Outcome:
+    """:func:`complete_within` the lifted ``thresholds``; if that set is empty (the thresholds
+    are tight: a single point), within the thresholds themselves."""
+    try:
+        return complete_within(momdp, lift_thresholds(thresholds, return_bounds(momdp).upper), completion)
+    except InfeasibleError:
+        return complete_within(momdp, thresholds, completion)
 
 
 def complete_within(momdp: MOMDP, floors: np.ndarray, completion: str) -> Outcome:
