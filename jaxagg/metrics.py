@@ -46,11 +46,6 @@ def welfare_summary(u: np.ndarray) -> dict[str, float]:
     return {"min": min_normalized(u), "mean": float(u.mean()), "gini": gini(u), "nash_welfare": nash_welfare(u)}
 
 
-def quantile_level(returns: np.ndarray, sample) -> float:
-    """Quantile-fairness level ``min_i F_i(J_i(d))`` of raw returns ``[n]`` under a ReturnSample."""
-    return float(np.min(sample.rank(np.asarray(returns, dtype=np.float64))))
-
-
 def sample_certificates(returns: np.ndarray, sample) -> dict:
     """An outcome's volumetric certificates under a ReturnSample (SPEC §3, §5): per-agent ranks,
     quantile-fairness level, Borda score, and approval counts at q = 0.9 and 0.8 (agent i

@@ -75,8 +75,7 @@ def sample(
         raise ValidationError(f"num_samples: start + num_samples must be at most 2**32, got {start + num_samples}")
     seed = _seed(seed)
     check_precision(precision)
-    if not isinstance(momdp, MOMDP):
-        raise ValidationError(f"momdp: expected a jaxagg.MOMDP, got {type(momdp).__name__}")
+    _check_instance(momdp)
     if measure not in SAMPLED_MEASURES:
         raise ValidationError(f"measure: expected one of {SAMPLED_MEASURES}, got {measure!r}")
     bounds = return_bounds(momdp)
@@ -127,6 +126,7 @@ def occupancies(momdp: MOMDP, indices: np.ndarray, measure: str = "policy", seed
     indices = np.asarray(indices).reshape(-1)
     if indices.size and (indices.min() < 0 or indices.max() >= 2**32):
         raise ValidationError("indices: expected sample indices in [0, 2**32)")
+    _check_instance(momdp)
     block_fn, operands_fn = _measure_kernel(momdp, measure)
     with precision_scope(precision):
         _, d = evaluate_indices(block_fn, operands_fn(PRECISIONS[precision]), jax.random.key(_seed(seed)), indices)
@@ -150,8 +150,6 @@ def _uniform(momdp: MOMDP, num_samples: int, seed: int, precision: str, bounds, 
 # ------------------------------------------------------------------ helpers
 def _measure_kernel(momdp: MOMDP, measure: str) -> tuple[Callable, Callable[[Any], tuple]]:
     """The block kernel of ``measure`` and a function building its operands for a dtype."""
-    if not isinstance(momdp, MOMDP):
-        raise ValidationError(f"momdp: expected a jaxagg.MOMDP, got {type(momdp).__name__}")
     if measure == "policy":
         if momdp.criterion == "average" and not is_unichain_for_full_support(momdp):
             raise ValidationError(
@@ -200,6 +198,11 @@ class _progress:
         if self._bar is not None:
             self._bar.close()
         return False
+
+
+def _check_instance(momdp: Any) -> None:
+    if not isinstance(momdp, MOMDP):
+        raise ValidationError(f"momdp: expected a jaxagg.MOMDP, got {type(momdp).__name__}")
 
 
 def _seed(seed: Any) -> int:
