@@ -61,8 +61,8 @@ def sample(
         start: index of the first sample (to continue an earlier run: see :func:`extend`).
         progress: ``True`` for a progress bar on stderr, or a callable given each chunk's count.
         devices: devices to shard chunks over (default: all accelerators, or one CPU device).
-        uniform_options: for ``measure="uniform"``: ``chains``, ``thin``, ``burn_in`` (see
-            :func:`jaxagg.uniform.uniform_occupancies`).
+        uniform_options: for ``measure="uniform"``: ``chains``, ``thin``, ``burn_in``,
+            ``rounding_rounds``, ``directions`` (see :func:`jaxagg.uniform.uniform_occupancies`).
 
     Returns:
         A ReturnSample with ``returns [N, n]`` (float64 copy of the kernel's precision), the
@@ -82,7 +82,7 @@ def sample(
     if measure == "uniform":
         if start:
             raise ValidationError("start: 'uniform' samples come from Markov chains and cannot start at an index")
-        return _uniform(momdp, num_samples, seed, precision, bounds, uniform_options or {})
+        return _uniform(momdp, num_samples, seed, precision, bounds, uniform_options or {}, progress)
     block_fn, operands_fn = _measure_kernel(momdp, measure)
     devices = sample_devices(devices)
     began = time.perf_counter()
@@ -133,13 +133,18 @@ def occupancies(momdp: MOMDP, indices: np.ndarray, measure: str = "policy", seed
     return np.asarray(d, dtype=np.float64)
 
 
-def _uniform(momdp: MOMDP, num_samples: int, seed: int, precision: str, bounds, options: dict) -> ReturnSample:
+def _uniform(momdp: MOMDP, num_samples: int, seed: int, precision: str, bounds, options: dict,
+             progress: bool | Callable[[int], None]) -> ReturnSample:
     """The ``uniform`` measure by hit-and-run (:mod:`jaxagg.uniform`); returns in float64 from
     the sampled occupancies."""
-    from jaxagg.uniform import uniform_occupancies
+    from jaxagg.uniform import UNIFORM_OPTIONS, uniform_occupancies
 
+    if not isinstance(options, dict) or set(options) - set(UNIFORM_OPTIONS):
+        given = sorted(options) if isinstance(options, dict) else type(options).__name__
+        raise ValidationError(f"uniform_options: expected a dict with keys among {', '.join(UNIFORM_OPTIONS)}, got {given}")
     began = time.perf_counter()
-    d, settings = uniform_occupancies(momdp, num_samples, seed, precision=precision, **options)
+    with _progress(progress, num_samples) as tick:
+        d, settings = uniform_occupancies(momdp, num_samples, seed, precision=precision, progress=tick, **options)
     seconds = time.perf_counter() - began
     info = {"precision": precision, "start": 0, "seconds": seconds, "backend": jax.default_backend(),
             "jax": jax.__version__, **settings}

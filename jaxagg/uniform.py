@@ -1,36 +1,55 @@
 """The ``uniform`` reference measure (SPEC §2): the volume measure on O's affine hull, sampled by
-coordinate hit-and-run with rounding (many chains in JAX).
+hit-and-run in JAX (:mod:`jaxagg.kernels.hit_and_run`), many chains at once.
 
-Preparation (solvers): the support and a relative-interior point from one LP, an orthonormal
-basis of the affine hull. Rounding: a pilot run from the interior point, then the directions
-become ``basis @ L`` with ``L L^T`` the pilot covariance in hull coordinates. Then a burn-in, and
-``thin`` steps between kept samples. Split R-hat and ESS of every agent's return are recorded
-(``info["rhat"]``, ``info["ess"]``) and a :class:`~jaxagg.errors.MixingWarning` is raised when
-R-hat > 1.01 or ESS < 400: raise ``thin`` (default ``50 k``) or ``burn_in`` when warned.
+Preparation (solvers, float64): the support and a relative-interior point from one LP, an
+orthonormal basis of the affine hull (:func:`~jaxagg.solvers.interior.parametrise_hull`), and the
+analytic centre (:func:`~jaxagg.solvers.interior.analytic_center`). Rounding: the chains run in
+coordinates scaled by the analytic centre, where its Dikin ellipsoid is a ball, along an
+orthonormal basis of the scaled hull; optional pilot rounds then re-round by the covariance of
+where the chains went. The chains start at the centre, run ``burn_in`` sweeps, then keep a point
+every ``thin`` sweeps (a sweep is k steps, k the hull dimension). Split R-hat and ESS of every
+agent's return are recorded (``info["rhat"]``, ``info["ess"]``) and a
+:class:`~jaxagg.errors.MixingWarning` is raised when R-hat > 1.01 or ESS < 400: raise ``thin``,
+``burn_in`` or the sample count when warned.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxagg.diagnostics import ESS_MINIMUM, RHAT_LIMIT, effective_sample_size, split_rhat
-from jaxagg.errors import MixingWarning
-from jaxagg.kernels.hit_and_run import run_chains
+from jaxagg.diagnostics import (
+    ESS_MINIMUM,
+    RHAT_LIMIT,
+    effective_sample_size,
+    split_rhat,
+)
+from jaxagg.errors import MixingWarning, ValidationError
+from jaxagg.kernels.hit_and_run import DIRECTION_KINDS, make_directions, run_chains
 from jaxagg.kernels.precision import PRECISIONS, precision_scope
 from jaxagg.momdp import MOMDP
-from jaxagg.solvers.interior import parametrise_hull
+from jaxagg.solvers.interior import analytic_center, parametrise_hull
 from jaxagg.solvers.polytope import occupancy_polytope
 from jaxagg.validation import integer_at_least
 
 DEFAULT_CHAINS = 32
-DEFAULT_THIN_PER_DIMENSION = 50
-"""Default steps between kept samples, per hull dimension: on attention (3, 3) (k = 81), thin
-1000 left split R-hat at 1.06 and thin 4000 reached 1.008 with ESS ~1,800 of 2,000 samples."""
+THIN_DIMENSIONS_PER_SWEEP = 64
+"""Default thinning: ``ceil(k / 64)`` sweeps (of k steps each) between kept samples. The
+integrated autocorrelation time of the agents' returns measured about ``0.15 k`` sweeps on
+attention (3,3), (4,3) and (5,3) (k = 81, 324, 1215; bench/RESULTS.md), so the default keeps an
+effective sample size of about 6% of the samples at a cost that grows like k^2 per sample."""
+DEFAULT_ROUNDING_ROUNDS = 0
+ROUNDING_POINTS_PER_DIMENSION = 2
+ROUNDING_MIN_PER_CHAIN = 20
+UNIFORM_OPTIONS = ("chains", "thin", "burn_in", "rounding_rounds", "directions")
+"""The keyword options a caller may pass through ``ja.sample(..., uniform_options=...)``."""
+PROGRESS_SEGMENTS = 20
+"""Sampling runs in this many equal calls (at most), so that progress can be reported."""
 
 
 def uniform_occupancies(
@@ -41,60 +60,104 @@ def uniform_occupancies(
     chains: int = DEFAULT_CHAINS,
     thin: int | None = None,
     burn_in: int | None = None,
-    rounding_rounds: int = 4,
+    rounding_rounds: int = DEFAULT_ROUNDING_ROUNDS,
+    directions: str = "coordinate",
     precision: str = "float32",
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, dict]:
-    """``[num_samples, S*A]`` points of the uniform measure on O and a dict of settings.
+    """``[num_samples, S*A]`` points of the uniform measure on O and a dict of settings and
+    diagnostics.
 
     Args:
         chains: chains run together (vmapped); samples are interleaved chain by chain.
-        thin: steps between kept samples (default ``50 k``, k the hull dimension).
-        burn_in: kept-sample periods dropped after rounding (default 10).
+        thin: sweeps between kept samples (default ``ceil(k / 64)``); a sweep is k steps, k the
+            hull dimension.
+        burn_in: sweeps run before the first kept sample (default k; rounded up to a multiple
+            of ``thin``). The chains start together at the analytic centre.
         rounding_rounds: pilot runs, each re-estimating the covariance the directions follow.
+        directions: ``"coordinate"`` (systematic sweeps over the rounded basis; O(d) per step) or
+            ``"random"`` (isotropic directions in the rounded basis; O(d k) per step).
         precision: ``"float32"`` or ``"float64"`` chains.
+        progress: called with the number of samples kept, about 20 times during sampling.
     """
+    if directions not in DIRECTION_KINDS:
+        raise ValidationError(f"directions: expected one of {', '.join(map(repr, DIRECTION_KINDS))}, got {directions!r}")
+    options = {
+        "chains": integer_at_least("chains", chains, 1),
+        "thin": None if thin is None else integer_at_least("thin", thin, 1),
+        "burn_in": None if burn_in is None else integer_at_least("burn_in", burn_in, 0),
+        "rounding_rounds": integer_at_least("rounding_rounds", rounding_rounds, 0),
+        "directions": directions,
+    }
+    num_samples = integer_at_least("num_samples", num_samples, 1)
     with precision_scope(precision):
-        return _run(momdp, num_samples, seed, chains, thin, burn_in, integer_at_least("rounding_rounds", rounding_rounds, 1),
-                    PRECISIONS[precision])
+        return _run(momdp, num_samples, seed, options, PRECISIONS[precision], progress)
 
 
-def _run(momdp, num_samples, seed, chains, thin, burn_in, rounding_rounds, dtype):
-    """Pilot run (orthonormal basis) -> rounding by the pilot covariance -> burn-in -> samples."""
-    chains = integer_at_least("chains", chains, 1)
+def _run(momdp: MOMDP, num_samples: int, seed: int, options: dict, dtype, progress) -> tuple[np.ndarray, dict]:
+    """Barrier rounding -> pilot rounding -> burn-in -> samples; see :func:`uniform_occupancies`.
+
+    The chains run in coordinates scaled by the analytic centre, ``y = x / x_c``, so that every
+    coordinate is about 1 at the start whatever its size (some occupancies of attention (5, 3)
+    are 1e-8 there); the uniform measure in y maps to the uniform measure in x."""
     hull = parametrise_hull(occupancy_polytope(momdp))
-    k = hull.dimension
+    k, chains, kind = hull.dimension, options["chains"], options["directions"]
+    thin = math.ceil(k / THIN_DIMENSIONS_PER_SWEEP) if options["thin"] is None else options["thin"]
+    burn_in = k if options["burn_in"] is None else options["burn_in"]
+    settings = {**options, "thin": int(thin), "burn_in": int(burn_in), "hull_dimension": int(k)}
     if k == 0:  # O is a single point
-        return np.repeat(hull.center[None, :], num_samples, axis=0), {"chains": 0, "thin": 0, "burn_in": 0, "hull_dimension": 0}
-    thin = DEFAULT_THIN_PER_DIMENSION * k if thin is None else integer_at_least("thin", thin, 1)
-    burn_in = 10 if burn_in is None else integer_at_least("burn_in", burn_in, 0)
+        return np.repeat(hull.center[None, :], num_samples, axis=0), {**settings, "rhat": None, "ess": None}
+    analytic, barrier_iterations = analytic_center(hull)
+    scale = analytic[hull.support]
+    scaled_basis = hull.basis / scale[:, None]  # hull directions in y coordinates
+    orthonormal = np.linalg.qr(scaled_basis)[0]
     key = jax.random.key(seed)
-    center = jnp.asarray(np.broadcast_to(hull.center[hull.support], (chains, hull.support.sum())), dtype)
     ids = jnp.arange(chains, dtype=jnp.uint32)
-    hull_point, hull_basis = jnp.asarray(hull.center[hull.support], dtype), jnp.asarray(hull.basis, dtype)
-    # Rounding, iterated: run the chains, take the covariance of where they went (in hull
-    # coordinates), use its Cholesky factor as the next directions; each round starts where the
-    # last one ended, so the estimate improves as the chains spread.
-    directions = hull_basis
-    state = center
-    for round_ in range(rounding_rounds):
-        pilot, state = run_chains(jax.random.fold_in(key, 10 + round_), state, directions, ids, hull_point, hull_basis,
-                                  num_samples=max(20, 2 * k // chains + 1), thin=thin)
-        u = (np.asarray(pilot, dtype=np.float64).reshape(-1, hull.support.sum()) - hull.center[hull.support]) @ hull.basis
-        covariance = np.cov(u, rowvar=False).reshape(k, k) + 1e-12 * np.eye(k)
-        directions = jnp.asarray(hull.basis @ np.linalg.cholesky(covariance), dtype)
+    ones, hull_basis = jnp.ones(scale.size, dtype), jnp.asarray(orthonormal, dtype)
+    state = jnp.ones((chains, scale.size), dtype)
+    sweep = 0
+
+    def advance(state, directions, count, sweep):
+        samples, state = run_chains(key, state, directions, ids, ones, hull_basis, sweep,
+                                    num_samples=count, thin=thin, kind=kind)
+        return samples, state, sweep + count * thin
+
+    # Scaled by the analytic centre, the Dikin ellipsoid is a ball in the orthonormal basis (see
+    # analytic_center): that basis is the rounded one. Pilot rounds (optional) refine it by the
+    # covariance of where the chains went.
+    directions = make_directions(hull_basis)
+    pilot_length = max(ROUNDING_MIN_PER_CHAIN, math.ceil(ROUNDING_POINTS_PER_DIMENSION * k / chains))
+    for _ in range(options["rounding_rounds"]):
+        pilot, state, sweep = advance(state, directions, pilot_length, sweep)
+        u = (np.asarray(pilot, dtype=np.float64).reshape(-1, scale.size) - 1.0) @ orthonormal
+        directions = make_directions(jnp.asarray(orthonormal @ _covariance_factor(u), dtype))
     if burn_in:
-        _, state = run_chains(jax.random.fold_in(key, 1), state, directions, ids, hull_point, hull_basis,
-                              num_samples=burn_in, thin=thin)
+        _, state, sweep = advance(state, directions, math.ceil(burn_in / thin), sweep)
     per_chain = math.ceil(num_samples / chains)
-    samples, _ = run_chains(jax.random.fold_in(key, 2), state, directions, ids, hull_point, hull_basis,
-                            num_samples=per_chain, thin=thin)
-    samples = np.asarray(samples, dtype=np.float64)  # [chains, per_chain, d_s]
-    x = samples.transpose(1, 0, 2).reshape(-1, hull.support.sum())[:num_samples]
+    segment = math.ceil(per_chain / PROGRESS_SEGMENTS)
+    pieces = []
+    for _ in range(math.ceil(per_chain / segment)):
+        piece, state, sweep = advance(state, directions, segment, sweep)
+        pieces.append(np.asarray(piece, dtype=np.float64))
+        if progress is not None:
+            progress(min(segment * chains, num_samples - (len(pieces) - 1) * segment * chains))
+    samples = np.concatenate(pieces, axis=1)[:, :per_chain] * scale  # [chains, per_chain, d_s], back in x
+    x = samples.transpose(1, 0, 2).reshape(-1, scale.size)[:num_samples]
     d = np.zeros((num_samples, momdp.dim))
     d[:, hull.support] = x
-    settings = {"chains": int(chains), "thin": int(thin), "burn_in": int(burn_in), "hull_dimension": int(k)}
+    settings["steps"] = int(sweep * k * chains)
+    settings["barrier_iterations"] = barrier_iterations
     settings.update(_mixing(samples @ momdp.reward_matrix[:, hull.support].T))
     return d, settings
+
+
+def _covariance_factor(u: np.ndarray) -> np.ndarray:
+    """Cholesky factor ``[k, k]`` of the covariance of points ``u [m, k]`` (ridged so that it is
+    positive definite even with fewer points than dimensions)."""
+    k = u.shape[1]
+    covariance = np.cov(u, rowvar=False).reshape(k, k)
+    ridge = 1e-9 * max(np.trace(covariance) / k, np.finfo(float).tiny)
+    return np.linalg.cholesky(covariance + ridge * np.eye(k))
 
 
 def _mixing(chain_returns: np.ndarray) -> dict:

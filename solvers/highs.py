@@ -34,6 +34,8 @@ MIP_FEASIBILITY_TOL = 1e-9
 """MILP row and integrality tolerance (HiGHS's default 1e-6 let approval rows fall short of a
 threshold by enough to lose the approving sample)."""
 
+OPTIMAL_RESIDUAL_LIMIT = 1e-7
+"""Largest constraint violation accepted from a solve HiGHS calls optimal (see ``_result``)."""
 
 SOLVERS = ("choose", "simplex", "ipm", "pdlp")
 
@@ -303,7 +305,15 @@ def _status(model_status: highspy.HighsModelStatus) -> SolveStatus:
 
 def _result(highs: highspy.Highs, status: SolveStatus, is_mip: bool, elapsed: float, num_rows: int) -> SolveResult:
     info = highs.getInfo()
-    has_point = info.primal_solution_status == highspy.kSolutionStatusFeasible
+    # HiGHS can report "Optimal" after unscaling leaves a residual a little above the (tight)
+    # feasibility tolerance, and then flags the point infeasible: such a point is kept when its
+    # worst violation is within OPTIMAL_RESIDUAL_LIMIT, and a larger one is reported as an error.
+    has_point = info.primal_solution_status == highspy.kSolutionStatusFeasible or (
+        status is SolveStatus.OPTIMAL and info.max_primal_infeasibility <= OPTIMAL_RESIDUAL_LIMIT)
+    message = highs.modelStatusToString(highs.getModelStatus())
+    if status is SolveStatus.OPTIMAL and not has_point:
+        status = SolveStatus.ERROR
+        message = f"optimal, but its point violates a constraint by {info.max_primal_infeasibility:.2g}"
     solution = highs.getSolution()
     x = np.array(solution.col_value, dtype=np.float64) if has_point else None
     duals = None
@@ -317,7 +327,7 @@ def _result(highs: highspy.Highs, status: SolveStatus, is_mip: bool, elapsed: fl
         mip_gap=float(info.mip_gap) if is_mip else 0.0,
         solve_time=elapsed,
         is_mip=is_mip,
-        message=highs.modelStatusToString(highs.getModelStatus()),
+        message=message,
     )
 
 

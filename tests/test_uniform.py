@@ -8,7 +8,7 @@ import pytest
 import scipy.stats as st
 
 import jaxagg as ja
-from jaxagg.solvers.interior import parametrise_hull
+from jaxagg.solvers.interior import analytic_center, parametrise_hull
 
 MIXED = {"thin": 30}  # thinning well above the hull dimension, so kept points are nearly independent
 
@@ -43,7 +43,7 @@ def test_points_lie_in_O_in_float64():
     assert np.abs(polytope.E @ d.T - polytope.b[:, None]).max() <= 1e-7
     assert settings["hull_dimension"] == parametrise_hull(polytope).dimension
     # float32 chains are re-projected onto the hull at every kept point: no drift beyond float32
-    d32, _ = uniform_occupancies(m, 200, seed=3, thin=400, precision="float32")
+    d32, _ = uniform_occupancies(m, 200, seed=3, thin=20, precision="float32")
     assert d32.min() >= 0.0 and np.abs(polytope.E @ d32.T - polytope.b[:, None]).max() <= 1e-6
 
 
@@ -92,3 +92,36 @@ def test_uniform_samples_cannot_be_resumed_or_indexed():
         ja.extend(m, sample, 10)
     with pytest.raises(ja.errors.ValidationError, match="'uniform' points come from Markov chains"):
         ja.occupancies(m, [0], measure="uniform")
+
+
+def test_analytic_center_of_a_simplex_and_of_a_badly_scaled_polytope():
+    m = ja.envs.bandit(np.array([[1.0, 0.0, 0.0, 0.0]]))
+    center, _ = analytic_center(parametrise_hull(ja.occupancy_polytope(m)))
+    np.testing.assert_allclose(center, 0.25, atol=1e-10)
+    # attention (5, 3): occupancies span 1e-8 .. 1e-2 at the centre; the LP there once came back
+    # "optimal" with a point HiGHS flagged infeasible by 1e-9 (now accepted, residual checked).
+    m = ja.envs.attention_allocation(5, 3, seed=0)
+    polytope = ja.occupancy_polytope(m)
+    hull = parametrise_hull(polytope)
+    center, _ = analytic_center(hull)
+    x = center[hull.support]
+    assert x.min() > 0 and polytope.residual(center) < 1e-12
+    assert np.abs(hull.basis.T @ (1.0 / x)).max() <= 1e-6 * np.abs(1.0 / x).max()  # barrier gradient vanishes
+
+
+def test_uniform_options_are_validated():
+    m = ja.envs.bandit(np.eye(3))
+    with pytest.raises(ja.errors.ValidationError, match="uniform_options: expected a dict with keys among"):
+        ja.sample(m, 10, "uniform", uniform_options={"thinning": 3})
+    with pytest.raises(ja.errors.ValidationError, match="directions: expected one of 'coordinate', 'random', got 'gibbs'"):
+        ja.sample(m, 10, "uniform", uniform_options={"directions": "gibbs"})
+
+
+def test_random_directions_sample_the_simplex_and_progress_is_reported():
+    rewards = np.array([[1.0, 0.0, 0.0, 0.0]])
+    seen = []
+    sample = ja.sample(ja.envs.bandit(rewards), 2000, "uniform", seed=1, precision="float64", progress=seen.append,
+                       uniform_options={"directions": "random", "thin": 5})
+    assert st.kstest(sample.returns[:, 0], st.beta(1, 3).cdf).pvalue > 0.01
+    assert sum(seen) == 2000 and len(seen) > 1
+    assert sample.info["directions"] == "random" and sample.info["thin"] == 5
