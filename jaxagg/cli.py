@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--resume", action="store_true", help="continue the sample in --out with --num-samples more")
     smp.add_argument("--out", metavar="PATH", required=True, help="output file (.npz)")
     smp.add_argument("--quiet", action="store_true", help="no progress bar")
+    uni = smp.add_argument_group("uniform measure (hit-and-run)")
+    uni.add_argument("--chains", type=int, default=None, help="chains run together (default: 32)")
+    uni.add_argument("--thin", type=int, default=None, help="sweeps of k steps between kept samples (default: max(10, ceil(k/64)))")
+    uni.add_argument("--burn-in", type=int, default=None, help="sweeps before the first kept sample (default: k)")
+    uni.add_argument("--directions", choices=["coordinate", "random"], default=None, help="(default: coordinate)")
 
     rep = sub.add_parser("reproduce", help="the paper's experiment over several seeded instances: table, JSON and figure")
     rep.add_argument("--experiment", choices=["base", "subsets"], default="base", help="(default: %(default)s)")
@@ -157,11 +162,23 @@ def _sample(args: argparse.Namespace) -> int:
         earlier = check_sample_matches(load_sample(args.out), momdp, f"out: {args.out!r}")
         result = extend(momdp, earlier, args.num_samples, **options)
     else:
+        uniform = {key: value for key, value in (("chains", args.chains), ("thin", args.thin),
+                                                 ("burn_in", args.burn_in), ("directions", args.directions))
+                   if value is not None}
+        if uniform and args.measure != "uniform":
+            raise ValidationError(f"{', '.join('--' + key.replace('_', '-') for key in uniform)}: "
+                                  f"only for --measure uniform, got --measure {args.measure}")
+        if uniform:
+            options["uniform_options"] = uniform
         result = sample_measure(momdp, args.num_samples, args.measure, args.sample_seed, **options)
     seconds = time.perf_counter() - began
     path = result.save(args.out)
     print(f"wrote {path}: {result!r} for {momdp!r} ({args.num_samples} new samples in {seconds:.1f} s "
           f"including compilation; DKW band {result.dkw_band():.4f} at 95%)")
+    if result.info.get("rhat"):
+        print(f"hit-and-run: {result.info['chains']} chains, thin {result.info['thin']} sweeps of "
+              f"{result.info['hull_dimension']} steps; max split R-hat {max(result.info['rhat']):.3f}, "
+              f"min ESS {min(result.info['ess']):.0f} (want R-hat <= 1.01 and ESS >= 400)")
     return 0
 
 

@@ -212,11 +212,22 @@ class ReturnSample:
         values = np.moveaxis(values, 0, -1)
         return np.where((ks == self.num_samples)[..., None], self.top, values)
 
+    @property
+    def effective_size(self) -> float:
+        """N for independent draws; for Markov-chain samples (the ``uniform`` measure, whose
+        ``info["ess"]`` holds every agent's effective sample size) the smallest ESS, capped at N."""
+        ess = self.info.get("ess")
+        if not ess:
+            return float(self.num_samples)
+        return float(min(self.num_samples, max(1.0, min(ess))))
+
     def dkw_band(self, delta: float = 0.05) -> float:
-        """DKW half-width ``sqrt(ln(2 / delta) / (2 N))``: with probability ``1 - delta`` every
-        empirical CDF is within it of the true ``F_i`` everywhere (per agent)."""
+        """DKW half-width ``sqrt(ln(2 / delta) / (2 N_eff))``: with probability ``1 - delta``
+        every empirical CDF is within it of the true ``F_i`` everywhere (per agent).
+        ``N_eff = effective_size``: N for independent draws; for correlated chains the smallest
+        ESS, the usual approximation (DKW itself assumes independent draws)."""
         delta = _check_probability("delta", delta)
-        return math.sqrt(math.log(2.0 / delta) / (2.0 * self.num_samples))
+        return math.sqrt(math.log(2.0 / delta) / (2.0 * self.effective_size))
 
     # ------------------------------------------------------- smooth CDF fits
     def fit_logistic(self, agent: int, *, max_points: int = FIT_MAX_POINTS, max_error: float | None = None) -> "LogisticCdf":

@@ -39,10 +39,12 @@ from jaxagg.validation import integer_at_least
 
 DEFAULT_CHAINS = 32
 THIN_DIMENSIONS_PER_SWEEP = 64
-"""Default thinning: ``ceil(k / 64)`` sweeps (of k steps each) between kept samples. The
-integrated autocorrelation time of the agents' returns measured about ``0.15 k`` sweeps on
-attention (3,3), (4,3) and (5,3) (k = 81, 324, 1215; bench/RESULTS.md), so the default keeps an
-effective sample size of about 6% of the samples at a cost that grows like k^2 per sample."""
+MIN_THIN = 10
+"""Default thinning: ``max(10, ceil(k / 64))`` sweeps (of k steps each) between kept samples.
+The integrated autocorrelation time of the agents' returns measured about ``0.15 k`` sweeps on
+attention (3,3), (4,3) and (5,3) (k = 81, 324, 1215; bench/RESULTS.md), so on large instances the
+default keeps an effective sample size of about 6% of the samples, at a cost per sample that
+grows like k^2; small instances get relatively more."""
 DEFAULT_ROUNDING_ROUNDS = 0
 ROUNDING_POINTS_PER_DIMENSION = 2
 ROUNDING_MIN_PER_CHAIN = 20
@@ -70,8 +72,8 @@ def uniform_occupancies(
 
     Args:
         chains: chains run together (vmapped); samples are interleaved chain by chain.
-        thin: sweeps between kept samples (default ``ceil(k / 64)``); a sweep is k steps, k the
-            hull dimension.
+        thin: sweeps between kept samples (default ``max(10, ceil(k / 64))``); a sweep is k
+            steps, k the hull dimension.
         burn_in: sweeps run before the first kept sample (default k; rounded up to a multiple
             of ``thin``). The chains start together at the analytic centre.
         rounding_rounds: pilot runs, each re-estimating the covariance the directions follow.
@@ -102,7 +104,7 @@ def _run(momdp: MOMDP, num_samples: int, seed: int, options: dict, dtype, progre
     are 1e-8 there); the uniform measure in y maps to the uniform measure in x."""
     hull = parametrise_hull(occupancy_polytope(momdp))
     k, chains, kind = hull.dimension, options["chains"], options["directions"]
-    thin = math.ceil(k / THIN_DIMENSIONS_PER_SWEEP) if options["thin"] is None else options["thin"]
+    thin = max(MIN_THIN, math.ceil(k / THIN_DIMENSIONS_PER_SWEEP)) if options["thin"] is None else options["thin"]
     burn_in = k if options["burn_in"] is None else options["burn_in"]
     settings = {**options, "thin": int(thin), "burn_in": int(burn_in), "hull_dimension": int(k)}
     if k == 0:  # O is a single point

@@ -93,6 +93,20 @@ def test_sample_resume_and_run_with_samples(tmp_path, capsys):
     assert row["quantile_level"] == pytest.approx(resumed.rank(np.array(row["returns"])).min())
 
 
+@pytest.mark.filterwarnings("ignore::jaxagg.errors.MixingWarning")  # a short run: the diagnostics are what is checked
+def test_sample_the_uniform_measure_with_its_options_and_diagnostics(tmp_path, capsys):
+    path = tmp_path / "u.npz"
+    args = ["sample", "--factories", "2", "--measure", "uniform", "--num-samples", "64", "--quiet", "--out", str(path)]
+    assert main([*args, "--chains", "8", "--thin", "3", "--burn-in", "5", "--directions", "random"]) == 0
+    assert "max split R-hat" in capsys.readouterr().out
+    loaded = ja.load_sample(path)
+    assert loaded.measure == "uniform" and loaded.num_samples == 64
+    assert (loaded.info["chains"], loaded.info["thin"], loaded.info["burn_in"], loaded.info["directions"]) == (8, 3, 5, "random")
+    assert len(loaded.info["rhat"]) == len(loaded.info["ess"]) == loaded.num_agents
+    assert main(["sample", "--factories", "2", "--thin", "3", "--quiet", "--out", str(path)]) == 2
+    assert "--thin: only for --measure uniform, got --measure policy" in capsys.readouterr().err
+
+
 def test_run_refuses_a_sample_of_another_instance(tmp_path, capsys):
     path = tmp_path / "s.npz"
     assert main(["sample", "--factories", "2", "--num-samples", "50", "--quiet", "--out", str(path)]) == 0

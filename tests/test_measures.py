@@ -156,6 +156,14 @@ def test_dkw_band():
             s.dkw_band(bad)
 
 
+def test_dkw_band_of_correlated_chains_uses_the_smallest_effective_sample_size():
+    chained = random_sample(N=500, info={"ess": [250.0, 125.0, 400.0], "rhat": [1.0, 1.0, 1.0]})
+    assert chained.effective_size == 125.0
+    assert chained.dkw_band() == pytest.approx(math.sqrt(math.log(2 / 0.05) / 250), rel=1e-15)
+    assert random_sample(N=500, info={"ess": [900.0, 800.0, 700.0]}).effective_size == 500.0  # capped at N
+    assert random_sample(N=500).effective_size == 500.0
+
+
 def test_to_dict_is_json_summary():
     s = hand_sample(seed=7, min_returns=[0.0, 0.5], info={"chunk": 4})
     d = s.to_dict()

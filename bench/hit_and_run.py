@@ -1,0 +1,186 @@
+"""The uniform measure: jaxagg's hit-and-run against hopsy (C++ coordinate hit-and-run with
+PolyRound rounding) on attention allocation, preprocessing included.
+
+    python bench/hit_and_run.py                          # (3,3), (4,3), (5,3); hopsy where installed
+    python bench/hit_and_run.py --instances 3 4 --samples 2000 --no-record
+    python bench/hit_and_run.py --instances 5 --samples 10000 --no-hopsy
+
+hopsy is a benchmark-only extra (``pip install hopsy``; not a jaxagg dependency). Each hopsy run
+happens in a child process with a time limit, since its preprocessing of large polytopes can take
+minutes or fail. Columns: preprocessing (jaxagg: interior LP, hull basis, analytic centre;
+hopsy: equality elimination, rounding, Chebyshev centre), steps/s (jaxagg: the compiled kernel,
+32 float32 chains; hopsy: its sampling phase), wall time of the whole run (jaxagg's includes
+compilation), the smallest effective sample size of any agent's
+return, ESS per second of the whole run, and the largest split R-hat. Where both ran, a
+two-sample KS test compares every agent's return distribution (smallest p-value shown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy.stats as st  # noqa: E402
+from common import markdown_table, publish  # noqa: E402
+
+import jaxagg as ja  # noqa: E402
+from jaxagg.diagnostics import effective_sample_size, split_rhat  # noqa: E402
+from jaxagg.kernels.hit_and_run import make_directions, run_chains  # noqa: E402
+from jaxagg.kernels.precision import precision_scope  # noqa: E402
+from jaxagg.solvers.interior import analytic_center, parametrise_hull  # noqa: E402
+from jaxagg.uniform import uniform_occupancies  # noqa: E402
+
+HOPSY_CHAINS = 4
+
+
+def instance(factories: int) -> ja.MOMDP:
+    return ja.envs.attention_allocation(factories, 3, seed=0)
+
+
+def kernel_steps_per_second(momdp: ja.MOMDP, directions: str, chains: int = 32, sweeps: int = 4) -> float:
+    """Chain-steps per second of the compiled hit-and-run kernel (float32, compilation excluded)."""
+    hull = parametrise_hull(ja.occupancy_polytope(momdp))
+    with precision_scope("float32"):
+        basis = jnp.asarray(hull.basis, jnp.float32)
+        center = jnp.asarray(hull.center[hull.support], jnp.float32)
+        starts = jnp.broadcast_to(center, (chains, center.size))
+
+        def run():
+            return run_chains(jax.random.key(0), starts, make_directions(basis), jnp.arange(chains, dtype=jnp.uint32),
+                              center, basis, num_samples=2, thin=sweeps // 2, kind=directions)
+
+        jax.block_until_ready(run())
+        began = time.perf_counter()
+        jax.block_until_ready(run())
+        return chains * sweeps * hull.dimension / (time.perf_counter() - began)
+
+
+def run_jaxagg(momdp: ja.MOMDP, num_samples: int, thin: int | None, directions: str) -> dict:
+    """One call of the uniform sampler, timed end to end (compilation included), its preparation
+    timed on its own, and the kernel's steps/s."""
+    rate = kernel_steps_per_second(momdp, directions)
+    began = time.perf_counter()
+    analytic_center(parametrise_hull(ja.occupancy_polytope(momdp)))
+    prep = time.perf_counter() - began
+    began = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ja.errors.MixingWarning)
+        d, settings = uniform_occupancies(momdp, num_samples, seed=0, thin=thin, directions=directions)
+    wall = time.perf_counter() - began
+    return {"prep": prep, "wall": wall, "rate": rate,
+            "ess": min(settings["ess"]), "rhat": max(settings["rhat"]), "returns": momdp.returns(d),
+            "thin_steps": settings["thin"] * settings["hull_dimension"], "k": settings["hull_dimension"]}
+
+
+def run_hopsy(factories: int, samples_per_chain: int, thin_steps: int, out) -> None:
+    """hopsy's coordinate hit-and-run (child process): puts a result dict or an error string."""
+    try:
+        import hopsy
+
+        momdp = instance(factories)
+        polytope = ja.occupancy_polytope(momdp)
+        E = polytope.E.toarray()
+        began = time.perf_counter()
+        problem = hopsy.add_equality_constraints(hopsy.Problem(-np.eye(momdp.dim), np.zeros(momdp.dim)), E, polytope.b)
+        problem = hopsy.round(problem)
+        start = hopsy.compute_chebyshev_center(problem)
+        prep = time.perf_counter() - began
+        chains = [hopsy.MarkovChain(problem, proposal=hopsy.UniformCoordinateHitAndRunProposal, starting_point=start)
+                  for _ in range(HOPSY_CHAINS)]
+        rngs = [hopsy.RandomNumberGenerator(seed=i) for i in range(HOPSY_CHAINS)]
+        began = time.perf_counter()
+        _, x = hopsy.sample(chains, rngs, n_samples=samples_per_chain, thinning=thin_steps)
+        sampling = time.perf_counter() - began
+        chain_returns = np.asarray(x) @ momdp.reward_matrix.T  # [chains, draws, n]
+        per_agent = np.moveaxis(chain_returns, 2, 0)
+        out.put({"prep": prep, "wall": prep + sampling, "rate": HOPSY_CHAINS * samples_per_chain * thin_steps / sampling,
+                 "ess": min(effective_sample_size(a) for a in per_agent), "rhat": max(split_rhat(a) for a in per_agent),
+                 "returns": chain_returns.reshape(-1, momdp.num_agents), "thin_steps": thin_steps,
+                 "residual": float(np.abs(E @ np.asarray(x).reshape(-1, momdp.dim).T - polytope.b[:, None]).max())})
+    except Exception as error:  # hopsy's own failure is a result to report
+        out.put(f"{type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}")
+
+
+def hopsy_in_child(factories: int, samples_per_chain: int, thin_steps: int, time_limit: float):
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    child = context.Process(target=run_hopsy, args=(factories, samples_per_chain, thin_steps, out))
+    child.start()
+    try:
+        return out.get(timeout=time_limit)
+    except Exception:
+        return f"no result within {time_limit:.0f} s"
+    finally:
+        child.terminate()
+        child.join()
+
+
+def row(label: str, momdp: ja.MOMDP, k: int, sampler: str, r: dict | str) -> list[str]:
+    head = [label, str(momdp.dim), str(k), sampler]
+    if isinstance(r, str):
+        return head + [r, "", "", "", "", "", ""]
+    return head + [f"{r['prep']:.2f}", f"{r['rate']:.3g}", f"{r['thin_steps']}",
+                   f"{r['wall']:.1f}", f"{r['ess']:.0f}", f"{r['ess'] / r['wall']:.1f}", f"{r['rhat']:.3f}"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--instances", type=int, nargs="+", default=[3, 4, 5], help="factories F of attention (F, 3)")
+    parser.add_argument("--samples", type=int, default=4000, help="jaxagg samples per instance")
+    parser.add_argument("--thin", type=int, default=None, help="jaxagg sweeps between samples (default max(10, ceil(k/64)))")
+    parser.add_argument("--directions", default="coordinate", choices=["coordinate", "random"])
+    parser.add_argument("--hopsy-samples", type=int, default=100, help="hopsy samples per chain (4 chains)")
+    parser.add_argument("--hopsy-time-limit", type=float, default=900.0, help="seconds per hopsy instance")
+    parser.add_argument("--no-hopsy", action="store_true")
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+    try:
+        import hopsy  # noqa: F401
+        have_hopsy = not args.no_hopsy
+    except ImportError:
+        have_hopsy = False
+    rows, notes = [], []
+    for factories in args.instances:
+        momdp = instance(factories)
+        label = f"({factories},3)"
+        ours = run_jaxagg(momdp, args.samples, args.thin, args.directions)
+        rows.append(row(label, momdp, ours["k"], f"jaxagg ({args.directions}, 32 chains)", ours))
+        print(" | ".join(rows[-1]), flush=True)
+        if not have_hopsy:
+            continue
+        theirs = hopsy_in_child(factories, args.hopsy_samples, ours["thin_steps"], args.hopsy_time_limit)
+        rows.append(row(label, momdp, ours["k"], f"hopsy {_hopsy_version()} (CHRR, {HOPSY_CHAINS} chains)", theirs))
+        print(" | ".join(rows[-1]), flush=True)
+        if isinstance(theirs, dict):
+            p = min(st.ks_2samp(a, b).pvalue for a, b in zip(ours["returns"].T, theirs["returns"].T, strict=True))
+            notes.append(f"{label}: jaxagg steps/s over hopsy steps/s "
+                         f"{ours['rate'] / theirs['rate']:.1f}x; "
+                         f"two-sample KS of every agent's return, smallest p = {p:.3f}; "
+                         f"hopsy's points satisfy E x = b within {theirs['residual']:.1e}")
+    table = markdown_table(["instance", "d", "k", "sampler", "prep s", "chain-steps/s", "thin (steps)", "wall s", "ESS min",
+                            "ESS/s", "R-hat max"], rows)
+    if notes:
+        table += "\n\n" + "\n".join(f"- {note}" for note in notes)
+    publish(f"Uniform measure: hit-and-run on attention allocation, {args.samples} jaxagg samples", table, args.no_record)
+
+
+def _hopsy_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("hopsy")
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+if __name__ == "__main__":
+    main()
