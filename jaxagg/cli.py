@@ -56,9 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
                      f"plus {','.join(VOLUMETRIC_RULES)} with --samples)")
     run.add_argument("--samples", metavar="PATH", help="a sample file from 'jaxagg sample' for this instance")
     run.add_argument("--num-samples", type=int, default=DEFAULT_RUN_SAMPLES,
-                     help="without --samples: draw this many policy-measure samples for the volumetric rules "
+                     help="without --samples: draw this many samples of --measure for the volumetric rules "
                           "(default: %(default)s; 0: welfare rules only)")
     run.add_argument("--sample-seed", type=int, default=0, help="seed of that sample (default: %(default)s)")
+    run.add_argument("--measure", choices=["policy", "hull", "uniform"], default="policy",
+                     help="reference measure of that sample (default: %(default)s; 'uniform' uses hit-and-run defaults)")
     run.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     run.add_argument("--figure", metavar="PATH", help="also draw each rule's ranked normalised returns to PATH (.png)")
     run.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
@@ -138,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.samples:
         sample = check_sample_matches(load_sample(args.samples), momdp, f"samples: {args.samples!r}")
     elif wants_sample and args.num_samples > 0:
-        sample = sample_measure(momdp, args.num_samples, "policy", args.sample_seed, progress=not args.quiet)
+        sample = sample_measure(momdp, args.num_samples, args.measure, args.sample_seed, progress=not args.quiet)
     if sample is None and any(rule_registry.get(name).needs_sample for name in names or ()):
         raise ValidationError("rules: volumetric rules need a sample; pass --samples PATH or --num-samples N > 0")
     progress = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))

@@ -107,6 +107,15 @@ def test_sample_the_uniform_measure_with_its_options_and_diagnostics(tmp_path, c
     assert "--thin: only for --measure uniform, got --measure policy" in capsys.readouterr().err
 
 
+@pytest.mark.filterwarnings("ignore::jaxagg.errors.MixingWarning")
+def test_run_draws_a_sample_of_the_chosen_measure(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    args = ["run", "--factories", "2", "--measure", "uniform", "--num-samples", "320", "--rules", "max-quantile"]
+    assert main([*args, "--quiet", "--json", str(out)]) == 0
+    assert "max-quantile" in capsys.readouterr().out
+    assert json.loads(out.read_text())["sample"]["measure"] == "uniform"
+
+
 def test_run_refuses_a_sample_of_another_instance(tmp_path, capsys):
     path = tmp_path / "s.npz"
     assert main(["sample", "--factories", "2", "--num-samples", "50", "--quiet", "--out", str(path)]) == 0
