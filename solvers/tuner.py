@@ -142,16 +142,16 @@ def tune_logits(init_logits: jax.Array, problem: TuneProblem, *, objective: str,
 
 
 @partial(jax.jit, static_argnames=("gamma", "solver"))
-def batch_returns(logits: jax.Array, P: jax.Array, mu: jax.Array, R: jax.Array, gamma: float | None, solver: str = "dense") -> jax.Array:
-    """Returns ``[B, n]`` of the softmax policies of ``logits [B, S, A]`` (the iterative solver
-    runs at a tight tolerance here: these numbers rank the restarts)."""
+def batch_occupancies(logits: jax.Array, P: jax.Array, mu: jax.Array, gamma: float | None, solver: str = "dense") -> jax.Array:
+    """Occupancies ``[B, S, A]`` of the softmax policies of ``logits [B, S, A]`` (the iterative
+    solver runs at a tight tolerance here: these rank the restarts and become the outcome)."""
 
     def one(z):
         pi = softmax_policy(z)
         if solver == "iterative":
-            rho = iterative_state_distribution(state_transitions(pi, P), mu, gamma, tol=1e-12, maxiter=50)
+            rho = iterative_state_distribution(state_transitions(pi, P), mu, gamma, tol=1e-13, maxiter=100)
         else:
             rho = state_distribution(pi, P, mu, gamma, "dense")
-        return jnp.einsum("isa,sa->i", R, rho[:, None] * pi)
+        return rho[:, None] * pi
 
     return jax.vmap(one)(logits)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import time
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -28,12 +27,12 @@ from jaxagg.rules.outcome import Outcome, SolverStats, make_outcome
 from jaxagg.rules.quantile import check_sample
 from jaxagg.rules.registry import register
 from jaxagg.solvers.polytope import (
-    occupancy_of_policy,
+    occupancy_polytope,
     policy_from_occupancy,
     return_bounds,
 )
-from jaxagg.solvers.tuner import OBJECTIVES, TuneProblem, batch_returns, tune_logits
-from jaxagg.validation import integer_at_least
+from jaxagg.solvers.tuner import OBJECTIVES, TuneProblem, batch_occupancies, tune_logits
+from jaxagg.validation import finite_array, integer_at_least
 
 ITERATIVE_MIN_STATES = 500
 """``solver="auto"`` uses warm-started GMRES from this many states on (a dense LU per step costs
@@ -112,12 +111,12 @@ def tune(
         logits = np.asarray(logits, dtype=np.float64)
         trace = np.asarray(trace, dtype=np.float64)
     with precision_scope("float64"):
-        returns = np.asarray(batch_returns(jnp.asarray(logits), jnp.asarray(momdp.P), jnp.asarray(momdp.mu), jnp.asarray(momdp.R),
-                                           momdp.gamma, options["solver"]))
+        occupancies = np.asarray(batch_occupancies(jnp.asarray(logits), jnp.asarray(momdp.P), jnp.asarray(momdp.mu),
+                                                   momdp.gamma, options["solver"])).reshape(restarts, -1)
+    returns = occupancies @ momdp.reward_matrix.T
     values = exact_objective(returns, sample, objective, q)
     best = int(np.lexsort((-sample.rank(returns).sum(axis=1), -values))[0])
-    policy = np.asarray(jax.nn.softmax(logits[best], axis=-1))
-    occupancy = occupancy_of_policy(momdp, policy / policy.sum(axis=1, keepdims=True))
+    occupancy = occupancies[best]
     certificates = metrics.sample_certificates(momdp.returns(occupancy), sample)
     certificates[f"approvals_{q:g}"] = int((momdp.returns(occupancy) >= sample.quantile(q)).sum())
     every = max(1, math.ceil(steps / TRACE_POINTS))
@@ -237,3 +236,23 @@ for _objective, _what in (("quantile", "the soft minimum of the agents' smoothed
     register(f"tune-{_objective}", _tuned(_objective), family="tune", needs_sample=True,
              description=f"Optax ascent on {_what}; exact certificates on the sample (no optimality guarantee)")
 
+
+
+def start_occupancy(momdp: MOMDP, sample: ReturnSample, start, objective: str, q: float = 0.9) -> tuple[np.ndarray, dict]:
+    """A starting occupancy ``[S*A]`` for a MILP rule, and what it is: ``start="tune"`` runs
+    :func:`tune` with ``objective`` (default options); an :class:`Outcome` or an occupancy
+    ``[S*A]`` in O is used as given."""
+    if isinstance(start, str):
+        if start != "tune":
+            raise ValidationError(f"start: expected 'tune', an Outcome or an occupancy [S*A], got {start!r}")
+        tuned = tune(momdp, sample, objective=objective, q=q)
+        return tuned.occupancy, {"source": f"tune-{objective}", "tune_seconds": tuned.info["tune_seconds"],
+                                 "tune_value": tuned.info["value"]}
+    if isinstance(start, Outcome):
+        return start.occupancy, {"source": start.rule}
+    d = finite_array("start", start, 1)
+    polytope = occupancy_polytope(momdp)
+    if d.shape != (polytope.dim,) or not polytope.contains(d):
+        raise ValidationError(f"start: expected an occupancy of {polytope.dim} entries (S*A) in O, got shape {d.shape}"
+                              + ("" if d.shape != (polytope.dim,) else f" off O by {polytope.residual(d):.3g}"))
+    return d, {"source": "occupancy"}
