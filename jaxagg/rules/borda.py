@@ -21,12 +21,7 @@ from jaxagg.momdp import MOMDP
 from jaxagg.rules.outcome import Outcome, SolverStats, make_outcome
 from jaxagg.rules.quantile import check_sample
 from jaxagg.rules.registry import register
-from jaxagg.rules.welfare import (
-    complete_above,
-    floored_program,
-    lift_thresholds,
-    maximize_separable_concave,
-)
+from jaxagg.rules.welfare import complete_above, floored_program, lift_thresholds, maximize_separable_concave
 from jaxagg.solvers.highs import INF
 from jaxagg.solvers.polytope import occupancy_polytope, return_bounds
 from jaxagg.solvers.program import OccupancyProgram
