@@ -82,15 +82,16 @@ def quality(args) -> None:
             rows.append(head + ["max-quantile", f"{time.perf_counter() - t:.1f}", *certificates(exact, sample),
                                 f"q* = {exact.info['q_star']:.4f}"])
             print(" | ".join(rows[-1]), flush=True)
-        limits = [("same time as tune-borda", round(tuned["borda"].info["tune_seconds"], 1))]
+        same = round(tuned["borda"].info["tune_seconds"], 1)
+        limits = [("same time as tune-borda", same, None), ("same time, MIP start = tune-borda's policy", same, tuned["borda"])]
         if args.exact_borda:
-            limits.insert(0, ("default limit", 60.0))
-        for what, limit in limits:
+            limits.insert(0, ("default limit", 60.0, None))
+        for what, limit, start_with in limits:
             t = time.perf_counter()
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    milp = ja.rules.get("borda")(momdp, sample, time_limit=limit)
+                    milp = ja.rules.get("borda")(momdp, sample, time_limit=limit, start=start_with)
                 note = (f"{what} ({limit:g} s): " + ("optimal" if milp.info["optimal"] else f"incumbent, gap {milp.info['mip_gap']:.3g}")
                         + f", MILP score {milp.info['milp_score']:.3f}")
                 rows.append(head + ["borda MILP", f"{time.perf_counter() - t:.1f}", *certificates(milp, sample), note])
