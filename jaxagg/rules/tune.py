@@ -27,6 +27,7 @@ from jaxagg.rules.outcome import Outcome, SolverStats, make_outcome
 from jaxagg.rules.quantile import check_sample
 from jaxagg.rules.registry import register
 from jaxagg.solvers.polytope import (
+    occupancy_of_policy,
     occupancy_polytope,
     policy_from_occupancy,
     return_bounds,
@@ -45,6 +46,10 @@ SAMPLE_STARTS = 2
 POLICY_FLOOR = 0.02
 """A start policy is mixed with this much of the uniform policy before taking logs."""
 TRACE_POINTS = 100
+RESIDUAL_TOL = 1e-9
+"""Largest ``max(|E d - b|, -min d)`` accepted for the outcome's occupancy from the float64
+kernel; above it the exact reference map (:func:`jaxagg.solvers.polytope.occupancy_of_policy`)
+is tried and the smaller residual kept. ``info["residual"]`` reports it."""
 
 
 def tune(
@@ -91,7 +96,8 @@ def tune(
     approvals_0.9, approvals_0.8, approvals at ``q``), ``value`` (the exact objective), the
     per-restart ``restart_values`` and ``starts``, ``trace`` (``[step, best smoothed objective
     over restarts]``, at most 100 points), ``steps``, ``restarts``, ``temperature``,
-    ``learning_rate``, ``grid_size``, ``solver``, ``tune_seconds``.
+    ``learning_rate``, ``grid_size``, ``solver``, ``tune_seconds``, ``residual`` (of the
+    occupancy in O: ``max(|E d - b|, -min d)``).
     """
     _check_tune_sample(momdp, sample)
     options = _check_options(objective, q, restarts, steps, learning_rate, temperature, grid_size, solver, precision, momdp)
@@ -117,6 +123,12 @@ def tune(
     values = exact_objective(returns, sample, objective, q)
     best = int(np.lexsort((-sample.rank(returns).sum(axis=1), -values))[0])
     occupancy = occupancies[best]
+    residual = occupancy_polytope(momdp).residual(occupancy)
+    if residual > RESIDUAL_TOL:  # the iterative solve did not converge: use the exact reference map
+        policy = policy_from_occupancy(occupancy, momdp.num_states, momdp.num_actions)
+        exact = occupancy_of_policy(momdp, policy)
+        if occupancy_polytope(momdp).residual(exact) < residual:
+            occupancy, residual = exact, occupancy_polytope(momdp).residual(exact)
     certificates = metrics.sample_certificates(momdp.returns(occupancy), sample)
     certificates[f"approvals_{q:g}"] = int((momdp.returns(occupancy) >= sample.quantile(q)).sum())
     every = max(1, math.ceil(steps / TRACE_POINTS))
@@ -128,7 +140,7 @@ def tune(
         certificates=certificates, restart_values=values.tolist(), starts=kinds, best_restart=best,
         trace=[[k, float(trace[k].max())] for k in points], steps=steps, restarts=restarts,
         temperature=list(map(float, temperature)), learning_rate=float(learning_rate), grid_size=min(grid_size, sample.num_samples),
-        solver=options["solver"], precision=precision, tune_seconds=tune_seconds, measure=sample.measure,
+        solver=options["solver"], precision=precision, tune_seconds=tune_seconds, residual=residual, measure=sample.measure,
         num_samples=sample.num_samples,
     )
 

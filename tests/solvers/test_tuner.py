@@ -88,6 +88,7 @@ def test_outcome_is_certified_exactly_and_lies_in_O():
     outcome = ja.tune(momdp, sample, objective="approval", q=0.8, steps=50, restarts=3)
     assert outcome.rule == "tune-approval"
     assert ja.occupancy_polytope(momdp).contains(outcome.occupancy, tol=1e-10)
+    assert outcome.info["residual"] == pytest.approx(ja.occupancy_polytope(momdp).residual(outcome.occupancy), abs=1e-15)
     certificates = metrics.sample_certificates(outcome.returns, sample)
     for key, value in certificates.items():
         assert outcome.info["certificates"][key] == value
