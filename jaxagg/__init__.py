@@ -20,6 +20,7 @@ from jaxagg.measures import ReturnSample, load_sample  # noqa: E402
 from jaxagg.momdp import MOMDP, from_mdptoolbox, load, to_mdptoolbox  # noqa: E402
 from jaxagg.report import Comparison, compare  # noqa: E402
 from jaxagg.rules import Outcome  # noqa: E402
+from jaxagg.rules.tune import tune  # noqa: E402
 from jaxagg.sampling import extend, occupancies, sample  # noqa: E402
 from jaxagg.solvers.polytope import (  # noqa: E402
     occupancy_of_policy,
@@ -52,4 +53,5 @@ __all__ = [
     "return_bounds",
     "rules",
     "to_mdptoolbox",
+    "tune",
 ]

@@ -5,6 +5,7 @@
     jaxagg run --momdp instance.npz --rules leximin,nash
     jaxagg sample --num-samples 100000 --out s.npz    sample the policy measure
     jaxagg run --samples s.npz      ... and report every rule's quantile ranks under it
+    jaxagg run --method tune        the volumetric rules by the Optax tuner (--method refine: MILPs started from it)
     jaxagg reproduce --experiment base --instances 5 --samples 20000   the paper's Figure 1
     jaxagg env --out instance.npz   write an instance to a file (npz or json)
     jaxagg rules                    list the rules
@@ -38,6 +39,25 @@ DEFAULT_RUN_SAMPLES = 20_000
 """Samples `jaxagg run` draws by default: about ten seconds on a 2-core CPU for attention (5, 3)."""
 
 
+METHODS = {
+    "exact": {},
+    "tune": {"max-quantile": "tune-quantile", "borda": "tune-borda", "approval": "tune-approval"},
+    "refine": {"borda": "borda-refine", "approval": "approval-refine"},
+}
+"""``jaxagg run --method``: which registered rule replaces each named rule."""
+
+
+def method_rules(method: str, names: list[str] | None) -> list[str] | None:
+    """The rule names ``jaxagg run --method`` runs: ``names`` with the method's replacements, or
+    by default (``names`` None) just the method's rules."""
+    mapping = METHODS[method]
+    if not mapping:
+        return names
+    if names is None:
+        return list(mapping.values())
+    return [mapping.get(name, name) for name in names]
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but errors are a single line."""
 
@@ -54,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_instance_options(run)
     run.add_argument("--rules", default=None, help=f"comma-separated rule names (default: {','.join(DEFAULT_RULES)}, "
                      f"plus {','.join(VOLUMETRIC_RULES)} with --samples)")
+    run.add_argument("--method", choices=sorted(METHODS), default="exact",
+                     help="exact: the rules as named; tune: the volumetric rules by the Optax tuner (tune-quantile, "
+                          "tune-borda, tune-approval, certified on the sample); refine: borda and approval MILPs started "
+                          "from the tuner's policy (default: %(default)s)")
     run.add_argument("--samples", metavar="PATH", help="a sample file from 'jaxagg sample' for this instance")
     run.add_argument("--num-samples", type=int, default=DEFAULT_RUN_SAMPLES,
                      help="without --samples: draw this many samples of --measure for the volumetric rules "
@@ -133,6 +157,7 @@ def instance_from_args(args: argparse.Namespace) -> MOMDP:
 def _run(args: argparse.Namespace) -> int:
     momdp = instance_from_args(args)
     names = None if args.rules is None else [name.strip() for name in args.rules.split(",") if name.strip()]
+    names = method_rules(args.method, names)
     for name in names or ():
         rule_registry.get(name)  # unknown names fail before any work
     sample = None

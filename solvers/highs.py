@@ -22,7 +22,13 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from jaxagg.errors import InfeasibleError, SolverError, SolverTimeoutError, UnboundedError, ValidationError
+from jaxagg.errors import (
+    InfeasibleError,
+    SolverError,
+    SolverTimeoutError,
+    UnboundedError,
+    ValidationError,
+)
 
 INF = highspy.kHighsInf
 DEFAULT_THREADS = 1
@@ -211,6 +217,15 @@ class HighsModel:
         """Replace the objective coefficients ``[num_cols]``."""
         cost = _vector("cost", cost, self.num_cols)
         self._highs.changeColsCost(cost.size, np.arange(cost.size, dtype=np.int32), cost)
+
+    def set_start(self, x: np.ndarray) -> bool:
+        """Give HiGHS a starting point ``x [num_cols]`` (a MIP start: once HiGHS has checked it
+        is feasible it is the first incumbent, so a time limit always has a point to return).
+        Returns whether HiGHS took the values (it ignores an infeasible start)."""
+        solution = highspy.HighsSolution()
+        solution.col_value = _vector("start", x, self.num_cols)
+        solution.value_valid = True
+        return self._highs.setSolution(solution) != highspy.HighsStatus.kError
 
     def solve(self, raise_on_failure: bool = True) -> SolveResult:
         """Run HiGHS from the current basis; raise a typed error unless optimal (by default)."""

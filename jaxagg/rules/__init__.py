@@ -5,7 +5,7 @@
 >>> ja.rules.get("leximin")(momdp)
 """
 
-from jaxagg.rules import approval, borda, quantile, veto, welfare  # noqa: F401  (register their rules)
+from jaxagg.rules import approval, borda, quantile, tune, veto, welfare  # noqa: F401  (register their rules)
 from jaxagg.rules.outcome import Outcome, SolverStats
 from jaxagg.rules.registry import Rule, get, names, register
 from jaxagg.rules.quantile import max_quantile

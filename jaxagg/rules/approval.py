@@ -30,6 +30,7 @@ def approval(
     completion: str = "utilitarian-normalized",
     time_limit: float | None = None,
     mip_gap: float = 0.0,
+    start=None,
 ) -> Outcome:
     """approval(q): the most agents with ``J_i >= tau_i(q)``, then the best ``completion``.
 
@@ -38,6 +39,9 @@ def approval(
         completion: ``"utilitarian-normalized"`` (default) or ``"utilitarian"``.
         time_limit: seconds per MILP (a timeout raises SolverTimeoutError with the incumbent).
         mip_gap: relative MIP gap (default 0: exact counts).
+        start: a MIP start for both MILPs: ``"tune"`` (run :func:`jaxagg.tune` with the approval
+            objective first), an Outcome, or an occupancy ``[S*A]``; ``y_i = 1`` iff
+            ``J_i >= tau_i(q)``. ``info["start"]`` reports its source, count and feasibility.
 
     ``info``: ``count``, ``approvers`` (agent indices), ``thresholds`` ``[n]``, ``q``.
     """
@@ -59,11 +63,22 @@ def approval(
     options = {"time_limit": time_limit, "mip_gap": mip_gap}
     count_cost = np.zeros(program.num_cols)
     count_cost[y] = 1.0
-    first = stats.record(program.solve(count_cost, sense="max", what=f"approval({q}) count MILP", **options))
+    start_x, start_info = None, None
+    if start is not None:
+        from jaxagg.rules.tune import start_occupancy
+
+        d0, start_info = start_occupancy(momdp, sample, start, "approval", q)
+        start_x = np.zeros(program.num_cols)
+        start_x[: program.polytope.dim] = d0
+        start_x[y] = momdp.returns(d0) >= target
+        start_info.update(count=int(start_x[y].sum()), feasible=program.violation(start_x) <= 1e-9)
+        start_x = start_x if start_info["feasible"] else None
+    first = stats.record(program.solve(count_cost, sense="max", what=f"approval({q}) count MILP", start=start_x, **options))
     count = int(round(first.objective))
     program.add_rows(program.rows_in(np.zeros((1, program.polytope.dim)), y, np.ones((1, n))), lower=count, upper=INF)
     W, _ = agent_scores(momdp, LINEAR_COMPLETIONS[completion])
-    second = stats.record(program.solve(W.sum(axis=0), sense="max", what=f"approval({q}) completion MILP", **options))
+    second_start = start_x if start_x is not None and start_x[y].sum() >= count else None
+    second = stats.record(program.solve(W.sum(axis=0), sense="max", what=f"approval({q}) completion MILP", start=second_start, **options))
     # Polish: with the approving set read off the binaries, one LP at the tight LP tolerance
     # gives the completion optimum for that set, with every approver truly above its threshold.
     chosen = np.round(second.x[y]) == 1.0
@@ -71,10 +86,14 @@ def approval(
     stats.add(polished.stats)
     approvers = np.flatnonzero(polished.returns >= thresholds)
     return make_outcome(momdp, f"approval({q:g})", polished.occupancy, stats, q=q, count=count,
-                        approvers=approvers.tolist(), thresholds=thresholds.tolist(), completion=completion)
+                        approvers=approvers.tolist(), thresholds=thresholds.tolist(), completion=completion,
+                        milp_seconds=[float(first.solve_time), float(second.solve_time)],
+                        **({"start": start_info} if start_info is not None else {}))
 
 
 register("approval", approval, family="approval", needs_sample=True,
          description="most agents whose top 1-q includes the policy (MILP, valid big-M), q=0.9 by default")
+register("approval-refine", approval, family="approval", needs_sample=True, start="tune",
+         description="approval, with the tuner's policy (ja.tune, approval objective) as the MILP start")
 register("approval-0.8", approval, family="approval", needs_sample=True, q=0.8,
          description="approval with q = 0.8 (each agent approves its top 20%)")

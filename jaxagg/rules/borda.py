@@ -45,6 +45,7 @@ def borda(
     completion: str = "utilitarian-normalized",
     time_limit: float | None = DEFAULT_TIME_LIMIT,
     on_timeout: str = "incumbent",
+    start=None,
 ) -> Outcome:
     """Borda count on the sample's measure.
 
@@ -59,6 +60,10 @@ def borda(
         on_timeout: ``"incumbent"`` (default: warn, use the best policy found, and report
             ``optimal=False`` and the gap in ``info``) or ``"raise"`` (SolverTimeoutError
             carrying the incumbent).
+        start: a MIP start for the MILP: ``"tune"`` (run :func:`jaxagg.tune` with the Borda
+            objective first), an Outcome, or an occupancy ``[S*A]``; its binaries are read off
+            its returns (``z_ik = 1`` iff ``J_i >= tau_i(k/K)``). ``info["start"]`` reports its
+            source, its MILP score and whether it was feasible.
 
     ``info``: ``borda_score`` (exact, empirical), ``milp_score``, ``bound`` (n/K), ``levels_reached``.
     """
@@ -93,8 +98,19 @@ def borda(
     cost[z.reshape(-1)] = 1.0 / K
     # Scores are multiples of 1/K and at most n, so a relative gap below 1/(K n) already proves
     # optimality: no need to close it to zero.
+    start_x, start_info = None, None
+    if start is not None:
+        from jaxagg.rules.tune import start_occupancy
+
+        d0, start_info = start_occupancy(momdp, sample, start, "borda")
+        start_x = np.zeros(program.num_cols)
+        start_x[: program.polytope.dim] = d0
+        start_x[z.reshape(-1)] = (momdp.returns(d0)[:, None] >= target).reshape(-1)  # monotone in k (target ascends)
+        start_info.update(milp_score=float(start_x[z].sum() / K), feasible=program.violation(start_x) <= 1e-9)
+        start_x = start_x if start_info["feasible"] else None
     try:
-        result = program.solve(cost, sense="max", mip_gap=0.99 / (K * n), time_limit=time_limit, what=f"epsilon-Borda MILP (K={K})")
+        result = program.solve(cost, sense="max", mip_gap=0.99 / (K * n), time_limit=time_limit, what=f"epsilon-Borda MILP (K={K})",
+                               start=start_x)
     except SolverTimeoutError as exc:
         if on_timeout == "raise" or exc.incumbent is None:
             raise
@@ -107,12 +123,15 @@ def borda(
     outcome.stats.record(result)
     info = {"method": method, "levels": K, "milp_score": float(result.objective), "bound": n / K,
             "optimal": result.ok, "mip_gap": float(result.mip_gap),
-            "levels_reached": reached.tolist(), "borda_score": borda_score(outcome.returns, sample), "completion": completion}
+            "levels_reached": reached.tolist(), "borda_score": borda_score(outcome.returns, sample), "completion": completion,
+            "milp_seconds": float(result.solve_time), **({"start": start_info} if start_info is not None else {})}
     return replace(outcome, rule="borda", info=info)
 
 
 register("borda", borda, family="borda", needs_sample=True,
          description="maximise the sum of the agents' quantile ranks (epsilon-Borda MILP, within n/K)")
+register("borda-refine", borda, family="borda", needs_sample=True, start="tune",
+         description="borda, with the tuner's policy (ja.tune, Borda objective) as the MILP start")
 
 
 CONCAVE_GAP_TOL = 1e-7
