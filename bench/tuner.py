@@ -69,7 +69,7 @@ def quality(args) -> None:
         print(f"{name}: sample + bounds {prep:.1f} s", flush=True)
         options = {"steps": args.steps, "restarts": args.restarts}
         tuned = {}
-        for objective in ("quantile", "borda"):
+        for objective in args.objectives.split(","):
             t = time.perf_counter()
             tuned[objective] = ja.tune(momdp, sample, objective=objective, **options)
             seconds = time.perf_counter() - t
@@ -83,9 +83,10 @@ def quality(args) -> None:
                                 f"q* = {exact.info['q_star']:.4f}"])
             print(" | ".join(rows[-1]), flush=True)
         same = round(tuned["borda"].info["tune_seconds"], 1)
-        limits = [("same time as tune-borda", same, None), ("same time, MIP start = tune-borda's policy", same, tuned["borda"])]
-        if args.exact_borda:
-            limits.insert(0, ("default limit", 60.0, None))
+        limits = {"default": ("default limit", 60.0, None), "same": ("same time as tune-borda", same, None),
+                  "start": ("same time, MIP start = tune-borda's policy", same, tuned["borda"])}
+        runs = [run for run in args.borda_runs.split(",") if run and (run != "default" or args.exact_borda)]
+        limits = [limits[run] for run in runs]
         for what, limit, start_with in limits:
             t = time.perf_counter()
             try:
@@ -140,9 +141,12 @@ def main() -> None:
     q.add_argument("--bounds", help="return bounds saved with --save-bounds")
     q.add_argument("--save-bounds")
     q.add_argument("--steps", type=int, default=300)
+    q.add_argument("--objectives", default="quantile,borda", help="tuner objectives to run (borda is needed by the MILP runs)")
     q.add_argument("--restarts", type=int, default=8)
     q.add_argument("--no-exact-quantile", dest="exact_quantile", action="store_false")
     q.add_argument("--no-exact-borda", dest="exact_borda", action="store_false", help="only the same-time MILP")
+    q.add_argument("--borda-runs", default="default,same,start",
+                   help="which Borda MILP runs: default (60 s limit), same (the tuner's time), start (same, from its policy)")
     s = sub.add_parser("start")
     s.add_argument("--factories", type=int, default=5)
     s.add_argument("--agents", default="subsets")
