@@ -24,6 +24,7 @@ Pure JAX, no solver imports: :mod:`jaxagg.rules.tune` turns the logits into a ce
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from typing import NamedTuple
 
@@ -40,6 +41,8 @@ from jaxagg.kernels.policies import softmax_policy
 from jaxagg.kernels.smooth import smooth_cdf, smooth_count, smooth_min
 
 OBJECTIVES = ("quantile", "borda", "approval")
+TIME_LIMIT_CHUNK = 10
+"""Steps per compiled call when a time limit is set (the limit is checked between calls)."""
 SOLVERS = ("dense", "iterative")
 
 
@@ -100,9 +103,9 @@ def temperatures(steps: int, start: float, end: float) -> jax.Array:
     return start * (end / start) ** (jnp.arange(steps) / (steps - 1))
 
 
-@partial(jax.jit, static_argnames=("objective", "gamma", "steps", "solver", "learning_rate", "temperature"))
 def tune_logits(init_logits: jax.Array, problem: TuneProblem, *, objective: str, gamma: float | None, steps: int,
-                learning_rate: float, temperature: tuple[float, float], solver: str = "dense") -> tuple[jax.Array, jax.Array]:
+                learning_rate: float, temperature: tuple[float, float], solver: str = "dense",
+                time_limit: float | None = None, chunk: int = TIME_LIMIT_CHUNK) -> tuple[jax.Array, jax.Array]:
     """Adam ascent from every restart at once.
 
     Args:
@@ -114,14 +117,41 @@ def tune_logits(init_logits: jax.Array, problem: TuneProblem, *, objective: str,
         learning_rate: peak step size of the cosine schedule (decays to a tenth).
         temperature: ``(T0, T1)``, annealed geometrically over the steps.
         solver: ``"dense"`` (LU) or ``"iterative"`` (warm-started GMRES).
+        time_limit: seconds; the steps then run in compiled chunks of ``chunk`` steps and stop
+            after the chunk that passes the limit (the schedules stay those of ``steps``).
+            ``None``: all steps in one compiled scan.
 
     Returns:
-        ``(logits [B, S, A], trace [steps, B])``: final logits and the smoothed objective of
-        every restart at every step (at that step's temperature).
+        ``(logits [B, S, A], trace [steps_done, B])``: final logits and the smoothed objective of
+        every restart at every step taken (at that step's temperature).
     """
-    schedule = optax.cosine_decay_schedule(learning_rate, steps, alpha=0.1)
-    optimizer = optax.adam(schedule)
+    began = time.perf_counter()
+    optimizer = _optimizer(learning_rate, steps)
     B, S, _ = init_logits.shape
+    carry = (init_logits, jax.vmap(optimizer.init)(init_logits), jnp.full((B, S), 1.0 / S, dtype=init_logits.dtype))
+    schedule = temperatures(steps, *temperature).astype(init_logits.dtype)
+    size = steps if time_limit is None else min(chunk, steps)
+    traces = []
+    for first in range(0, steps, size):
+        carry, trace = _advance(carry, schedule[first:first + size], problem, objective=objective, gamma=gamma, steps=steps,
+                                learning_rate=learning_rate, solver=solver)
+        traces.append(trace)
+        if time_limit is not None and time.perf_counter() - began > time_limit:
+            break
+    return carry[0], jnp.concatenate(traces)
+
+
+def _optimizer(learning_rate: float, steps: int) -> optax.GradientTransformation:
+    return optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.1))
+
+
+@partial(jax.jit, static_argnames=("objective", "gamma", "steps", "solver", "learning_rate"))
+def _advance(carry, schedule: jax.Array, problem: TuneProblem, *, objective: str, gamma: float | None, steps: int,
+             learning_rate: float, solver: str):
+    """``len(schedule)`` Adam steps of every restart from ``carry = (logits [B, S, A], Adam
+    state, rho [B, S])`` at the temperatures ``schedule``; returns the new carry and the trace
+    ``[len(schedule), B]``."""
+    optimizer = _optimizer(learning_rate, steps)
 
     def one_step(logits, opt_state, rho, T):
         (value, rho), grad = jax.value_and_grad(
@@ -135,10 +165,7 @@ def tune_logits(init_logits: jax.Array, problem: TuneProblem, *, objective: str,
         logits, opt_state, rho, value = jax.vmap(one_step, in_axes=(0, 0, 0, None))(logits, opt_state, rho, T)
         return (logits, opt_state, rho), value
 
-    opt_state = jax.vmap(optimizer.init)(init_logits)
-    rho0 = jnp.full((B, S), 1.0 / S, dtype=init_logits.dtype)
-    (logits, _, _), trace = jax.lax.scan(body, (init_logits, opt_state, rho0), temperatures(steps, *temperature).astype(init_logits.dtype))
-    return logits, trace
+    return jax.lax.scan(body, carry, schedule)
 
 
 @partial(jax.jit, static_argnames=("gamma", "solver"))

@@ -67,6 +67,7 @@ def tune(
     solver: str = "auto",
     precision: str = "float32",
     lp_start: bool | None = None,
+    time_limit: float | None = None,
 ) -> Outcome:
     """Tune a policy by gradient ascent on a smoothed volumetric objective, then certify it.
 
@@ -91,16 +92,23 @@ def tune(
         precision: ``"float32"`` (default) or ``"float64"`` for the ascent; restarts are always
             ranked and certified in float64.
         lp_start: add a restart at the LP policy (``None``: when ``S*A <`` :data:`LP_START_MAX_DIM`).
+        time_limit: seconds from the call's start after which the ascent stops (checked every
+            10 steps; the schedules stay those of ``steps``), then the restarts are certified as
+            usual (seconds more on large instances). ``None``: all ``steps``.
 
     ``info``: ``objective``, ``certificates`` (exact: ranks, quantile_level, borda_score,
     approvals_0.9, approvals_0.8, approvals at ``q``), ``value`` (the exact objective), the
     per-restart ``restart_values`` and ``starts``, ``trace`` (``[step, best smoothed objective
-    over restarts]``, at most 100 points), ``steps``, ``restarts``, ``temperature``,
+    over restarts]``, at most 100 points), ``steps``, ``steps_done`` and ``stopped_by`` (``"steps"``
+    or ``"time limit"``), ``time_limit``, ``restarts``, ``temperature``,
     ``learning_rate``, ``grid_size``, ``solver``, ``tune_seconds``, ``residual`` (of the
     occupancy in O: ``max(|E d - b|, -min d)``).
     """
     _check_tune_sample(momdp, sample)
     options = _check_options(objective, q, restarts, steps, learning_rate, temperature, grid_size, solver, precision, momdp)
+    if time_limit is not None and (isinstance(time_limit, bool) or not isinstance(time_limit, (int, float))
+                                   or not math.isfinite(time_limit) or time_limit <= 0):
+        raise ValidationError(f"time_limit: expected a number of seconds > 0 or None, got {time_limit!r}")
     began = time.perf_counter()
     stats = SolverStats()
     starts, kinds = _starts(momdp, sample, objective, q, restarts, seed, lp_start, stats)
@@ -111,9 +119,10 @@ def tune(
         problem = TuneProblem(jnp.asarray(momdp.P, dtype), jnp.asarray(momdp.mu, dtype), jnp.asarray(momdp.R, dtype),
                               jnp.asarray(quantile_grid(sorted_returns, grid_size), dtype), jnp.asarray(scale, dtype),
                               jnp.asarray(q, dtype))
+        remaining = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - began))
         logits, trace = tune_logits(jnp.asarray(starts, dtype), problem, objective=objective, gamma=momdp.gamma, steps=steps,
                                     learning_rate=float(learning_rate), temperature=tuple(map(float, temperature)),
-                                    solver=options["solver"])
+                                    solver=options["solver"], time_limit=remaining)
         logits = np.asarray(logits, dtype=np.float64)
         trace = np.asarray(trace, dtype=np.float64)
     with precision_scope("float64"):
@@ -131,14 +140,16 @@ def tune(
             occupancy, residual = exact, occupancy_polytope(momdp).residual(exact)
     certificates = metrics.sample_certificates(momdp.returns(occupancy), sample)
     certificates[f"approvals_{q:g}"] = int((momdp.returns(occupancy) >= sample.quantile(q)).sum())
-    every = max(1, math.ceil(steps / TRACE_POINTS))
-    points = sorted(set(range(0, steps, every)) | {steps - 1})
+    steps_done = trace.shape[0]
+    every = max(1, math.ceil(steps_done / TRACE_POINTS))
+    points = sorted(set(range(0, steps_done, every)) | {steps_done - 1})
     tune_seconds = time.perf_counter() - began
     return make_outcome(
         momdp, f"tune-{objective}", occupancy, stats, objective=objective, q=q,
         value=float(exact_objective(momdp.returns(occupancy)[None], sample, objective, q)[0]),
         certificates=certificates, restart_values=values.tolist(), starts=kinds, best_restart=best,
-        trace=[[k, float(trace[k].max())] for k in points], steps=steps, restarts=restarts,
+        trace=[[k, float(trace[k].max())] for k in points], steps=steps, steps_done=steps_done,
+        stopped_by="time limit" if steps_done < steps else "steps", time_limit=time_limit, restarts=restarts,
         temperature=list(map(float, temperature)), learning_rate=float(learning_rate), grid_size=min(grid_size, sample.num_samples),
         solver=options["solver"], precision=precision, tune_seconds=tune_seconds, residual=residual, measure=sample.measure,
         num_samples=sample.num_samples,

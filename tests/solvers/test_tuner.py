@@ -101,6 +101,22 @@ def test_outcome_is_certified_exactly_and_lies_in_O():
     np.testing.assert_allclose(again.occupancy, outcome.occupancy, atol=1e-12)
 
 
+def test_a_time_limit_stops_the_ascent_between_chunks_and_still_certifies():
+    momdp = ja.envs.garnet(8, 3, 3, agents=3, seed=2)
+    sample = ja.sample(momdp, 500, seed=1)
+    whole = ja.tune(momdp, sample, steps=35, restarts=2, precision="float64")
+    chunked = ja.tune(momdp, sample, steps=35, restarts=2, precision="float64", time_limit=1e6)
+    # chunks of 10 steps carry the Adam state and keep the schedules of 35 steps: the same ascent
+    assert chunked.info["steps_done"] == whole.info["steps_done"] == 35 and chunked.info["stopped_by"] == "steps"
+    np.testing.assert_allclose(chunked.occupancy, whole.occupancy, rtol=0, atol=1e-9)
+    stopped = ja.tune(momdp, sample, steps=35, restarts=2, precision="float64", time_limit=1e-9)
+    assert stopped.info["steps_done"] == 10 and stopped.info["stopped_by"] == "time limit"
+    assert stopped.info["trace"][-1][0] == 9
+    assert stopped.info["certificates"] == metrics.sample_certificates(stopped.returns, sample) | {
+        "approvals_0.9": stopped.info["certificates"]["approvals_0.9"]}
+    assert ja.occupancy_polytope(momdp).contains(stopped.occupancy, tol=1e-10)
+
+
 @pytest.mark.parametrize("rule", ["borda", "approval"])
 def test_mip_start_from_the_tuner_is_feasible_and_keeps_the_optimum(rule):
     momdp = ja.envs.garnet(8, 3, 3, agents=3, seed=3)
@@ -131,6 +147,9 @@ def test_mip_start_from_the_tuner_is_feasible_and_keeps_the_optimum(rule):
     ({"q": 1.0}, "q"),
     ({"solver": "lu"}, "solver"),
     ({"grid_size": 0}, "grid_size"),
+    ({"time_limit": 0.0}, "time_limit"),
+    ({"time_limit": float("inf")}, "time_limit"),
+    ({"time_limit": "1"}, "time_limit"),
 ])
 def test_bad_options_raise_typed_errors(options, match):
     momdp = ja.envs.garnet(5, 2, 2, agents=2, seed=0)
