@@ -206,7 +206,7 @@ def _best_sampled_policies(momdp: MOMDP, sample: ReturnSample, objective: str, q
     span = np.maximum(return_bounds(momdp).span, 1e-12)
     if not np.allclose(replayed / span, sample.returns[indices] / span, atol=1e-4):
         return []
-    return [(int(k), policy_from_occupancy(row, momdp.num_states, momdp.num_actions)) for k, row in zip(indices, d)]
+    return [(int(k), policy_from_occupancy(row, momdp.num_states, momdp.num_actions)) for k, row in zip(indices, d, strict=True)]
 
 
 def _check_tune_sample(momdp: MOMDP, sample: ReturnSample) -> None:
