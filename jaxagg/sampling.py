@@ -8,7 +8,8 @@ Measures:
     ``policy``  ``pi(.|s) ~ Dirichlet(1_A)`` i.i.d. per state, pushed forward to occupancies;
     ``hull``    ``d = sum_j lambda_j d_j*`` with ``lambda ~ Dirichlet(1_n)`` and ``d_j*`` agent j's
                 optimal occupancy (LP);
-    ``uniform`` (planned: the hit-and-run sampler).
+    ``uniform`` the volume measure on O, by hit-and-run chains (:mod:`jaxagg.uniform`): correlated
+                draws, with R-hat and ESS in ``info``.
 """
 
 from __future__ import annotations
