@@ -23,15 +23,14 @@ from typing import Sequence
 
 from jaxagg import envs
 from jaxagg import rules as rule_registry
-import numpy as np
 
 from jaxagg.errors import JaxaggError, ValidationError
-from jaxagg.measures import ReturnSample, load_sample
+from jaxagg.measures import load_sample
 from jaxagg.momdp import MOMDP, load
 from jaxagg.report import DEFAULT_RULES, VOLUMETRIC_RULES, compare
+from jaxagg.rules.quantile import check_sample_matches
 from jaxagg.sampling import extend
 from jaxagg.sampling import sample as sample_measure
-from jaxagg.solvers.polytope import return_bounds
 from jaxagg.validation import integer_at_least
 
 
@@ -207,16 +206,6 @@ def _sample(args: argparse.Namespace) -> int:
               f"{result.info['hull_dimension']} steps; max split R-hat {max(result.info['rhat']):.3f}, "
               f"min ESS {min(result.info['ess']):.0f} (want R-hat <= 1.01 and ESS >= 400)")
     return 0
-
-
-def check_sample_matches(sample_: ReturnSample, momdp: MOMDP, what: str) -> ReturnSample:
-    """Refuse a sample drawn for another instance (other agents or other return bounds)."""
-    bounds = return_bounds(momdp)
-    if sample_.num_agents != momdp.num_agents or (
-        sample_.max_returns is not None and not np.allclose(sample_.max_returns, bounds.upper, rtol=1e-9, atol=1e-12)
-    ):
-        raise ValidationError(f"{what}: was drawn for a different instance than {momdp!r} (agents or return bounds differ)")
-    return sample_
 
 
 def _reproduce(args: argparse.Namespace) -> int:

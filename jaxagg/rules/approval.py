@@ -46,8 +46,7 @@ def approval(
     ``info``: ``count``, ``approvers`` (agent indices), ``thresholds`` ``[n]``, ``q``.
     """
     check_sample(momdp, sample)
-    if not isinstance(q, (int, float)) or isinstance(q, bool) or not 0.0 <= q < 1.0:
-        raise ValidationError(f"q: expected an approval level in [0, 1), got {q!r}")
+    check_approval_level(q)
     if completion not in LINEAR_COMPLETIONS:
         raise ValidationError(f"completion: expected one of {sorted(LINEAR_COMPLETIONS)}, got {completion!r}")
     n = momdp.num_agents
@@ -89,6 +88,13 @@ def approval(
                         approvers=approvers.tolist(), thresholds=thresholds.tolist(), completion=completion,
                         milp_seconds=[float(first.solve_time), float(second.solve_time)],
                         **({"start": start_info} if start_info is not None else {}))
+
+
+def check_approval_level(q) -> float:
+    """``q`` in [0, 1): agent i approves the policies in its top ``1 - q``."""
+    if not isinstance(q, (int, float)) or isinstance(q, bool) or not 0.0 <= q < 1.0:
+        raise ValidationError(f"q: expected an approval level in [0, 1), got {q!r}")
+    return float(q)
 
 
 register("approval", approval, family="approval", needs_sample=True,

@@ -25,6 +25,7 @@ from jaxagg.rules.outcome import Outcome, SolverStats
 from jaxagg.rules.registry import register
 from jaxagg.rules.welfare import complete_above, floored_program
 from jaxagg.solvers.highs import INF
+from jaxagg.solvers.polytope import return_bounds
 
 
 def level_thresholds(sample: ReturnSample, k: int) -> np.ndarray:
@@ -84,6 +85,16 @@ def check_sample(momdp: MOMDP, sample: ReturnSample) -> None:
         raise ValidationError(f"sample: expected a jaxagg.ReturnSample (ja.sample), got {type(sample).__name__}")
     if sample.num_agents != momdp.num_agents:
         raise ValidationError(f"sample: expected returns of {momdp.num_agents} agents, got {sample.num_agents}")
+
+
+def check_sample_matches(sample: ReturnSample, momdp: MOMDP, what: str) -> ReturnSample:
+    """Refuse a sample drawn for another instance (other agents or other return bounds)."""
+    bounds = return_bounds(momdp)
+    if sample.num_agents != momdp.num_agents or (
+        sample.max_returns is not None and not np.allclose(sample.max_returns, bounds.upper, rtol=1e-9, atol=1e-12)
+    ):
+        raise ValidationError(f"{what}: was drawn for a different instance than {momdp!r} (agents or return bounds differ)")
+    return sample
 
 
 register("max-quantile", max_quantile, family="quantile", needs_sample=True,

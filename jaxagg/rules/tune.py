@@ -19,12 +19,13 @@ import numpy as np
 
 from jaxagg import metrics
 from jaxagg.errors import ValidationError
-from jaxagg.kernels.precision import precision_scope
+from jaxagg.kernels.precision import PRECISIONS, check_precision, precision_scope
 from jaxagg.kernels.smooth import quantile_grid
 from jaxagg.measures import ReturnSample
 from jaxagg.momdp import MOMDP
 from jaxagg.rules.outcome import Outcome, SolverStats, make_outcome
-from jaxagg.rules.quantile import check_sample
+from jaxagg.rules.approval import check_approval_level
+from jaxagg.rules.quantile import check_sample, check_sample_matches
 from jaxagg.rules.registry import register
 from jaxagg.solvers.polytope import (
     occupancy_of_policy,
@@ -104,7 +105,8 @@ def tune(
     ``learning_rate``, ``grid_size``, ``solver``, ``tune_seconds``, ``residual`` (of the
     occupancy in O: ``max(|E d - b|, -min d)``).
     """
-    _check_tune_sample(momdp, sample)
+    check_sample(momdp, sample)
+    check_sample_matches(sample, momdp, "sample")
     options = _check_options(objective, q, restarts, steps, learning_rate, temperature, grid_size, solver, precision, momdp)
     if time_limit is not None and (isinstance(time_limit, bool) or not isinstance(time_limit, (int, float))
                                    or not math.isfinite(time_limit) or time_limit <= 0):
@@ -112,7 +114,7 @@ def tune(
     began = time.perf_counter()
     stats = SolverStats()
     starts, kinds = _starts(momdp, sample, objective, q, restarts, seed, lp_start, stats)
-    dtype = jnp.float64 if precision == "float64" else jnp.float32
+    dtype = PRECISIONS[precision]
     sorted_returns = np.asarray(sample.sorted_returns)
     scale = np.maximum(sample.returns.std(axis=0), 1e-12 * np.maximum(1.0, np.abs(sample.returns).max(axis=0)))
     with precision_scope(precision):
@@ -209,21 +211,10 @@ def _best_sampled_policies(momdp: MOMDP, sample: ReturnSample, objective: str, q
     return [(int(k), policy_from_occupancy(row, momdp.num_states, momdp.num_actions)) for k, row in zip(indices, d, strict=True)]
 
 
-def _check_tune_sample(momdp: MOMDP, sample: ReturnSample) -> None:
-    """A ReturnSample of this instance: its agents and exact maxima must match the instance's."""
-    check_sample(momdp, sample)
-    bounds = return_bounds(momdp)
-    if sample.max_returns is not None and not np.allclose(sample.max_returns, bounds.upper, rtol=1e-9, atol=1e-12):
-        raise ValidationError(f"sample: expected a sample of {momdp!r}, got one whose maximum returns "
-                              f"{np.round(sample.max_returns, 6).tolist()} differ from this instance's "
-                              f"{np.round(bounds.upper, 6).tolist()} (drawn for another instance?)")
-
-
 def _check_options(objective, q, restarts, steps, learning_rate, temperature, grid_size, solver, precision, momdp) -> dict:
     if objective not in OBJECTIVES:
         raise ValidationError(f"objective: expected one of {OBJECTIVES}, got {objective!r}")
-    if not isinstance(q, (int, float)) or isinstance(q, bool) or not 0.0 <= q < 1.0:
-        raise ValidationError(f"q: expected an approval level in [0, 1), got {q!r}")
+    check_approval_level(q)
     integer_at_least("restarts", restarts, 1)
     integer_at_least("steps", steps, 1)
     integer_at_least("grid_size", grid_size, 1)
@@ -237,8 +228,7 @@ def _check_options(objective, q, restarts, steps, learning_rate, temperature, gr
         valid = False
     if not valid:
         raise ValidationError(f"temperature: expected (T0, T1) with T0 >= T1 > 0, got {temperature!r}")
-    if precision not in ("float32", "float64"):
-        raise ValidationError(f"precision: expected 'float32' or 'float64', got {precision!r}")
+    check_precision(precision)
     if solver not in ("auto", "dense", "iterative"):
         raise ValidationError(f"solver: expected 'auto', 'dense' or 'iterative', got {solver!r}")
     if solver == "auto":
