@@ -40,7 +40,7 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 def record(title: str, command: str, table: str) -> None:
     """Append a dated section to bench/RESULTS.md."""
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = f"\n### {title} — {stamp}\n\nMachine: {machine()}\n\nCommand: `{command}`\n\n{table}\n"
     with RESULTS.open("a") as f:
         f.write(section)

@@ -26,18 +26,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import scipy.stats as st  # noqa: E402
-from common import markdown_table, publish  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.stats as st
+from common import markdown_table, publish
 
-import jaxagg as ja  # noqa: E402
-from jaxagg.diagnostics import effective_sample_size, split_rhat  # noqa: E402
-from jaxagg.kernels.hit_and_run import make_directions, run_chains  # noqa: E402
-from jaxagg.kernels.precision import precision_scope  # noqa: E402
-from jaxagg.solvers.interior import analytic_center, parametrise_hull  # noqa: E402
-from jaxagg.uniform import uniform_occupancies  # noqa: E402
+import jaxagg as ja
+from jaxagg.diagnostics import effective_sample_size, split_rhat
+from jaxagg.kernels.hit_and_run import make_directions, run_chains
+from jaxagg.kernels.precision import precision_scope
+from jaxagg.solvers.interior import analytic_center, parametrise_hull
+from jaxagg.uniform import uniform_occupancies
 
 HOPSY_CHAINS = 4
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import markdown_table, publish  # noqa: E402
+from common import markdown_table, publish
 
-import jaxagg as ja  # noqa: E402
-from jaxagg.solvers.polytope import _build_polytope  # noqa: E402
-from jaxagg.solvers.program import OccupancyProgram  # noqa: E402
+import jaxagg as ja
+from jaxagg.solvers.polytope import _build_polytope
+from jaxagg.solvers.program import OccupancyProgram
 
 
 def best_of(repeats: int, function):

@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import markdown_table, publish  # noqa: E402
+from common import markdown_table, publish
 
-import jaxagg as ja  # noqa: E402
-from jaxagg.report import DEFAULT_RULES, VOLUMETRIC_RULES  # noqa: E402
+import jaxagg as ja
+from jaxagg.report import DEFAULT_RULES, VOLUMETRIC_RULES
 
 
 def main() -> None:

@@ -32,16 +32,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import markdown_table, publish  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+from common import markdown_table, publish
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
-import jaxagg as ja  # noqa: E402
-from jaxagg.kernels.policies import random_policies  # noqa: E402
-from jaxagg.kernels.precision import PRECISIONS, precision_scope  # noqa: E402
-from jaxagg.kernels.returns import BLOCK  # noqa: E402
+import jaxagg as ja
+from jaxagg.kernels.policies import random_policies
+from jaxagg.kernels.precision import PRECISIONS, precision_scope
+from jaxagg.kernels.returns import BLOCK
 
 REFERENCE_BATCH = 50
 DOUBLINGS = 30

@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 from common import markdown_table, publish
-from jaxagg.solvers import polytope
 
 import jaxagg as ja
+from jaxagg.solvers import polytope
 
 
 def instance(name: str, agents: str = "base") -> ja.MOMDP:

@@ -15,19 +15,19 @@ _here = _os.path.dirname(_os.path.abspath(__file__))
 if not _os.path.isdir(_os.path.join(_here, "solvers")) and _os.path.isdir(_os.path.join(_here, "..", "solvers")):
     __path__.append(_os.path.dirname(_here))
 
-from jaxagg import envs, errors, measures, metrics, rules  # noqa: E402
-from jaxagg.measures import ReturnSample, load_sample  # noqa: E402
+from jaxagg import envs, errors, metrics, rules, samples  # noqa: E402
 from jaxagg.momdp import MOMDP, from_mdptoolbox, load, to_mdptoolbox  # noqa: E402
-from jaxagg.report import Comparison, compare  # noqa: E402
-from jaxagg.rules import Outcome  # noqa: E402
-from jaxagg.rules.tune import tune  # noqa: E402
-from jaxagg.sampling import extend, occupancies, sample  # noqa: E402
-from jaxagg.solvers.polytope import (  # noqa: E402
+from jaxagg.polytope import (  # noqa: E402
     occupancy_of_policy,
     occupancy_polytope,
     policy_from_occupancy,
     return_bounds,
 )
+from jaxagg.report import Comparison, compare  # noqa: E402
+from jaxagg.rules import Outcome  # noqa: E402
+from jaxagg.rules.gradient import tune  # noqa: E402
+from jaxagg.samples import ReturnSample, load_sample  # noqa: E402
+from jaxagg.sampling import extend, sample, sample_occupancies  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -40,8 +40,8 @@ __all__ = [
     "errors",
     "extend",
     "load_sample",
-    "measures",
-    "occupancies",
+    "samples",
+    "sample_occupancies",
     "ReturnSample",
     "sample",
     "from_mdptoolbox",

@@ -18,21 +18,19 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from jaxagg import envs
 from jaxagg import rules as rule_registry
-
 from jaxagg.errors import JaxaggError, ValidationError
-from jaxagg.measures import load_sample
+from jaxagg.experiment import reproduce
 from jaxagg.momdp import MOMDP, load
 from jaxagg.report import DEFAULT_RULES, VOLUMETRIC_RULES, compare
-from jaxagg.rules.quantile import check_sample_matches
+from jaxagg.samples import load_sample
 from jaxagg.sampling import extend
 from jaxagg.sampling import sample as sample_measure
 from jaxagg.validation import integer_at_least
-
 
 DEFAULT_RUN_SAMPLES = 20_000
 """Samples `jaxagg run` draws by default: about ten seconds on a 2-core CPU for attention (5, 3)."""
@@ -162,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
     sample = None
     wants_sample = names is None or any(rule_registry.get(name).needs_sample for name in names)
     if args.samples:
-        sample = check_sample_matches(load_sample(args.samples), momdp, f"samples: {args.samples!r}")
+        sample = load_sample(args.samples)
     elif wants_sample and args.num_samples > 0:
         sample = sample_measure(momdp, args.num_samples, args.measure, args.sample_seed, progress=not args.quiet)
     if sample is None and any(rule_registry.get(name).needs_sample for name in names or ()):
@@ -173,10 +171,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         print(f"wrote {comparison.save_json(args.json)}")
     if args.figure and comparison.outcomes:
-        from jaxagg.experiment import ExperimentResult
-
-        figure = ExperimentResult(repr(momdp), [comparison], tuple(o.rule for o in comparison.outcomes))
-        print(f"wrote {figure.plot(args.figure)}")
+        print(f"wrote {comparison.plot(args.figure)}")
     return 1 if comparison.failures and not comparison.outcomes else 0
 
 
@@ -185,8 +180,7 @@ def _sample(args: argparse.Namespace) -> int:
     options = {"precision": args.precision, "chunk_size": args.chunk_size, "progress": not args.quiet}
     began = time.perf_counter()
     if args.resume:
-        earlier = check_sample_matches(load_sample(args.out), momdp, f"out: {args.out!r}")
-        result = extend(momdp, earlier, args.num_samples, **options)
+        result = extend(momdp, load_sample(args.out), args.num_samples, **options)
     else:
         uniform = {key: value for key, value in (("chains", args.chains), ("thin", args.thin),
                                                  ("burn_in", args.burn_in), ("directions", args.directions))
@@ -209,8 +203,6 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from jaxagg.experiment import reproduce
-
     progress = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     result = reproduce(args.experiment, args.instances, integer_at_least("samples", args.samples, 1),
                        factories=args.factories, phases=args.phases, seed=args.seed, progress=progress,

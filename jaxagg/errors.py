@@ -2,7 +2,15 @@
 
 Every error says which argument (or which solve) is at fault, what was expected and what
 came. All errors derive from :class:`JaxaggError`; input problems are also ``ValueError``s so
-that generic ``except ValueError`` code keeps working.
+that generic ``except ValueError`` code keeps working. Two families, never mixed:
+
+* :class:`ValidationError` (and its subclasses): the *input* is wrong; fix the call.
+* :class:`SolverError` (and its subclasses): the input was fine but a solve or an iterative
+  method did not produce a certified answer (infeasible, unbounded, out of time, not converged).
+
+This module imports nothing of jaxagg: every layer (``solvers``, the ``jaxagg`` package) may
+raise these. Kernels (``jaxagg.kernels``) raise plain ``ValueError`` and the jaxagg functions that
+call them check their inputs first.
 """
 
 from __future__ import annotations
@@ -49,6 +57,10 @@ class SolverError(JaxaggError):
     def __init__(self, message: str, result: Any = None):
         super().__init__(message)
         self.result = result
+
+
+class ConvergenceError(SolverError):
+    """An iterative method (cutting planes, Newton) stopped before reaching its tolerance."""
 
 
 class InfeasibleError(SolverError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxagg.errors import ShapeError
-from jaxagg.solvers.polytope import occupancy_polytope, return_bounds
+from jaxagg.polytope import occupancy_polytope, return_bounds
 from jaxagg.solvers.program import OccupancyProgram
 
 

@@ -14,15 +14,19 @@ Files: ``.npz`` (arrays plus a JSON metadata string, read with ``allow_pickle=Fa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
+from jaxagg import files
 from jaxagg.errors import DegenerateAgentError, ShapeError, ValidationError
 from jaxagg.validation import finite_array
 
@@ -32,6 +36,8 @@ PROBABILITY_ATOL = 1e-6
 1e-12 are then renormalised), and entries must be >= -PROBABILITY_ATOL (clipped to 0)."""
 
 FILE_FORMAT = "jaxagg.momdp/1"
+FILE_SUFFIXES = (".npz", ".json")
+ARRAYS = ("P", "R", "mu")
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,6 +138,19 @@ class MOMDP:
         """Length ``S * A`` of a flat occupancy vector."""
         return self.num_states * self.num_actions
 
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of what defines the returns: ``P``, ``R`` and ``mu`` (float64 bytes,
+        little-endian), the criterion and gamma. Samples store it, and every rule refuses a
+        sample whose fingerprint differs from its instance's. Names and ``info`` do not count."""
+        digest = hashlib.sha256()
+        header = {"criterion": self.criterion, "gamma": None if self.gamma is None else float(self.gamma).hex(),
+                  "shape": [self.num_agents, self.num_states, self.num_actions]}
+        digest.update(json.dumps(header, sort_keys=True).encode())
+        for array in (self.P, self.R, self.mu):
+            digest.update(np.ascontiguousarray(array, dtype="<f8").tobytes())
+        return digest.hexdigest()
+
     @property
     def reward_matrix(self) -> np.ndarray:
         """Rewards as ``[n, S*A]``, so that returns are ``reward_matrix @ d``."""
@@ -151,7 +170,7 @@ class MOMDP:
         """Agent labels: the given names or ``agent 0``, ``agent 1``, ..."""
         return list(self.agent_names) if self.agent_names else [f"agent {i}" for i in range(self.num_agents)]
 
-    def with_rewards(self, R: np.ndarray, agent_names: Sequence[str] | None = None) -> "MOMDP":
+    def with_rewards(self, R: np.ndarray, agent_names: Sequence[str] | None = None) -> MOMDP:
         """The same environment with other agents (rewards ``[n', S, A]``)."""
         return replace(self, R=R, agent_names=None if agent_names is None else tuple(agent_names))
 
@@ -172,7 +191,7 @@ class MOMDP:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "MOMDP":
+    def from_dict(cls, data: dict[str, Any]) -> MOMDP:
         """Inverse of :meth:`to_dict`; validates everything again."""
         if not isinstance(data, dict):
             raise ValidationError(f"data: expected a dict, got {type(data).__name__}")
@@ -182,31 +201,28 @@ class MOMDP:
         fmt = data.get("format", FILE_FORMAT)
         if fmt != FILE_FORMAT:
             raise ValidationError(f"data: expected format {FILE_FORMAT!r}, got {fmt!r}")
+        info = data.get("info")
+        if info is not None and not isinstance(info, dict):
+            raise ValidationError(f"data: expected 'info' to be a JSON object, got {type(info).__name__}")
         return cls(
-            P=np.asarray(data["P"], dtype=np.float64),
-            R=np.asarray(data["R"], dtype=np.float64),
-            mu=None if data.get("mu") is None else np.asarray(data["mu"], dtype=np.float64),
+            P=data["P"],
+            R=data["R"],
+            mu=data.get("mu"),
             criterion=data.get("criterion", "average"),
             gamma=data.get("gamma"),
-            agent_names=_optional_tuple(data.get("agent_names")),
-            state_names=_optional_tuple(data.get("state_names")),
-            action_names=_optional_tuple(data.get("action_names")),
-            info=data.get("info") or {},
+            agent_names=data.get("agent_names"),
+            state_names=data.get("state_names"),
+            action_names=data.get("action_names"),
+            info=info or {},
         )
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write to ``.npz`` (compressed arrays + JSON metadata) or ``.json``; returns the path."""
-        path = Path(path)
-        suffix = path.suffix.lower()
-        if suffix == ".json":
-            path.write_text(json.dumps(self.to_dict()))
-        elif suffix == ".npz":
-            np.savez_compressed(
-                path, P=self.P, R=self.R, mu=self.mu, metadata=np.array(json.dumps(self._metadata()))
-            )
-        else:
-            raise ValidationError(f"path: expected a file name ending in .npz or .json, got {str(path)!r}")
-        return path
+        """Write to ``.npz`` (compressed arrays + JSON metadata) or ``.json``, atomically (see
+        :mod:`jaxagg.files`); returns the path."""
+        path = files.output_path("path", path, FILE_SUFFIXES)
+        if path.suffix.lower() == ".json":
+            return files.write_json(path, self.to_dict(), indent=None)
+        return files.write_npz(path, {"P": self.P, "R": self.R, "mu": self.mu}, self._metadata())
 
     def _metadata(self) -> dict[str, Any]:
         return {
@@ -221,28 +237,18 @@ class MOMDP:
 
 
 def load(path: str | os.PathLike) -> MOMDP:
-    """Read a MOMDP written by :meth:`MOMDP.save` (``.npz`` or ``.json``), never unpickling."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValidationError(f"path: no such file {str(path)!r}")
-    suffix = path.suffix.lower()
+    """Read a MOMDP written by :meth:`MOMDP.save` (``.npz`` or ``.json``), never unpickling.
+
+    Raises:
+        ValidationError: no such file, another suffix, an unreadable or corrupt file, another
+            format, or contents that fail :class:`MOMDP` validation.
+    """
+    suffix = Path(path).suffix.lower() if isinstance(path, (str, os.PathLike)) else None
     if suffix == ".json":
-        try:
-            data = json.loads(path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValidationError(f"path: {str(path)!r} is not valid JSON ({exc})") from None
-        return MOMDP.from_dict(data)
+        return MOMDP.from_dict(files.read_json("path", path))
     if suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {k: archive[k] for k in archive.files}
-        except (ValueError, OSError) as exc:
-            raise ValidationError(f"path: {str(path)!r} is not a readable .npz archive ({exc})") from None
-        if "metadata" not in arrays:
-            raise ValidationError(f"path: {str(path)!r} has no 'metadata' entry; not written by jaxagg")
-        data = json.loads(str(arrays.pop("metadata")))
-        data.update(arrays)
-        return MOMDP.from_dict(data)
+        arrays, metadata = files.read_npz("path", path, FILE_FORMAT, ARRAYS)
+        return MOMDP.from_dict({**metadata, **arrays})
     raise ValidationError(f"path: expected a file name ending in .npz or .json, got {str(path)!r}")
 
 
@@ -329,16 +335,12 @@ def _check_criterion(criterion: Any, gamma: Any) -> tuple[str, float | None]:
 def _check_names(name: str, labels: Sequence[str] | None, size: int) -> tuple[str, ...] | None:
     if labels is None:
         return None
-    if isinstance(labels, str):
-        raise ValidationError(f"{name}: expected a sequence of {size} strings, got a single string")
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, (list, tuple, np.ndarray)):
+        raise ValidationError(f"{name}: expected a sequence of {size} strings, got {type(labels).__name__}")
     labels = tuple(str(x) for x in labels)
     if len(labels) != size:
         raise ValidationError(f"{name}: expected {size} labels, got {len(labels)}")
     return labels
-
-
-def _optional_tuple(value: Any) -> tuple[str, ...] | None:
-    return None if value is None else tuple(value)
 
 
 def _optional_list(value: tuple[str, ...] | None) -> list[str] | None:

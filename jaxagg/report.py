@@ -1,20 +1,26 @@
-"""Compare rules on one instance: a readable table and JSON (SPEC §5). The report only reads
-Outcomes; it never solves anything itself beyond calling the rules."""
+"""Compare rules on one instance: a readable table, JSON and a figure (SPEC §5). The report layer
+only reads Outcomes; it never solves anything itself beyond calling the rules. Every table,
+JSON file and figure of jaxagg is made here (:mod:`jaxagg.experiment` and the CLI use these)."""
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from jaxagg import metrics
+import numpy as np
+
+from jaxagg import files, metrics
 from jaxagg import rules as rule_registry
-from jaxagg.errors import JaxaggError
+from jaxagg.errors import JaxaggError, ValidationError
 from jaxagg.momdp import MOMDP
+from jaxagg.polytope import return_bounds
 from jaxagg.rules.outcome import Outcome
-from jaxagg.solvers.polytope import return_bounds
+from jaxagg.rules.registry import check_inputs
+
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
 DEFAULT_RULES = (
     "utilitarian",
@@ -63,7 +69,8 @@ class Comparison:
         body = [
             [r["rule"], *(f"{p:.1f}" for p in r["percent_of_max"]), f"{100 * r['min']:.1f}",
              f"{r['gini']:.3f}", f"{r['nash_welfare']:.3f}",
-             *([f"{r['quantile_level']:.4f}", f"{r['borda_score']:.3f}", str(r["approvals_0.9"]), str(r["approvals_0.8"])] if ranked else []),
+             *([f"{r['quantile_level']:.4f}", f"{r['borda_score']:.3f}", str(r["approvals_0.9"]), str(r["approvals_0.8"])]
+               if ranked else []),
              f"{r['seconds']:.2f}"]
             for r in self.rows()
         ]
@@ -74,7 +81,8 @@ class Comparison:
         lines += [f"failed: {name}: {message}" for name, message in self.failures.items()]
         if ranked:
             lines.append(f"q-level = min over agents of the quantile rank, borda = sum of ranks, 90%-a / 80%-a = agents "
-                         f"ranking the policy in their top 10% / 20%, under {self.sample!r} (DKW band ±{self.sample.dkw_band():.4f} at 95%)")
+                         f"ranking the policy in their top 10% / 20%, under {self.sample!r} "
+                         f"(DKW band ±{self.sample.dkw_band():.4f} at 95%)")
         return "\n".join([repr(self.momdp), *lines, f"% of max return per agent ({legend})"])
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,10 +103,13 @@ class Comparison:
         }
 
     def save_json(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2))
-        return path
+        """Write :meth:`to_dict` as JSON, atomically (the folder is created if needed)."""
+        return files.write_json(path, self.to_dict())
+
+    def plot(self, path: str | os.PathLike) -> Path:
+        """Each rule's normalised returns, agents ranked from worst-off (:func:`ranked_figure`)."""
+        bars = {o.rule: (100.0 * np.sort(o.normalized), np.zeros(o.normalized.size)) for o in self.outcomes}
+        return ranked_figure(bars, repr(self.momdp), path)
 
 
 def compare(
@@ -117,12 +128,15 @@ def compare(
         progress: called with a short message before each rule (e.g. ``print``).
 
     A rule that raises a :class:`~jaxagg.errors.JaxaggError` (say, an infeasible program) is
-    reported in ``failures`` and the others still run; unknown rule names raise at once.
+    reported in ``failures`` and the others still run; unknown rule names, a rule that needs a
+    sample without one, and a sample of another instance raise at once.
     """
     if rules is None:
         rules = DEFAULT_RULES + (VOLUMETRIC_RULES if sample is not None else ())
     names = list(rules)
     selected = [rule_registry.get(name) for name in names]
+    for rule in selected:  # a missing or foreign sample fails at once, not once per rule
+        check_inputs(rule, momdp, sample)
     outcomes, failures = [], {}
     for k, rule in enumerate(selected, start=1):
         if progress is not None:
@@ -137,3 +151,44 @@ def compare(
 def _format_row(cells: Sequence[str], widths: Sequence[int]) -> str:
     first, *rest = cells
     return "  ".join([first.ljust(widths[0]), *(c.rjust(w) for c, w in zip(rest, widths[1:]))]).rstrip()
+
+
+def ranked_figure(bars: dict[str, tuple[np.ndarray, np.ndarray]], title: str, path: str | os.PathLike,
+                  labels: dict[str, str] | None = None) -> Path:
+    """Bar chart in the style of the paper's Figure 1: x = agents ranked from worst-off, one bar
+    per rule, height = % of max return, error bars = standard errors.
+
+    Args:
+        bars: rule name -> ``(mean [n], standard error [n])`` in % of max return.
+        title: the figure's title.
+        path: ``.png``, ``.pdf`` or ``.svg`` (the folder is created if needed; written atomically).
+        labels: optional display names of the rules.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    if path.suffix.lower() not in FIGURE_SUFFIXES:
+        raise ValidationError(f"path: expected a figure file ending in {', '.join(FIGURE_SUFFIXES)}, got {str(path)!r}")
+    labels = labels or {}
+    n = len(next(iter(bars.values()))[0])
+    width = 0.8 / len(bars)
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.2 * n + 3.5), 3.6))
+    for j, (name, (mean, se)) in enumerate(bars.items()):
+        x = np.arange(n) + (j - (len(bars) - 1) / 2) * width
+        ax.bar(x, mean, width, yerr=se, capsize=2, label=labels.get(name, name))
+    ax.set_xticks(np.arange(n), [str(i + 1) for i in range(n)])
+    ax.set_xlabel("agents, ranked from worst-off")
+    ax.set_ylabel("% of max return")
+    ax.set_ylim(0, 105)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        files.atomic_write(path, lambda handle: fig.savefig(handle, dpi=120, format=path.suffix.lower()[1:]))
+    finally:
+        plt.close(fig)
+    return path

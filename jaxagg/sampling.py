@@ -2,7 +2,8 @@
 
 ``ja.sample(momdp, 100_000, measure="policy", seed=0)`` composes the JAX kernels (random
 policies -> occupancies -> returns, streamed in chunks) with the exact return bounds from the
-solvers, and wraps the result in a :class:`~jaxagg.measures.ReturnSample`.
+solvers, and wraps the result in a :class:`~jaxagg.samples.ReturnSample` stamped with the
+instance's fingerprint.
 
 Measures:
     ``policy``  ``pi(.|s) ~ Dirichlet(1_A)`` i.i.d. per state, pushed forward to occupancies;
@@ -15,19 +16,23 @@ Measures:
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxagg.errors import ValidationError
-from jaxagg.kernels.precision import PRECISIONS, check_precision, precision_scope
+from jaxagg.kernels.precision import PRECISIONS, precision_scope
 from jaxagg.kernels.returns import MeasureProblem, evaluate_indices, hull_block, policy_block, sample_devices, stream
-from jaxagg.measures import ReturnSample
 from jaxagg.momdp import MOMDP
-from jaxagg.solvers.polytope import is_unichain_for_full_support, return_bounds
-from jaxagg.validation import integer_at_least
+from jaxagg.polytope import is_unichain_for_full_support, return_bounds
+from jaxagg.samples import ReturnSample
+from jaxagg.uniform import UNIFORM_OPTIONS, uniform_occupancies
+from jaxagg.validation import choice, integer_at_least
+from jaxagg.validation import precision as check_precision
+from jaxagg.validation import seed as check_seed
 
 SAMPLED_MEASURES = ("policy", "hull", "uniform")
 INDEXED_MEASURES = ("policy", "hull")
@@ -74,18 +79,17 @@ def sample(
     start = integer_at_least("start", start, 0)
     if start + num_samples > 2**32:
         raise ValidationError(f"num_samples: start + num_samples must be at most 2**32, got {start + num_samples}")
-    seed = _seed(seed)
-    check_precision(precision)
+    seed = check_seed("seed", seed)
+    check_precision("precision", precision)
     _check_instance(momdp)
-    if measure not in SAMPLED_MEASURES:
-        raise ValidationError(f"measure: expected one of {SAMPLED_MEASURES}, got {measure!r}")
+    choice("measure", measure, SAMPLED_MEASURES)
+    devices = _check_devices(devices)
     bounds = return_bounds(momdp)
     if measure == "uniform":
         if start:
             raise ValidationError("start: 'uniform' samples come from Markov chains and cannot start at an index")
         return _uniform(momdp, num_samples, seed, precision, bounds, uniform_options or {}, progress)
     block_fn, operands_fn = _measure_kernel(momdp, measure)
-    devices = sample_devices(devices)
     began = time.perf_counter()
     with precision_scope(precision), _progress(progress, num_samples) as tick:
         returns = stream(block_fn, operands_fn(PRECISIONS[precision]), jax.random.key(seed), num_samples,
@@ -102,12 +106,17 @@ def sample(
         "jax": jax.__version__,
     }
     return ReturnSample(returns=np.asarray(returns, dtype=np.float64), measure=measure, seed=seed,
-                        max_returns=bounds.upper, min_returns=bounds.lower, info=info)
+                        max_returns=bounds.upper, min_returns=bounds.lower, info=info, fingerprint=momdp.fingerprint)
 
 
 def extend(momdp: MOMDP, sample_: ReturnSample, more: int, **options: Any) -> ReturnSample:
     """``sample_`` plus ``more`` samples continuing its stream (same seed, next indices): the
-    result equals one run of ``len(sample_) + more`` samples. ``options`` as in :func:`sample`."""
+    result equals one run of ``len(sample_) + more`` samples. ``options`` as in :func:`sample`.
+    ``sample_`` must have been drawn for ``momdp`` (:meth:`ReturnSample.check_instance`)."""
+    _check_instance(momdp)
+    if not isinstance(sample_, ReturnSample):
+        raise ValidationError(f"sample_: expected a jaxagg.ReturnSample, got {type(sample_).__name__}")
+    sample_.check_instance(momdp, "sample_")
     if sample_.seed is None:
         raise ValidationError("sample_: has no seed (a merge of differently seeded runs); it cannot be continued")
     if sample_.measure not in INDEXED_MEASURES:
@@ -119,18 +128,20 @@ def extend(momdp: MOMDP, sample_: ReturnSample, more: int, **options: Any) -> Re
     return sample_.extend(sample(momdp, more, sample_.measure, sample_.seed, start=start, **options))
 
 
-def occupancies(momdp: MOMDP, indices: np.ndarray, measure: str = "policy", seed: int = 0, *, precision: str = "float32") -> np.ndarray:
+def sample_occupancies(momdp: MOMDP, indices: np.ndarray, measure: str = "policy", seed: int = 0, *,
+                       precision: str = "float32") -> np.ndarray:
     """The occupancies ``[k, S*A]`` behind samples ``indices [k]`` of ``sample(momdp, ...,
     measure, seed, precision=precision)``, recomputed exactly from their keys (nothing is stored
-    during sampling)."""
-    check_precision(precision)
-    indices = np.asarray(indices).reshape(-1)
-    if indices.size and (indices.min() < 0 or indices.max() >= 2**32):
-        raise ValidationError("indices: expected sample indices in [0, 2**32)")
+    during sampling). ``measure`` is ``"policy"`` or ``"hull"`` (indexed draws)."""
+    check_precision("precision", precision)
     _check_instance(momdp)
+    seed = check_seed("seed", seed)
+    indices = np.asarray(indices).reshape(-1)
+    if indices.size and (indices.dtype.kind not in "iu" or indices.min() < 0 or indices.max() >= 2**32):
+        raise ValidationError("indices: expected integer sample indices in [0, 2**32)")
     block_fn, operands_fn = _measure_kernel(momdp, measure)
     with precision_scope(precision):
-        _, d = evaluate_indices(block_fn, operands_fn(PRECISIONS[precision]), jax.random.key(_seed(seed)), indices)
+        _, d = evaluate_indices(block_fn, operands_fn(PRECISIONS[precision]), jax.random.key(seed), indices)
     return np.asarray(d, dtype=np.float64)
 
 
@@ -138,8 +149,6 @@ def _uniform(momdp: MOMDP, num_samples: int, seed: int, precision: str, bounds, 
              progress: bool | Callable[[int], None]) -> ReturnSample:
     """The ``uniform`` measure by hit-and-run (:mod:`jaxagg.uniform`); returns in float64 from
     the sampled occupancies."""
-    from jaxagg.uniform import UNIFORM_OPTIONS, uniform_occupancies
-
     if not isinstance(options, dict) or set(options) - set(UNIFORM_OPTIONS):
         given = sorted(options) if isinstance(options, dict) else type(options).__name__
         raise ValidationError(f"uniform_options: expected a dict with keys among {', '.join(UNIFORM_OPTIONS)}, got {given}")
@@ -150,12 +159,16 @@ def _uniform(momdp: MOMDP, num_samples: int, seed: int, precision: str, bounds, 
     info = {"precision": precision, "start": 0, "seconds": seconds, "backend": jax.default_backend(),
             "jax": jax.__version__, **settings}
     return ReturnSample(returns=momdp.returns(d), measure="uniform", seed=seed,
-                        max_returns=bounds.upper, min_returns=bounds.lower, info=info)
+                        max_returns=bounds.upper, min_returns=bounds.lower, info=info, fingerprint=momdp.fingerprint)
 
 
 # ------------------------------------------------------------------ helpers
 def _measure_kernel(momdp: MOMDP, measure: str) -> tuple[Callable, Callable[[Any], tuple]]:
     """The block kernel of ``measure`` and a function building its operands for a dtype."""
+    if measure == "uniform":
+        raise ValidationError("measure: 'uniform' points come from Markov chains, not indexed draws; "
+                              "jaxagg.uniform.uniform_occupancies gives the occupancies of a chain run")
+    choice("measure", measure, INDEXED_MEASURES)
     if measure == "policy":
         if momdp.criterion == "average" and not is_unichain_for_full_support(momdp):
             raise ValidationError(
@@ -169,17 +182,12 @@ def _measure_kernel(momdp: MOMDP, measure: str) -> tuple[Callable, Callable[[Any
                                    jnp.asarray(momdp.reward_matrix, dtype), momdp.gamma),)
 
         return policy_block, policy_operands
-    if measure == "hull":
-        vertices = return_bounds(momdp).argmax  # [n, S*A]
+    vertices = return_bounds(momdp).argmax  # hull: [n, S*A]
 
-        def hull_operands(dtype):
-            return (jnp.asarray(vertices, dtype), jnp.asarray(momdp.returns(vertices), dtype))
+    def hull_operands(dtype):
+        return (jnp.asarray(vertices, dtype), jnp.asarray(momdp.returns(vertices), dtype))
 
-        return hull_block, hull_operands
-    if measure == "uniform":
-        raise ValidationError("measure: 'uniform' points come from Markov chains, not indexed draws; "
-                              "use jaxagg.uniform.uniform_occupancies for the occupancies")
-    raise ValidationError(f"measure: expected one of {SAMPLED_MEASURES}, got {measure!r}")
+    return hull_block, hull_operands
 
 
 class _progress:
@@ -206,12 +214,16 @@ class _progress:
         return False
 
 
+def _check_devices(devices: Any) -> list:
+    """The devices to shard over (the kernel's default when None); a clear error for an empty
+    or non-device list."""
+    if devices is not None:
+        devices = list(devices) if isinstance(devices, (list, tuple)) else devices
+        if not isinstance(devices, list) or not devices or not all(isinstance(d, jax.Device) for d in devices):
+            raise ValidationError(f"devices: expected a non-empty list of jax devices (jax.devices()), got {devices!r}")
+    return sample_devices(devices)
+
+
 def _check_instance(momdp: Any) -> None:
     if not isinstance(momdp, MOMDP):
         raise ValidationError(f"momdp: expected a jaxagg.MOMDP, got {type(momdp).__name__}")
-
-
-def _seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        raise ValidationError(f"seed: expected an integer in [0, 2**32), got {seed!r}")
-    return int(seed)

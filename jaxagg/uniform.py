@@ -33,8 +33,8 @@ from jaxagg.errors import MixingWarning, ValidationError
 from jaxagg.kernels.hit_and_run import DIRECTION_KINDS, make_directions, run_chains
 from jaxagg.kernels.precision import PRECISIONS, precision_scope
 from jaxagg.momdp import MOMDP
+from jaxagg.polytope import occupancy_polytope
 from jaxagg.solvers.interior import analytic_center, parametrise_hull
-from jaxagg.solvers.polytope import occupancy_polytope
 from jaxagg.validation import integer_at_least
 
 DEFAULT_CHAINS = 32

@@ -1,5 +1,7 @@
-"""Pure JAX kernels: policy batches, occupancies, samplers (installed as ``jaxagg.kernels``).
+"""Pure JAX kernels (installed as ``jaxagg.kernels``): policy batches, occupancies, the streaming
+samplers, hit-and-run, smoothed CDFs and the gradient ascent.
 
-Kernels never import solvers. The batched samplers arrive with the sampling issue; the float64
-reference maps used by the solvers live in :mod:`jaxagg.solvers.polytope`.
+The bottom layer: kernels import jax, numpy, optax and other kernels, nothing else of jaxagg
+(``tests/test_layers.py`` keeps it so). They raise plain ``ValueError``; the ``jaxagg`` functions
+that call them validate their inputs first and raise typed errors.
 """

@@ -1,6 +1,8 @@
 """Occupancy measures of policies, batched and differentiable (SPEC §1).
 
-Single-policy functions below; batch them with ``jax.vmap``. Shapes: ``P [S, A, S]``,
+Single-policy functions below; batch them with ``jax.vmap``. :func:`state_distribution` is the
+one place that dispatches over the criterion and the linear solve; every kernel (sampling, the
+gradient ascent) goes through it. Shapes: ``P [S, A, S]``,
 ``mu [S]``, ``pi [S, A]`` -> ``d [S, A]``.
 
 Average reward: for a unichain ``P_pi`` (every full-support policy on a MOMDP whose union graph
@@ -38,18 +40,35 @@ def stationary_distribution(P_pi: jax.Array) -> jax.Array:
     return jnp.linalg.solve(system, v)
 
 
-def occupancy(pi: jax.Array, P: jax.Array, mu: jax.Array, gamma: float | None) -> jax.Array:
-    """Occupancy ``d [S, A]`` of policy ``pi [S, A]``: ``d(s, a) = rho(s) pi(a|s)``.
+LINEAR_SOLVES = ("dense", "iterative")
+"""How a state distribution is solved for: a dense LU, or warm-startable GMRES (large S)."""
 
-    ``gamma=None`` is the average-reward criterion (``mu`` unused: the chain is unichain).
-    """
+
+def state_distribution(pi: jax.Array, P: jax.Array, mu: jax.Array, gamma: float | None, linear_solve: str = "dense",
+                       x0: jax.Array | None = None, **gmres_options) -> jax.Array:
+    """The state distribution ``rho [S]`` of policy ``pi [S, A]``: the one dispatch over the
+    criterion (``gamma=None`` is average reward) and the linear solve (``"dense"`` LU, or
+    ``"iterative"``: :func:`iterative_state_distribution` warm-started at ``x0``, with
+    ``gmres_options`` such as ``tol`` and ``maxiter``). Differentiable either way."""
+    if linear_solve not in LINEAR_SOLVES:
+        raise ValueError(f"linear_solve: expected one of {LINEAR_SOLVES}, got {linear_solve!r}")
     P_pi = state_transitions(pi, P)
-    rho = stationary_distribution(P_pi) if gamma is None else discounted_state_distribution(P_pi, mu, gamma)
+    if linear_solve == "iterative":
+        return iterative_state_distribution(P_pi, mu, gamma, x0, **gmres_options)
+    return stationary_distribution(P_pi) if gamma is None else discounted_state_distribution(P_pi, mu, gamma)
+
+
+def occupancy(pi: jax.Array, P: jax.Array, mu: jax.Array, gamma: float | None, linear_solve: str = "dense",
+              x0: jax.Array | None = None, **gmres_options) -> jax.Array:
+    """Occupancy ``d [S, A]`` of policy ``pi [S, A]``: ``d(s, a) = rho(s) pi(a|s)`` with ``rho``
+    from :func:`state_distribution` (``gamma=None``: average reward, ``mu`` unused since the
+    chain is unichain)."""
+    rho = state_distribution(pi, P, mu, gamma, linear_solve, x0, **gmres_options)
     return rho[:, None] * pi
 
 
 def batch_occupancy(pi: jax.Array, P: jax.Array, mu: jax.Array, gamma: float | None) -> jax.Array:
-    """Occupancies ``[B, S, A]`` of a policy batch ``[B, S, A]``."""
+    """Occupancies ``[B, S, A]`` of a policy batch ``[B, S, A]`` (dense LU per policy)."""
     return jax.vmap(occupancy, in_axes=(0, None, None, None))(pi, P, mu, gamma)
 
 
@@ -78,11 +97,3 @@ def iterative_state_distribution(P_pi: jax.Array, mu: jax.Array, gamma: float | 
     x0 = b if x0 is None else jax.lax.stop_gradient(x0)
     rho, _ = jax.scipy.sparse.linalg.gmres(matvec, b, x0=x0, tol=tol, atol=0.0, restart=restart, maxiter=maxiter)
     return rho
-
-
-def occupancy_iterative(pi: jax.Array, P: jax.Array, mu: jax.Array, gamma: float | None, x0: jax.Array | None = None,
-                        **options) -> jax.Array:
-    """:func:`occupancy` with the state distribution from :func:`iterative_state_distribution`
-    (for large S, where a dense LU per policy is the bottleneck); ``d [S, A]``."""
-    rho = iterative_state_distribution(state_transitions(pi, P), mu, gamma, x0, **options)
-    return rho[:, None] * pi

@@ -14,18 +14,12 @@ import jax.numpy as jnp
 PRECISIONS = {"float32": jnp.float32, "float64": jnp.float64}
 
 
-def check_precision(precision: str) -> str:
-    if precision not in PRECISIONS:
-        # Imported lazily: kernels stay importable without the rest of jaxagg.
-        from jaxagg.errors import ValidationError
-
-        raise ValidationError(f"precision: expected 'float32' or 'float64', got {precision!r}")
-    return precision
-
-
 def precision_scope(precision: str):
-    """A context in which arrays of ``precision`` can be created and computed with."""
-    if check_precision(precision) == "float32":
+    """A context in which arrays of ``precision`` (``"float32"`` or ``"float64"``) can be created
+    and computed with. Raises ``ValueError`` for another precision."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected 'float32' or 'float64', got {precision!r}")
+    if precision == "float32":
         return contextlib.nullcontext()
     enable = getattr(jax, "enable_x64", None)
     if callable(enable):  # jax >= 0.5: a config context manager

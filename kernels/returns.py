@@ -10,8 +10,9 @@ recomputed later from its index (:func:`evaluate_indices`) instead of being stor
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -77,9 +78,7 @@ def sample_devices(devices: Sequence[jax.Device] | None = None) -> list[jax.Devi
         devices = jax.devices() if jax.default_backend() != "cpu" else jax.devices()[:1]
     devices = list(devices)
     if not devices:
-        from jaxagg.errors import ValidationError
-
-        raise ValidationError("devices: expected at least one JAX device, got none")
+        raise ValueError("devices: expected at least one JAX device, got none")
     return devices
 
 

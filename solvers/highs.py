@@ -47,12 +47,23 @@ SOLVERS = ("choose", "simplex", "ipm", "pdlp")
 
 
 class SolveStatus(enum.Enum):
-    OPTIMAL = "optimal"
-    INFEASIBLE = "infeasible"
-    UNBOUNDED = "unbounded"
-    TIME_LIMIT = "time limit"
-    ITERATION_LIMIT = "iteration limit"
-    ERROR = "error"
+    """What a solve proved. Each member's ``label`` is a short name, its ``message`` says what
+    it means for the caller; :attr:`SolveResult.highs_status` keeps HiGHS's own status."""
+
+    OPTIMAL = ("optimal", "an optimal point was found and proven optimal")
+    INFEASIBLE = ("infeasible", "the program has no feasible point")
+    UNBOUNDED = ("unbounded", "the objective is unbounded on the feasible set")
+    UNBOUNDED_OR_INFEASIBLE = ("unbounded or infeasible", "HiGHS proved there is no optimum but not which of the two")
+    TIME_LIMIT = ("time limit", "the time limit was reached before optimality was proven")
+    ITERATION_LIMIT = ("iteration limit", "an iteration, node or solution limit was reached before optimality was proven")
+    ERROR = ("error", "HiGHS failed (a model, presolve, solve or postsolve error, memory, an interrupt, or an unusable point)")
+
+    def __init__(self, label: str, message: str):
+        self.label = label
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.label
 
 
 @dataclass(frozen=True)
@@ -68,7 +79,8 @@ class SolveResult:
         mip_gap: relative MIP gap (0 for an LP).
         solve_time: seconds spent in HiGHS.
         is_mip: whether integrality was imposed.
-        message: HiGHS's model status, in words.
+        message: HiGHS's model status, in words (or why the point was not usable).
+        highs_status: HiGHS's raw model status name (``"kOptimal"``, ``"kTimeLimit"``, ...).
     """
 
     status: SolveStatus
@@ -79,6 +91,7 @@ class SolveResult:
     solve_time: float
     is_mip: bool
     message: str
+    highs_status: str = ""
 
     @property
     def ok(self) -> bool:
@@ -179,10 +192,9 @@ class HighsModel:
             integer = np.asarray(integrality, dtype=bool)
             lp.integrality_ = [highspy.HighsVarType.kInteger if k else highspy.HighsVarType.kContinuous for k in integer]
 
-        self._highs = _new_highs(verbose, threads, time_limit, mip_gap)
-        self._highs.setOptionValue("solver", solver)
-        if self._highs.passModel(lp) == highspy.HighsStatus.kError:
-            raise SolverError(f"{what}: HiGHS rejected the model")
+        self._highs = _new_highs(verbose, threads, time_limit, mip_gap, what)
+        _option(self._highs, "solver", solver, what)
+        _checked(self._highs.passModel(lp), f"{what}: HiGHS rejected the model")
 
     @property
     def num_rows(self) -> int:
@@ -199,24 +211,24 @@ class HighsModel:
             raise ValidationError(f"matrix: expected {self.num_cols} columns, got shape {block.shape}")
         k = block.shape[0]
         first = self.num_rows
-        status = self._highs.addRows(
+        _checked(self._highs.addRows(
             k, _vector("lower", lower, k), _vector("upper", upper, k), block.nnz,
             block.indptr[:-1].astype(np.int32), block.indices.astype(np.int32), block.data,
-        )
-        if status == highspy.HighsStatus.kError:
-            raise SolverError(f"{self.what}: HiGHS rejected the new rows")
+        ), f"{self.what}: HiGHS rejected the new rows")
         return np.arange(first, first + k)
 
     def set_row_bounds(self, rows: np.ndarray, lower: np.ndarray | float, upper: np.ndarray | float) -> None:
         """Change the bounds of existing rows ``[k]``."""
         rows = np.asarray(rows, dtype=np.int32).reshape(-1)
         k = rows.size
-        self._highs.changeRowsBounds(k, rows, _vector("lower", lower, k), _vector("upper", upper, k))
+        _checked(self._highs.changeRowsBounds(k, rows, _vector("lower", lower, k), _vector("upper", upper, k)),
+                 f"{self.what}: HiGHS rejected the new row bounds")
 
     def set_cost(self, cost: np.ndarray) -> None:
         """Replace the objective coefficients ``[num_cols]``."""
         cost = _vector("cost", cost, self.num_cols)
-        self._highs.changeColsCost(cost.size, np.arange(cost.size, dtype=np.int32), cost)
+        _checked(self._highs.changeColsCost(cost.size, np.arange(cost.size, dtype=np.int32), cost),
+                 f"{self.what}: HiGHS rejected the new costs")
 
     def set_start(self, x: np.ndarray) -> bool:
         """Give HiGHS a starting point ``x [num_cols]`` (a MIP start: once HiGHS has checked it
@@ -231,36 +243,54 @@ class HighsModel:
         """Run HiGHS from the current basis; raise a typed error unless optimal (by default)."""
         highs = self._highs
         start = time.perf_counter()
-        highs.run()
+        _run(highs, self.what)
         model_status = highs.getModelStatus()
         if model_status == highspy.HighsModelStatus.kUnboundedOrInfeasible:
             # Presolve could not tell which; the simplex without presolve can.
-            highs.setOptionValue("presolve", "off")
-            highs.run()
-            highs.setOptionValue("presolve", "choose")
+            _option(highs, "presolve", "off", self.what)
+            _run(highs, self.what)
+            _option(highs, "presolve", "choose", self.what)
             model_status = highs.getModelStatus()
-        result = _result(highs, _status(model_status), self.is_mip, time.perf_counter() - start, self.num_rows)
+        result = _result(highs, model_status, self.is_mip, time.perf_counter() - start, self.num_rows)
         if raise_on_failure and not result.ok:
-            raise _error(result, self.what, self.time_limit)
+            raise error_of(result, self.what, self.time_limit)
         return result
 
 
-def _new_highs(verbose: bool, threads: int, time_limit: float | None, mip_gap: float | None) -> highspy.Highs:
+def _new_highs(verbose: bool, threads: int, time_limit: float | None, mip_gap: float | None, what: str) -> highspy.Highs:
     highs = _construct_quietly()
-    highs.setOptionValue("output_flag", bool(verbose))
+    _option(highs, "output_flag", bool(verbose), what)
     if threads != _THREADS_IN_USE[0]:
         # HiGHS keeps one global scheduler; it must be reset to change the thread count.
         highspy.Highs.resetGlobalScheduler(True)
         _THREADS_IN_USE[0] = threads
-    highs.setOptionValue("threads", int(threads))
-    highs.setOptionValue("primal_feasibility_tolerance", FEASIBILITY_TOL)
-    highs.setOptionValue("dual_feasibility_tolerance", FEASIBILITY_TOL)
-    highs.setOptionValue("mip_feasibility_tolerance", MIP_FEASIBILITY_TOL)
+    options = {"threads": int(threads), "primal_feasibility_tolerance": FEASIBILITY_TOL,
+               "dual_feasibility_tolerance": FEASIBILITY_TOL, "mip_feasibility_tolerance": MIP_FEASIBILITY_TOL}
     if time_limit is not None:
-        highs.setOptionValue("time_limit", float(time_limit))
+        options["time_limit"] = float(time_limit)
     if mip_gap is not None:
-        highs.setOptionValue("mip_rel_gap", float(mip_gap))
+        options["mip_rel_gap"] = float(mip_gap)
+    for name, value in options.items():
+        _option(highs, name, value, what)
     return highs
+
+
+def _checked(status: highspy.HighsStatus, message: str) -> highspy.HighsStatus:
+    """Raise :class:`SolverError` with ``message`` when a HiGHS call returns ``kError``
+    (``kWarning`` is HiGHS's "done, with a remark" and passes)."""
+    if status == highspy.HighsStatus.kError:
+        raise SolverError(message)
+    return status
+
+
+def _option(highs: highspy.Highs, name: str, value, what: str) -> None:
+    _checked(highs.setOptionValue(name, value), f"{what}: HiGHS refused the option {name}={value!r}")
+
+
+def _run(highs: highspy.Highs, what: str) -> None:
+    """``highs.run()``; its ``kError`` is not raised here: the model status (an error status)
+    says what happened and becomes the result."""
+    highs.run()
 
 
 _THREADS_IN_USE = [0]
@@ -306,26 +336,39 @@ def _vector(name: str, value, size: int | None) -> np.ndarray:
 
 
 _STATUS = {
-    highspy.HighsModelStatus.kOptimal: SolveStatus.OPTIMAL,
-    highspy.HighsModelStatus.kInfeasible: SolveStatus.INFEASIBLE,
-    highspy.HighsModelStatus.kUnbounded: SolveStatus.UNBOUNDED,
-    highspy.HighsModelStatus.kTimeLimit: SolveStatus.TIME_LIMIT,
-    highspy.HighsModelStatus.kIterationLimit: SolveStatus.ITERATION_LIMIT,
+    "kOptimal": SolveStatus.OPTIMAL,
+    "kInfeasible": SolveStatus.INFEASIBLE,
+    "kUnbounded": SolveStatus.UNBOUNDED,
+    "kUnboundedOrInfeasible": SolveStatus.UNBOUNDED_OR_INFEASIBLE,
+    "kTimeLimit": SolveStatus.TIME_LIMIT,
+    "kIterationLimit": SolveStatus.ITERATION_LIMIT,
+    "kSolutionLimit": SolveStatus.ITERATION_LIMIT,
+    "kObjectiveBound": SolveStatus.ITERATION_LIMIT,
+    "kObjectiveTarget": SolveStatus.ITERATION_LIMIT,
 }
+"""HiGHS model statuses by name -> SolveStatus; every other status (not set, load, model,
+presolve, solve and postsolve errors, an empty model, unknown, interrupts, memory) is ERROR."""
 
 
-def _status(model_status: highspy.HighsModelStatus) -> SolveStatus:
-    return _STATUS.get(model_status, SolveStatus.ERROR)
+def status_of(model_status: highspy.HighsModelStatus) -> SolveStatus:
+    """The :class:`SolveStatus` of a HiGHS model status."""
+    return _STATUS.get(_status_name(model_status), SolveStatus.ERROR)
 
 
-def _result(highs: highspy.Highs, status: SolveStatus, is_mip: bool, elapsed: float, num_rows: int) -> SolveResult:
+def _status_name(model_status: highspy.HighsModelStatus) -> str:
+    return getattr(model_status, "name", str(model_status).rsplit(".", 1)[-1])
+
+
+def _result(highs: highspy.Highs, model_status: highspy.HighsModelStatus, is_mip: bool, elapsed: float,
+            num_rows: int) -> SolveResult:
+    status = status_of(model_status)
     info = highs.getInfo()
     # HiGHS can report "Optimal" after unscaling leaves a residual a little above the (tight)
     # feasibility tolerance, and then flags the point infeasible: such a point is kept when its
     # worst violation is within OPTIMAL_RESIDUAL_LIMIT, and a larger one is reported as an error.
     has_point = info.primal_solution_status == highspy.kSolutionStatusFeasible or (
         status is SolveStatus.OPTIMAL and info.max_primal_infeasibility <= OPTIMAL_RESIDUAL_LIMIT)
-    message = highs.modelStatusToString(highs.getModelStatus())
+    message = highs.modelStatusToString(model_status)
     if status is SolveStatus.OPTIMAL and not has_point:
         status = SolveStatus.ERROR
         message = f"optimal, but its point violates a constraint by {info.max_primal_infeasibility:.2g}"
@@ -343,10 +386,14 @@ def _result(highs: highspy.Highs, status: SolveStatus, is_mip: bool, elapsed: fl
         solve_time=elapsed,
         is_mip=is_mip,
         message=message,
+        highs_status=_status_name(model_status),
     )
 
 
-def _error(result: SolveResult, what: str, time_limit: float | None) -> SolverError:
+def error_of(result: SolveResult, what: str, time_limit: float | None = None) -> SolverError:
+    """The typed error for a result that is not optimal: :class:`InfeasibleError`,
+    :class:`UnboundedError`, :class:`SolverTimeoutError` (carrying the incumbent) or
+    :class:`SolverError`, with ``what`` (the program's name) in the message."""
     if result.status is SolveStatus.INFEASIBLE:
         return InfeasibleError(f"{what} is infeasible: no policy satisfies its constraints", result)
     if result.status is SolveStatus.UNBOUNDED:
@@ -354,4 +401,4 @@ def _error(result: SolveResult, what: str, time_limit: float | None) -> SolverEr
     if result.status is SolveStatus.TIME_LIMIT:
         found = "no feasible point found" if result.x is None else f"incumbent objective {result.objective:.6g}, gap {result.mip_gap:.3g}"
         return SolverTimeoutError(f"{what} hit the time limit of {time_limit} s ({found})", result)
-    return SolverError(f"{what}: HiGHS stopped with status '{result.message}'", result)
+    return SolverError(f"{what}: HiGHS stopped with status '{result.message}' ({result.status.message})", result)

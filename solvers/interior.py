@@ -79,7 +79,8 @@ def analytic_center(hull: HullParametrisation, max_iterations: int = 100) -> tup
     basis = hull.basis
     x = hull.center[hull.support].copy()
     iteration = 0
-    for iteration in range(1, max_iterations + 1):
+    while iteration < max_iterations:
+        iteration += 1
         weighted = basis / x[:, None]
         step = _newton_step(weighted)
         decrement = float(np.sum((weighted @ step) ** 2))  # = -gradient . step

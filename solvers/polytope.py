@@ -6,15 +6,15 @@ O = {d in R^{S*A} : d >= 0, E d = b} with d flattened state-major (``d[s*A + a]`
 * average reward: row s is ``sum_a d(s,a) - sum_{s',a'} P(s',a',s) d(s',a') = 0``, plus a last row
   ``sum d = 1`` (one flow row is redundant; HiGHS's presolve drops it).
 
-``E`` is built once per MOMDP as scipy.sparse CSC from vectorised numpy and cached (weakly, so it
-goes when the MOMDP goes). The float64 reference maps here are exact linear-algebra solves; the
-fast batched JAX kernels live in ``jaxagg.kernels``.
+Everything here takes arrays (``P [S, A, S]``, ``mu [S]``, ``gamma`` or ``None`` for average
+reward, reward matrices ``[n, S*A]``), never a MOMDP: :mod:`jaxagg.polytope` is the MOMDP-level
+door that builds O once per instance and caches it. The float64 maps here are the exact
+reference (multichain average reward included); the fast batched JAX kernels live in
+``jaxagg.kernels``.
 """
 
 from __future__ import annotations
 
-import warnings
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,12 +22,7 @@ import scipy.linalg
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from jaxagg.errors import DegenerateAgentWarning, ShapeError, ValidationError
-from jaxagg.momdp import MOMDP
-from jaxagg.solvers.program import OccupancyProgram
-
-DEGENERATE_RTOL = 1e-9
-"""An agent whose ``max_O J - min_O J`` is at most this times ``max |R|`` is degenerate."""
+from jaxagg.errors import ShapeError, ValidationError
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,31 +55,21 @@ class OccupancyPolytope:
         return self.residual(occupancy) <= tol
 
 
-_POLYTOPES: "weakref.WeakKeyDictionary[MOMDP, OccupancyPolytope]" = weakref.WeakKeyDictionary()
-_BOUNDS: "weakref.WeakKeyDictionary[MOMDP, ReturnBounds]" = weakref.WeakKeyDictionary()
-
-
-def occupancy_polytope(momdp: MOMDP) -> OccupancyPolytope:
-    """The occupancy polytope of ``momdp`` (built once, then cached per instance)."""
-    cached = _POLYTOPES.get(momdp)
-    if cached is None:
-        cached = _POLYTOPES[momdp] = _build_polytope(momdp)
-    return cached
-
-
-def _build_polytope(momdp: MOMDP) -> OccupancyPolytope:
-    S, A = momdp.num_states, momdp.num_actions
+def build_polytope(P: np.ndarray, mu: np.ndarray, gamma: float | None) -> OccupancyPolytope:
+    """O of transitions ``P [S, A, S]`` and initial distribution ``mu [S]``, discounted by
+    ``gamma`` or (``gamma=None``) under the average-reward criterion; built vectorised."""
+    S, A, _ = P.shape
     outflow = sp.kron(sp.identity(S, format="csc"), np.ones((1, A)), format="csc")  # [S, S*A]
-    inflow = sp.csc_matrix(momdp.P.reshape(S * A, S).T)  # [S, S*A]: P(s', a', s) at (s, s'A+a')
-    if momdp.criterion == "discounted":
-        E = (outflow - momdp.gamma * inflow).tocsc()
-        b = (1.0 - momdp.gamma) * momdp.mu
+    inflow = sp.csc_matrix(P.reshape(S * A, S).T)  # [S, S*A]: P(s', a', s) at (s, s'A+a')
+    if gamma is not None:
+        E = (outflow - gamma * inflow).tocsc()
+        b = (1.0 - gamma) * np.asarray(mu, dtype=np.float64)
     else:
         E = sp.vstack([outflow - inflow, sp.csc_matrix(np.ones((1, S * A)))], format="csc")
         b = np.concatenate([np.zeros(S), [1.0]])
     E.eliminate_zeros()
     E.sort_indices()
-    return OccupancyPolytope(E=E, b=b, num_states=S, num_actions=A, criterion=momdp.criterion)
+    return OccupancyPolytope(E=E, b=b, num_states=S, num_actions=A, criterion="average" if gamma is None else "discounted")
 
 
 # ------------------------------------------------------------------ policy <-> occupancy
@@ -98,25 +83,20 @@ def policy_from_occupancy(occupancy: np.ndarray, num_states: int, num_actions: i
     return np.where(empty, 1.0 / num_actions, d / safe)
 
 
-def state_transition_matrix(momdp: MOMDP, policy: np.ndarray) -> np.ndarray:
-    """``P_pi[s, s'] = sum_a pi(a|s) P(s, a, s')``, ``[S, S]``."""
-    return np.einsum("sa,sat->st", _check_policy(momdp, policy), momdp.P)
+def occupancy_of_policy(P: np.ndarray, mu: np.ndarray, gamma: float | None, policy: np.ndarray) -> np.ndarray:
+    """The exact (float64) occupancy ``[S*A]`` of a stationary policy ``[S, A]`` (SPEC §1),
+    the reference every kernel is checked against.
 
-
-def occupancy_of_policy(momdp: MOMDP, policy: np.ndarray) -> np.ndarray:
-    """The exact (float64) occupancy ``[S*A]`` of a stationary policy ``[S, A]`` (SPEC §1).
-
-    Discounted: ``rho = (1-gamma) (I - gamma P_pi^T)^{-1} mu``. Average reward: ``rho`` is the
-    Cesàro limit of the state distribution started from ``mu`` (exact for multichain ``P_pi``
-    too: see :func:`limiting_distribution`). Then ``d(s,a) = rho(s) pi(a|s)``.
+    Discounted: ``rho = (1-gamma) (I - gamma P_pi^T)^{-1} mu``. Average reward (``gamma=None``):
+    ``rho`` is the Cesàro limit of the state distribution started from ``mu`` (exact for
+    multichain ``P_pi`` too: see :func:`limiting_distribution`). Then ``d(s,a) = rho(s) pi(a|s)``.
     """
-    pi = _check_policy(momdp, policy)
-    P_pi = state_transition_matrix(momdp, pi)
-    if momdp.criterion == "discounted":
-        S = momdp.num_states
-        rho = (1.0 - momdp.gamma) * np.linalg.solve(np.eye(S) - momdp.gamma * P_pi.T, momdp.mu)
+    pi = check_policy(policy, P.shape[0], P.shape[1])
+    P_pi = np.einsum("sa,sat->st", pi, P)
+    if gamma is not None:
+        rho = (1.0 - gamma) * np.linalg.solve(np.eye(P.shape[0]) - gamma * P_pi.T, mu)
     else:
-        rho = limiting_distribution(P_pi, momdp.mu)
+        rho = limiting_distribution(P_pi, mu)
     return (rho[:, None] * pi).reshape(-1)
 
 
@@ -161,10 +141,10 @@ def closed_classes(support: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return label, np.flatnonzero(~leaves)
 
 
-def is_unichain_for_full_support(momdp: MOMDP) -> bool:
-    """Whether every full-support policy's chain has a single recurrent class: the graph with
-    an edge s -> s' when some action can move s to s' has one closed class."""
-    _, closed = closed_classes(momdp.P.max(axis=1) > 0)
+def is_unichain_for_full_support(P: np.ndarray) -> bool:
+    """Whether every full-support policy's chain on ``P [S, A, S]`` has a single recurrent
+    class: the graph with an edge s -> s' when some action can move s to s' has one closed class."""
+    _, closed = closed_classes(P.max(axis=1) > 0)
     return closed.size == 1
 
 
@@ -177,76 +157,6 @@ def _stationary(P_class: np.ndarray) -> np.ndarray:
     return np.clip(pi, 0.0, None) / np.clip(pi, 0.0, None).sum()
 
 
-# ------------------------------------------------------------------ return ranges
-@dataclass(frozen=True, eq=False)
-class ReturnBounds:
-    """Every agent's return range over O, with the occupancies that attain it.
-
-    Attributes:
-        lower, upper: ``[n]`` ``min_O J_i`` and ``max_O J_i``.
-        argmin, argmax: ``[n, S*A]`` occupancies attaining them.
-        degenerate: ``[n]`` agents whose return is (numerically) constant over O.
-    """
-
-    lower: np.ndarray
-    upper: np.ndarray
-    argmin: np.ndarray
-    argmax: np.ndarray
-    degenerate: np.ndarray
-
-    @property
-    def span(self) -> np.ndarray:
-        """``upper - lower``, with 1 for degenerate agents so that divisions are safe."""
-        return np.where(self.degenerate, 1.0, self.upper - self.lower)
-
-    def normalize(self, returns: np.ndarray) -> np.ndarray:
-        """``u_i = (J_i - min J_i) / (max J_i - min J_i)``; 1 for degenerate agents. ``[..., n]``."""
-        u = (np.asarray(returns, dtype=np.float64) - self.lower) / self.span
-        return np.where(self.degenerate, 1.0, u)
-
-
-def return_bounds(momdp: MOMDP) -> ReturnBounds:
-    """``min_O J_i`` and ``max_O J_i`` for every agent: 2n LPs, cached per instance.
-
-    Warns with :class:`DegenerateAgentWarning` for agents whose range is empty (up to
-    ``DEGENERATE_RTOL``); their normalised return is defined as 1.
-    """
-    cached = _BOUNDS.get(momdp)
-    if cached is not None:
-        return cached
-    polytope = occupancy_polytope(momdp)
-    # Independent solves: warm-starting the next objective from the previous basis was measured
-    # slower on attention (5, 3) (dual simplex from a dual-infeasible basis) and can fail in
-    # HiGHS's ratio test.
-    extremes = {
-        sense: np.stack([
-            solve_linear(polytope, momdp.reward_matrix[i], sense=sense, what=f"{sense}imum return LP of agent {i}")
-            for i in range(momdp.num_agents)
-        ])
-        for sense in ("min", "max")
-    }
-    lower = np.einsum("ij,ij->i", momdp.reward_matrix, extremes["min"])
-    upper = np.einsum("ij,ij->i", momdp.reward_matrix, extremes["max"])
-    scale = np.abs(momdp.reward_matrix).max(axis=1)
-    degenerate = upper - lower <= DEGENERATE_RTOL * scale
-    if degenerate.any():
-        warnings.warn(
-            f"agent(s) {np.flatnonzero(degenerate).tolist()} get the same return from every policy; "
-            "their normalised return is set to 1",
-            DegenerateAgentWarning,
-            stacklevel=2,
-        )
-    bounds = ReturnBounds(lower=lower, upper=upper, argmin=extremes["min"], argmax=extremes["max"], degenerate=degenerate)
-    _BOUNDS[momdp] = bounds
-    return bounds
-
-
-def solve_linear(polytope: OccupancyPolytope, cost: np.ndarray, sense: str = "max", what: str = "LP") -> np.ndarray:
-    """An optimal vertex ``[S*A]`` of ``sense <cost, d>`` over O (raises typed errors on failure)."""
-    program = OccupancyProgram(polytope)
-    return program.occupancy(program.solve(cost, sense=sense, what=what))
-
-
 # ------------------------------------------------------------------ helpers
 def _flat(occupancy: np.ndarray, dim: int) -> np.ndarray:
     d = np.asarray(occupancy, dtype=np.float64).reshape(-1)
@@ -255,10 +165,14 @@ def _flat(occupancy: np.ndarray, dim: int) -> np.ndarray:
     return d
 
 
-def _check_policy(momdp: MOMDP, policy: np.ndarray) -> np.ndarray:
-    pi = np.asarray(policy, dtype=np.float64)
-    if pi.shape != (momdp.num_states, momdp.num_actions):
-        raise ShapeError(f"policy: expected shape [{momdp.num_states}, {momdp.num_actions}], got {pi.shape}")
+def check_policy(policy: np.ndarray, num_states: int, num_actions: int) -> np.ndarray:
+    """``policy`` as float64 ``[S, A]`` rows on the probability simplex (clipped at 0)."""
+    try:
+        pi = np.asarray(policy, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValidationError(f"policy: expected a numeric array [{num_states}, {num_actions}], got {type(policy).__name__}") from None
+    if pi.shape != (num_states, num_actions):
+        raise ShapeError(f"policy: expected shape [{num_states}, {num_actions}], got {pi.shape}")
     if not np.isfinite(pi).all() or (pi < -1e-9).any() or np.abs(pi.sum(axis=1) - 1.0).max() > 1e-6:
         raise ValidationError("policy: expected rows on the probability simplex (entries >= 0 summing to 1)")
     return np.clip(pi, 0.0, None)

@@ -1,4 +1,6 @@
-"""Linear and mixed-integer programs over the occupancy polytope, assembled in bulk.
+"""Linear and mixed-integer programs over the occupancy polytope, assembled in bulk, and the
+programs every caller needs: one linear objective over O (:func:`solve_linear`) and every agent's
+return range (:func:`return_bounds`).
 
 Every rule is "O plus a few variables and rows": a level ``t`` with ``J_i(d) >= t``, binaries
 ``y_i`` with big-M rows, tangent cuts. :class:`OccupancyProgram` holds O's rows once and lets a
@@ -9,17 +11,16 @@ calls the single HiGHS entry point. Columns are ``[d (S*A) | extra variables in 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
-from jaxagg.solvers.highs import INF, HighsModel, SolveResult
 
 from jaxagg.errors import ShapeError
+from jaxagg.solvers.highs import INF, HighsModel, SolveResult
+from jaxagg.solvers.polytope import OccupancyPolytope
 
-if TYPE_CHECKING:  # polytope.py builds its LPs with this module
-    from jaxagg.solvers.polytope import OccupancyPolytope
-
+DEGENERATE_RTOL = 1e-9
+"""An agent whose ``max_O J - min_O J`` is at most this times ``max |R|`` is degenerate."""
 IPM_MIN_DIM = 5000
 """From this many occupancy coordinates on, one-shot LPs default to interior point + crossover."""
 
@@ -44,7 +45,8 @@ class OccupancyProgram:
     def num_rows(self) -> int:
         return self.polytope.E.shape[0] + sum(r.shape[0] for r in self._rows)
 
-    def add_variables(self, count: int, lower: float | np.ndarray = -INF, upper: float | np.ndarray = INF, integer: bool = False) -> np.ndarray:
+    def add_variables(self, count: int, lower: float | np.ndarray = -INF, upper: float | np.ndarray = INF,
+                      integer: bool = False) -> np.ndarray:
         """Append ``count`` variables; returns their column indices ``[count]``."""
         first = self.num_cols
         self._col_lower.append(np.broadcast_to(np.asarray(lower, dtype=np.float64), (count,)).copy())
@@ -52,7 +54,8 @@ class OccupancyProgram:
         self._integer.append(np.full(count, bool(integer)))
         return np.arange(first, first + count)
 
-    def add_rows(self, coefficients: sp.spmatrix | np.ndarray, lower: float | np.ndarray = -INF, upper: float | np.ndarray = INF) -> np.ndarray:
+    def add_rows(self, coefficients: sp.spmatrix | np.ndarray, lower: float | np.ndarray = -INF,
+                 upper: float | np.ndarray = INF) -> np.ndarray:
         """Append rows ``lower <= coefficients @ x <= upper``; ``coefficients`` is ``[k, c]`` with
         ``c <= num_cols`` (missing trailing columns are zero). Returns the row indices ``[k]``."""
         block = sp.csr_matrix(coefficients, dtype=np.float64)
@@ -140,3 +143,56 @@ def _pad_columns(block: sp.csr_matrix, num_cols: int) -> sp.csr_matrix:
     if block.shape[1] == num_cols:
         return block
     return sp.csr_matrix((block.data, block.indices, block.indptr), shape=(block.shape[0], num_cols))
+
+
+@dataclass(frozen=True, eq=False)
+class ReturnBounds:
+    """Every agent's return range over O, with the occupancies that attain it.
+
+    Attributes:
+        lower, upper: ``[n]`` ``min_O J_i`` and ``max_O J_i``.
+        argmin, argmax: ``[n, S*A]`` occupancies attaining them.
+        degenerate: ``[n]`` agents whose return is (numerically) constant over O.
+    """
+
+    lower: np.ndarray
+    upper: np.ndarray
+    argmin: np.ndarray
+    argmax: np.ndarray
+    degenerate: np.ndarray
+
+    @property
+    def span(self) -> np.ndarray:
+        """``upper - lower``, with 1 for degenerate agents so that divisions are safe."""
+        return np.where(self.degenerate, 1.0, self.upper - self.lower)
+
+    def normalize(self, returns: np.ndarray) -> np.ndarray:
+        """``u_i = (J_i - min J_i) / (max J_i - min J_i)``; 1 for degenerate agents. ``[..., n]``."""
+        u = (np.asarray(returns, dtype=np.float64) - self.lower) / self.span
+        return np.where(self.degenerate, 1.0, u)
+
+
+def return_bounds(polytope: OccupancyPolytope, reward_matrix: np.ndarray, degenerate_rtol: float = DEGENERATE_RTOL) -> ReturnBounds:
+    """``min_O J_i`` and ``max_O J_i`` of every agent (rows of ``reward_matrix [n, S*A]``): 2n
+    independent LPs. Agents whose range is at most ``degenerate_rtol * max |R_i|`` are marked
+    degenerate (their normalised return is 1)."""
+    # Independent solves: warm-starting the next objective from the previous basis was measured
+    # slower on attention (5, 3) (dual simplex from a dual-infeasible basis) and can fail in
+    # HiGHS's ratio test.
+    extremes = {
+        sense: np.stack([
+            solve_linear(polytope, reward_matrix[i], sense=sense, what=f"{sense}imum return LP of agent {i}")
+            for i in range(reward_matrix.shape[0])
+        ])
+        for sense in ("min", "max")
+    }
+    lower = np.einsum("ij,ij->i", reward_matrix, extremes["min"])
+    upper = np.einsum("ij,ij->i", reward_matrix, extremes["max"])
+    degenerate = upper - lower <= degenerate_rtol * np.abs(reward_matrix).max(axis=1)
+    return ReturnBounds(lower=lower, upper=upper, argmin=extremes["min"], argmax=extremes["max"], degenerate=degenerate)
+
+
+def solve_linear(polytope: OccupancyPolytope, cost: np.ndarray, sense: str = "max", what: str = "LP") -> np.ndarray:
+    """An optimal vertex ``[S*A]`` of ``sense <cost, d>`` over O (raises typed errors on failure)."""
+    program = OccupancyProgram(polytope)
+    return program.occupancy(program.solve(cost, sense=sense, what=what))

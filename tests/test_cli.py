@@ -126,6 +126,6 @@ def test_run_refuses_a_sample_of_another_instance(tmp_path, capsys):
 def test_run_samples_by_default_and_runs_every_rule(capsys):
     assert main(["run", "--quiet", "--factories", "2", "--num-samples", "500"]) == 0
     text = capsys.readouterr().out
-    for name in ("utilitarian", "nash", "max-quantile", "borda", "approval(0.9)", "approval(0.8)", "veto", "q-level"):
+    for name in ("utilitarian", "nash", "max-quantile", "borda", "approval", "approval-0.8", "veto", "q-level"):
         assert name in text
     assert "failed" not in text

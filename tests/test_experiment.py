@@ -41,7 +41,7 @@ def test_cli_reproduce(tmp_path, capsys):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValidationError, match="experiment: expected 'base' or 'subsets'"):
+    with pytest.raises(ValidationError, match="experiment: expected one of 'base', 'subsets'"):
         reproduce("other")
     with pytest.raises(ValidationError, match="instances: expected an integer >= 1"):
         reproduce("base", instances=0)

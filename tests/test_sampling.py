@@ -52,11 +52,11 @@ def test_other_seeds_differ(attention, reference):
 
 def test_occupancies_are_recomputed_exactly_and_lie_in_O(attention, reference):
     indices = [0, 150, 299]
-    d = ja.occupancies(attention, indices, seed=7)
+    d = ja.sample_occupancies(attention, indices, seed=7)
     polytope = ja.occupancy_polytope(attention)
     assert all(polytope.residual(x) <= 1e-5 for x in d)
     np.testing.assert_allclose(attention.returns(d), reference.returns[indices], rtol=1e-5, atol=1e-4)
-    d64 = ja.occupancies(attention, indices, seed=7, precision="float64")
+    d64 = ja.sample_occupancies(attention, indices, seed=7, precision="float64")
     assert all(polytope.residual(x) <= 1e-10 for x in d64)
 
 
@@ -69,7 +69,7 @@ def test_float64_agrees_with_float32(attention, reference):
 def test_discounted_policy_measure():
     m = ja.envs.garnet(10, 3, 2, agents=2, seed=0, criterion="discounted", gamma=0.9)
     s = ja.sample(m, 200, seed=0)
-    d = ja.occupancies(m, np.arange(5))
+    d = ja.sample_occupancies(m, np.arange(5))
     assert all(ja.occupancy_polytope(m).residual(x) <= 1e-5 for x in d)
     np.testing.assert_allclose(m.returns(d), s.returns[:5], rtol=1e-5, atol=1e-5)
 
@@ -81,7 +81,7 @@ def test_hull_measure_is_a_dirichlet_mixture_of_optimal_occupancies(attention):
     # E[lambda] = 1/n, so the mean return is the mean of the vertices' returns
     np.testing.assert_allclose(s.returns.mean(axis=0), vertex_returns.mean(axis=0), rtol=0.02)
     assert (s.returns <= bounds.upper + 1e-4).all()
-    d = ja.occupancies(attention, [3], measure="hull", seed=0)
+    d = ja.sample_occupancies(attention, [3], measure="hull", seed=0)
     assert ja.occupancy_polytope(attention).residual(d[0]) <= 1e-5
 
 
@@ -94,11 +94,11 @@ def test_progress_callback_counts_every_sample(attention):
 @pytest.mark.parametrize(
     "kwargs, pattern",
     [
-        ({"measure": "lebesgue"}, r"measure: expected one of \('policy', 'hull', 'uniform'\), got 'lebesgue'"),
+        ({"measure": "lebesgue"}, r"measure: expected one of 'policy', 'hull', 'uniform', got 'lebesgue'"),
         ({"num_samples": 0}, "num_samples: expected an integer >= 1, got 0"),
         ({"seed": -1}, r"seed: expected an integer in \[0, 2\*\*32\), got -1"),
         ({"chunk_size": 0}, "chunk_size: expected an integer >= 1"),
-        ({"precision": "float16"}, "precision: expected 'float32' or 'float64'"),
+        ({"precision": "float16"}, "precision: expected one of 'float32', 'float64'"),
     ],
 )
 def test_bad_arguments(attention, kwargs, pattern):

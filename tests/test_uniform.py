@@ -91,7 +91,7 @@ def test_uniform_samples_cannot_be_resumed_or_indexed():
     with pytest.raises(ja.errors.ValidationError, match="come from Markov chains, not from indexed draws"):
         ja.extend(m, sample, 10)
     with pytest.raises(ja.errors.ValidationError, match="'uniform' points come from Markov chains"):
-        ja.occupancies(m, [0], measure="uniform")
+        ja.sample_occupancies(m, [0], measure="uniform")
 
 
 def test_analytic_center_of_a_simplex_and_of_a_badly_scaled_polytope():

@@ -11,23 +11,26 @@ and a completion LP picks the policy (normalised utilitarian by default).
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 
 import numpy as np
 
-from jaxagg.errors import InfeasibleError, SolverTimeoutError, ValidationError
-from jaxagg.measures import ReturnSample
+from jaxagg.cdf_fit import fit_cdfs
+from jaxagg.errors import InfeasibleError, SolverTimeoutError
 from jaxagg.momdp import MOMDP
-from jaxagg.rules.outcome import Outcome, SolverStats, make_outcome
-from jaxagg.rules.quantile import check_sample
+from jaxagg.polytope import occupancy_polytope, return_bounds
+from jaxagg.rules.base import floored_program, lift_thresholds, maximize_separable_concave
+from jaxagg.rules.completion import check_completion, complete_above
+from jaxagg.rules.outcome import Outcome, make_outcome, relabelled
 from jaxagg.rules.registry import register
-from jaxagg.rules.welfare import complete_above, floored_program, lift_thresholds, maximize_separable_concave
+from jaxagg.rules.starts import mip_start
+from jaxagg.samples import ReturnSample
 from jaxagg.solvers.highs import INF
-from jaxagg.solvers.polytope import occupancy_polytope, return_bounds
 from jaxagg.solvers.program import OccupancyProgram
-from jaxagg.validation import integer_at_least
+from jaxagg.validation import choice, integer_at_least, optional_positive_number
 
 DEFAULT_LEVELS = 20
+MAX_BINARIES = 100_000
+"""At most this many binaries ``n * K`` (each adds a row of S*A coefficients to the MILP)."""
 DEFAULT_TIME_LIMIT = 60.0
 
 
@@ -67,14 +70,13 @@ def borda(
 
     ``info``: ``borda_score`` (exact, empirical), ``milp_score``, ``bound`` (n/K), ``levels_reached``.
     """
-    check_sample(momdp, sample)
+    choice("method", method, ("milp", "concave"))
+    check_completion(completion)
     if method == "concave":
         return _concave_borda(momdp, sample)
-    if method != "milp":
-        raise ValidationError(f"method: expected 'milp' or 'concave', got {method!r}")
-    K = integer_at_least("levels", levels, 1)
-    if on_timeout not in ("incumbent", "raise"):
-        raise ValidationError(f"on_timeout: expected 'incumbent' or 'raise', got {on_timeout!r}")
+    K = integer_at_least("levels", levels, 1, maximum=MAX_BINARIES // momdp.num_agents)
+    choice("on_timeout", on_timeout, ("incumbent", "raise"))
+    time_limit = optional_positive_number("time_limit", time_limit)
     n = momdp.num_agents
     grid = np.arange(1, K + 1) / K
     thresholds = np.asarray(sample.quantile(grid), dtype=np.float64).T  # [n, K]
@@ -96,18 +98,11 @@ def borda(
                          lower=0.0, upper=INF)
     cost = np.zeros(program.num_cols)
     cost[z.reshape(-1)] = 1.0 / K
+    # z_ik = 1 iff J_i >= target_ik: monotone in k, since the targets ascend.
+    start_x, start_info = (None, None) if start is None else mip_start(program, momdp, sample, start, "borda", z, target,
+                                                                      weight=1.0 / K)
     # Scores are multiples of 1/K and at most n, so a relative gap below 1/(K n) already proves
     # optimality: no need to close it to zero.
-    start_x, start_info = None, None
-    if start is not None:
-        from jaxagg.rules.tune import start_occupancy
-
-        d0, start_info = start_occupancy(momdp, sample, start, "borda")
-        start_x = np.zeros(program.num_cols)
-        start_x[: program.polytope.dim] = d0
-        start_x[z.reshape(-1)] = (momdp.returns(d0)[:, None] >= target).reshape(-1)  # monotone in k (target ascends)
-        start_info.update(milp_score=float(start_x[z].sum() / K), feasible=program.violation(start_x) <= 1e-9)
-        start_x = start_x if start_info["feasible"] else None
     try:
         result = program.solve(cost, sense="max", mip_gap=0.99 / (K * n), time_limit=time_limit, what=f"epsilon-Borda MILP (K={K})",
                                start=start_x)
@@ -120,17 +115,16 @@ def borda(
     reached = np.round(result.x[z]).sum(axis=1).astype(int)  # [n] levels kept per agent
     floors = np.where(reached > 0, thresholds[np.arange(n), np.maximum(reached - 1, 0)], -INF)
     outcome = complete_above(momdp, floors, completion)
-    outcome.stats.record(result)
     info = {"method": method, "levels": K, "milp_score": float(result.objective), "bound": n / K,
             "optimal": result.ok, "mip_gap": float(result.mip_gap),
             "levels_reached": reached.tolist(), "borda_score": borda_score(outcome.returns, sample), "completion": completion,
             "milp_seconds": float(result.solve_time), **({"start": start_info} if start_info is not None else {})}
-    return replace(outcome, rule="borda", info=info)
+    return relabelled(outcome, info, before=[result])
 
 
-register("borda", borda, family="borda", needs_sample=True,
+register("borda", borda, family="borda", needs_sample=True, exact=False, invariant=True,
          description="maximise the sum of the agents' quantile ranks (epsilon-Borda MILP, within n/K)")
-register("borda-refine", borda, family="borda", needs_sample=True, start="tune",
+register("borda-refine", borda, family="borda", needs_sample=True, exact=False, invariant=True, start="tune",
          description="borda, with the tuner's policy (ja.tune, Borda objective) as the MILP start")
 
 
@@ -140,31 +134,32 @@ CONCAVE_GAP_TOL = 1e-7
 
 def _concave_borda(momdp: MOMDP, sample: ReturnSample) -> Outcome:
     """Borda on fitted CDFs (the reference implementation's method); see :func:`borda`."""
-    fits = sample.fit_cdfs()
+    fits = fit_cdfs(sample)
     modes = np.array([f.mode() for f in fits])
     upper = return_bounds(momdp).upper
     if (modes >= upper).any():
-        raise ValidationError("method: 'concave' needs every agent's fitted mode below its best return; use method='milp'")
+        raise InfeasibleError("borda-concave: some agent's fitted mode is at or above its best return, so the concave "
+                              "region of the fitted CDFs contains no policy; use method='milp'")
     program = floored_program(momdp, modes)
-    stats = SolverStats()
 
     def per_agent(function):
         return lambda points: np.stack([function(fit, row) for fit, row in zip(fits, points)])
 
     tangents = modes[:, None] + (upper - modes)[:, None] * np.linspace(0.0, 1.0, 9)[None, :]
     try:
-        occupancy, value, gap, iterations = maximize_separable_concave(
+        occupancy, value, gap, solves = maximize_separable_concave(
             program, momdp.reward_matrix, np.zeros(momdp.num_agents), per_agent(lambda f, x: f(x)),
-            per_agent(lambda f, x: f.derivative(x)), tangents, stats, tol=CONCAVE_GAP_TOL, max_iterations=500,
+            per_agent(lambda f, x: f.derivative(x)), tangents, tol=CONCAVE_GAP_TOL, max_iterations=500,
             what="concave Borda LP")
-    except InfeasibleError:
-        raise ValidationError(
-            "method: the concave region of the fitted CDFs (every agent at or above its fitted mode) "
-            "contains no policy; use method='milp'"
-        ) from None
-    outcome = make_outcome(momdp, "borda-concave", occupancy, stats, method="concave", fitted_score=value, gap=gap,
-                           iterations=iterations, modes=modes.tolist(),
+    except InfeasibleError as exc:
+        raise InfeasibleError(
+            "borda-concave: the concave region of the fitted CDFs (every agent at or above its fitted mode) "
+            "contains no policy; use method='milp'", exc.result) from None
+    outcome = make_outcome(momdp, "borda-concave", occupancy, solves, method="concave", fitted_score=value, gap=gap,
+                           iterations=len(solves), modes=modes.tolist(),
                            fit_errors=[f.max_error for f in fits], borda_score=borda_score(momdp.returns(occupancy), sample))
     return outcome
-register("borda-concave", borda, family="borda", needs_sample=True, method="concave",
+
+
+register("borda-concave", borda, family="borda", needs_sample=True, exact=False, invariant=True, method="concave",
          description="Borda on fitted generalised-logistic CDFs, above every agent's mode (the reference's LP)")

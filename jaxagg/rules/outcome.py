@@ -1,38 +1,35 @@
-"""The result every rule returns."""
+"""The result every rule returns: immutable, and it says what it is (the registry name, the
+options the rule ran with, every solve it made)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from jaxagg.momdp import MOMDP
+from jaxagg.polytope import policy_from_occupancy, return_bounds
 from jaxagg.solvers.highs import SolveResult
-from jaxagg.solvers.polytope import policy_from_occupancy, return_bounds
 
 
-@dataclass
+@dataclass(frozen=True)
 class SolverStats:
-    """What the solves of one rule cost: count, HiGHS time, wall time, worst MIP gap."""
+    """What the solves of one rule cost: count, HiGHS time, wall time of the whole rule (set by
+    the registry), worst MIP gap. Immutable: build it with :meth:`of`."""
 
     solves: int = 0
     solve_time: float = 0.0
     wall_time: float = 0.0
     mip_gap: float = 0.0
 
-    def record(self, result: SolveResult) -> SolveResult:
-        self.solves += 1
-        self.solve_time += result.solve_time
-        self.mip_gap = max(self.mip_gap, result.mip_gap)
-        return result
-
-    def add(self, other: "SolverStats") -> "SolverStats":
-        """Count ``other``'s solves (a sub-rule's) in these; returns self."""
-        self.solves += other.solves
-        self.solve_time += other.solve_time
-        self.mip_gap = max(self.mip_gap, other.mip_gap)
-        return self
+    @classmethod
+    def of(cls, results: Iterable[SolveResult], wall_time: float = 0.0) -> SolverStats:
+        """The statistics of a sequence of solves."""
+        results = list(results)
+        return cls(solves=len(results), solve_time=float(sum(r.solve_time for r in results)), wall_time=float(wall_time),
+                   mip_gap=float(max((r.mip_gap for r in results), default=0.0)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,13 +37,16 @@ class Outcome:
     """One collective policy chosen by one rule.
 
     Attributes:
-        rule: the registry name of the rule.
+        rule: the registry name of the rule (``"approval-refine"``, not the function's name).
         occupancy: ``[S*A]`` state-action occupancy in O.
         policy: ``[S, A]`` stationary policy read from the occupancy.
         returns: ``[n]`` raw returns ``J_i``.
         normalized: ``[n]`` normalised returns ``u_i`` in [0, 1].
         info: rule-specific results (levels, thresholds, ...), JSON-serialisable.
-        stats: solver statistics.
+        params: the options the rule ran with (the registry entry's defaults and the caller's),
+            JSON-serialisable (an Outcome or array passed as an option is described, not copied).
+        solves: every HiGHS solve the rule made, in order (:class:`~jaxagg.solvers.highs.SolveResult`).
+        stats: totals over ``solves`` and the rule's wall time.
     """
 
     rule: str
@@ -55,26 +55,32 @@ class Outcome:
     returns: np.ndarray
     normalized: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    solves: tuple[SolveResult, ...] = ()
     stats: SolverStats = field(default_factory=SolverStats)
 
     def to_dict(self, include_policy: bool = False) -> dict[str, Any]:
-        """JSON-serialisable summary (the policy ``[S, A]`` only when asked)."""
+        """JSON-serialisable summary (the policy ``[S, A]`` only when asked; no solve points)."""
         data = {
             "rule": self.rule,
+            "params": self.params,
             "returns": self.returns.tolist(),
             "normalized": self.normalized.tolist(),
             "info": self.info,
-            "stats": vars(self.stats).copy(),
+            "stats": asdict(self.stats),
         }
         if include_policy:
             data["policy"] = self.policy.tolist()
         return data
 
 
-def make_outcome(momdp: MOMDP, rule: str, occupancy: np.ndarray, stats: SolverStats, **info: Any) -> Outcome:
-    """Assemble an :class:`Outcome` from an occupancy: policy, raw and normalised returns."""
+def make_outcome(momdp: MOMDP, rule: str, occupancy: np.ndarray, solves: Iterable[SolveResult] = (), **info: Any) -> Outcome:
+    """Assemble an :class:`Outcome` from an occupancy ``[S*A]``: policy, raw and normalised
+    returns, and the statistics of ``solves``. ``rule`` names what made it; the registry's door
+    replaces it with the registry name and adds the options as ``params``."""
     d = np.clip(np.asarray(occupancy, dtype=np.float64), 0.0, None)
     returns = momdp.returns(d)
+    solves = tuple(solves)
     return Outcome(
         rule=rule,
         occupancy=d,
@@ -82,5 +88,13 @@ def make_outcome(momdp: MOMDP, rule: str, occupancy: np.ndarray, stats: SolverSt
         returns=returns,
         normalized=np.clip(return_bounds(momdp).normalize(returns), 0.0, 1.0),
         info=info,
-        stats=stats,
+        solves=solves,
+        stats=SolverStats.of(solves),
     )
+
+
+def relabelled(outcome: Outcome, info: dict[str, Any], before: Iterable[SolveResult] = ()) -> Outcome:
+    """A completion's outcome as the result of the rule that asked for it: ``info`` replaces
+    the completion's, and the rule's own solves ``before`` come first in ``solves``."""
+    solves = (*before, *outcome.solves)
+    return replace(outcome, info=info, solves=solves, stats=SolverStats.of(solves))

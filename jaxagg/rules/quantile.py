@@ -14,18 +14,17 @@ q*-fair ones by an explicit completion objective.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
-from jaxagg.errors import ValidationError
-from jaxagg.measures import ReturnSample
+from jaxagg.errors import InfeasibleError
 from jaxagg.momdp import MOMDP
-from jaxagg.rules.outcome import Outcome, SolverStats
+from jaxagg.rules.base import floored_program
+from jaxagg.rules.completion import check_completion, complete_above
+from jaxagg.rules.outcome import Outcome, relabelled
 from jaxagg.rules.registry import register
-from jaxagg.rules.welfare import complete_above, floored_program
+from jaxagg.samples import ReturnSample
 from jaxagg.solvers.highs import INF
-from jaxagg.solvers.polytope import return_bounds
+from jaxagg.validation import probability
 
 
 def level_thresholds(sample: ReturnSample, k: int) -> np.ndarray:
@@ -50,17 +49,19 @@ def max_quantile(momdp: MOMDP, sample: ReturnSample, *, completion: str = "utili
 
     ``info``: ``q_star``, ``index`` (k*), ``thresholds`` ``[n]``, ``dkw_band``, ``bisection_lps``.
     """
-    check_sample(momdp, sample)
+    check_completion(completion)
+    delta = probability("delta", delta)
     N = sample.num_samples
     program = floored_program(momdp, np.full(momdp.num_agents, -INF))
     model = program.build(np.zeros(program.num_cols), sense="max", what="max-quantile feasibility LP")
     floor_rows = np.arange(program.polytope.E.shape[0], program.num_rows)
+    bisection = []
 
     def feasible(k: int) -> bool:
         model.set_row_bounds(floor_rows, level_thresholds(sample, k), INF)
-        return bisection.record(model.solve(raise_on_failure=False)).ok
+        bisection.append(model.solve(raise_on_failure=False))
+        return bisection[-1].ok
 
-    bisection = SolverStats()
     low, high = -1, N + 1  # low: feasible (no floor); high: infeasible sentinel
     while high - low > 1:
         middle = (low + high) // 2
@@ -69,33 +70,15 @@ def max_quantile(momdp: MOMDP, sample: ReturnSample, *, completion: str = "utili
         else:
             high = middle
     if low < 0:
-        raise ValidationError(
-            "sample: no policy reaches even the smallest sampled return of every agent; "
-            "the sample does not belong to this instance"
-        )
+        raise InfeasibleError(
+            "max-quantile: no policy reaches even the smallest sampled return of every agent, so the sample's "
+            "returns lie outside O (a float32 sample rounded past an exact bound?)", bisection[-1])
     thresholds = level_thresholds(sample, low)
     outcome = complete_above(momdp, thresholds, completion)
     info = dict(q_star=level_of_index(low, N), index=int(low), thresholds=thresholds.tolist(), completion=completion,
-                dkw_band=sample.dkw_band(delta), bisection_lps=bisection.solves, measure=sample.measure, num_samples=N)
-    return replace(outcome, rule="max-quantile", info=info, stats=outcome.stats.add(bisection))
+                dkw_band=sample.dkw_band(delta), bisection_lps=len(bisection), measure=sample.measure, num_samples=N)
+    return relabelled(outcome, info, before=bisection)
 
 
-def check_sample(momdp: MOMDP, sample: ReturnSample) -> None:
-    if not isinstance(sample, ReturnSample):
-        raise ValidationError(f"sample: expected a jaxagg.ReturnSample (ja.sample), got {type(sample).__name__}")
-    if sample.num_agents != momdp.num_agents:
-        raise ValidationError(f"sample: expected returns of {momdp.num_agents} agents, got {sample.num_agents}")
-
-
-def check_sample_matches(sample: ReturnSample, momdp: MOMDP, what: str) -> ReturnSample:
-    """Refuse a sample drawn for another instance (other agents or other return bounds)."""
-    bounds = return_bounds(momdp)
-    if sample.num_agents != momdp.num_agents or (
-        sample.max_returns is not None and not np.allclose(sample.max_returns, bounds.upper, rtol=1e-9, atol=1e-12)
-    ):
-        raise ValidationError(f"{what}: was drawn for a different instance than {momdp!r} (agents or return bounds differ)")
-    return sample
-
-
-register("max-quantile", max_quantile, family="quantile", needs_sample=True,
+register("max-quantile", max_quantile, family="quantile", needs_sample=True, invariant=True,
          description="highest level q such that some policy is in every agent's top 1-q, exact at 1/N (LP bisection)")

@@ -11,17 +11,16 @@ empty; the rule returns the completion optimum there. With a Pareto-optimal comp
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from jaxagg.errors import ValidationError
-from jaxagg.measures import ReturnSample
 from jaxagg.momdp import MOMDP
-from jaxagg.rules.outcome import Outcome
-from jaxagg.rules.quantile import check_sample
+from jaxagg.rules.completion import check_completion, complete_above
+from jaxagg.rules.outcome import Outcome, relabelled
 from jaxagg.rules.registry import register
-from jaxagg.rules.welfare import complete_above
+from jaxagg.samples import ReturnSample
+from jaxagg.validation import probability
+from jaxagg.validation import seed as check_seed
 
 
 def sequential_veto(returns: np.ndarray, epsilon: float, order: np.ndarray) -> np.ndarray:
@@ -60,24 +59,23 @@ def veto(
 
     ``info``: ``thresholds`` ``[n]``, ``order``, ``epsilon``.
     """
-    check_sample(momdp, sample)
-    if not isinstance(epsilon, (int, float)) or isinstance(epsilon, bool) or not 0.0 < epsilon < 1.0:
-        raise ValidationError(f"epsilon: expected a number in (0, 1), got {epsilon!r}")
+    epsilon = probability("epsilon", epsilon)
+    check_completion(completion)
     n = momdp.num_agents
     if isinstance(order, str):
         if order not in ("fixed", "seeded"):
             raise ValidationError(f"order: expected 'fixed', 'seeded' or a permutation of the agents, got {order!r}")
-        permutation = np.arange(n) if order == "fixed" else np.random.default_rng(seed).permutation(n)
+        permutation = np.arange(n) if order == "fixed" else np.random.default_rng(check_seed("seed", seed)).permutation(n)
     else:
         permutation = np.asarray(order)
-        if sorted(permutation.tolist()) != list(range(n)):
+        if permutation.ndim != 1 or permutation.dtype.kind not in "iu" or sorted(permutation.tolist()) != list(range(n)):
             raise ValidationError(f"order: expected a permutation of 0..{n - 1}, got {list(order)!r}")
     thresholds = sequential_veto(sample.returns, epsilon, permutation)
     outcome = complete_above(momdp, thresholds, completion)
     info = {"thresholds": [float(t) for t in thresholds], "order": permutation.tolist(), "epsilon": epsilon,
             "completion": completion}
-    return replace(outcome, rule="veto", info=info)
+    return relabelled(outcome, info)
 
 
-register("veto", veto, family="veto", needs_sample=True,
+register("veto", veto, family="veto", needs_sample=True, invariant=True,
          description="epsilon-proportional veto core by sequential veto on the sample, then a completion LP")

@@ -138,7 +138,7 @@ def test_transition_special_cases_by_hand():
     """A few transitions written out by hand for (F=2, phases=3)."""
     momdp = attention_allocation(2, 3, "base", 11)
     th = np.asarray(momdp.info["theta"])
-    idx = lambda p0, p1: 3 * p0 + p1  # noqa: E731
+    idx = lambda p0, p1: 3 * p0 + p1
     # Both factories incident, monitor none: stays put.
     row = momdp.P[idx(2, 2), 2]
     assert row[idx(2, 2)] == pytest.approx(1.0, abs=ATOL)
@@ -174,7 +174,7 @@ def test_rewards_match_independent_rederivation(factories, phases, agents, seed)
 def test_reward_special_cases_by_hand():
     momdp = attention_allocation(2, 3, "base", 5)
     w = np.diag(np.asarray(momdp.info["weights"]))
-    idx = lambda p0, p1: 3 * p0 + p1  # noqa: E731
+    idx = lambda p0, p1: 3 * p0 + p1
     # No incident: monitoring costs 1, not monitoring costs 0.
     np.testing.assert_allclose(momdp.R[:, idx(0, 1)], [[-1, -1, 0], [-1, -1, 0]], atol=ATOL)
     # Factory 0 incident: agent 0 loses 100 w_0 unless factory 0 is the one monitored.

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
 from jaxagg.kernels.precision import precision_scope
 from jaxagg.kernels.smooth import (
     quantile_grid,

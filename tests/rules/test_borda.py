@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 import jaxagg as ja
+from jaxagg.cdf_fit import fit_cdfs
 from jaxagg.errors import ValidationError
 from jaxagg.rules.borda import borda_score
 from jaxagg.solvers.highs import INF, solve
@@ -56,10 +57,12 @@ def test_within_n_over_K_of_the_best_grid_policy_on_a_simplex():
 def test_bad_arguments():
     m = ja.envs.attention_allocation(2, 3)
     sample = ja.sample(m, 50)
-    with pytest.raises(ValidationError, match="method: expected 'milp' or 'concave', got 'exact'"):
+    with pytest.raises(ValidationError, match="method: expected one of 'milp', 'concave', got 'exact'"):
         ja.rules.get("borda")(m, sample, method="exact")
-    with pytest.raises(ValidationError, match="levels: expected an integer >= 1, got 0"):
+    with pytest.raises(ValidationError, match="levels: expected an integer >= 1 and <= 50000, got 0"):
         ja.rules.get("borda")(m, sample, levels=0)
+    with pytest.raises(ValidationError, match="levels: expected an integer >= 1 and <= 50000, got 1000000"):
+        ja.rules.get("borda")(m, sample, levels=10**6)  # n K binaries, each a row of S*A: refused before allocating
 
 
 def test_concave_method_maximises_the_fitted_score_over_its_region():
@@ -67,7 +70,7 @@ def test_concave_method_maximises_the_fitted_score_over_its_region():
     m = ja.envs.bandit(rewards)
     sample = ja.sample(m, 3000, seed=1, precision="float64")
     outcome = ja.rules.get("borda")(m, sample, method="concave")
-    fits = sample.fit_cdfs()
+    fits = fit_cdfs(sample)
     fitted = sum(f(j) for f, j in zip(fits, outcome.returns))
     assert outcome.info["fitted_score"] == pytest.approx(float(fitted), abs=1e-9)
     assert outcome.info["gap"] <= 1e-7
@@ -83,8 +86,8 @@ def test_concave_method_maximises_the_fitted_score_over_its_region():
 def test_concave_method_reports_an_empty_region():
     m = ja.envs.bandit(np.array([[1.0, 0.0], [0.0, 1.0]]))
     rng = np.random.default_rng(0)
-    skewed = ja.ReturnSample(rng.beta(8.0, 1.0, size=(2000, 2)), measure="policy")  # modes near 1 for both
-    with pytest.raises(ValidationError, match="concave region of the fitted CDFs .* contains no policy; use method='milp'"):
+    skewed = ja.ReturnSample(rng.beta(8.0, 1.0, size=(2000, 2)), measure="policy").bind(m)  # modes near 1 for both
+    with pytest.raises(ja.errors.InfeasibleError, match="concave region of the fitted CDFs .* contains no policy; use method='milp'"):
         ja.rules.get("borda")(m, skewed, method="concave")
 
 

@@ -29,7 +29,7 @@ def test_positive_affine_change_leaves_the_outcome_unchanged(instance, name, age
     base = ja.rules.get(name)(m, sample, **VOLUMETRIC[name])
     R = m.R.copy()
     R[agent] = scale * R[agent] + shift
-    changed = ja.rules.get(name)(m.with_rewards(R), sample.affine(agent, scale, shift), **VOLUMETRIC[name])
+    changed = ja.rules.get(name)(m.with_rewards(R), sample.affine(agent, scale, shift).bind(m.with_rewards(R)), **VOLUMETRIC[name])
     tolerance = 1e-4 if name == "borda-concave" else 1e-7  # the concave method refits its CDFs numerically
     np.testing.assert_allclose(changed.occupancy, base.occupancy, atol=tolerance)
     np.testing.assert_allclose(changed.normalized, base.normalized, atol=tolerance)

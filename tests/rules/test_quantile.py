@@ -80,7 +80,7 @@ def test_invariant_to_a_positive_affine_change_of_one_agent():
     base = ja.rules.get("max-quantile")(m, sample)
     R = m.R.copy()
     R[1] = 4.0 * R[1] - 2.0
-    changed = ja.rules.get("max-quantile")(m.with_rewards(R), sample.affine(1, 4.0, -2.0))
+    changed = ja.rules.get("max-quantile")(m.with_rewards(R), sample.affine(1, 4.0, -2.0).bind(m.with_rewards(R)))
     assert changed.info["q_star"] == base.info["q_star"]
     np.testing.assert_allclose(changed.occupancy, base.occupancy, atol=1e-7)
 
@@ -90,7 +90,10 @@ def test_bad_inputs():
     with pytest.raises(ValidationError, match="sample: rule 'max-quantile' needs a sample"):
         ja.rules.get("max-quantile")(m)
     other = ja.sample(ja.envs.attention_allocation(3, 3), 50)
-    with pytest.raises(ValidationError, match="sample: expected returns of 2 agents, got 3"):
+    with pytest.raises(ValidationError, match="sample: expected returns of 2 agents for MOMDP<attention: S=9, A=3, n=2, average>, got 3"):
         ja.rules.get("max-quantile")(m, other)
+    same_size = ja.sample(ja.envs.attention_allocation(2, 3, seed=1), 50)
+    with pytest.raises(ValidationError, match="sample: was drawn for a different instance than MOMDP<attention: S=9"):
+        ja.rules.get("max-quantile")(m, same_size)
     with pytest.raises(ValidationError, match="completion: expected one of"):
         ja.rules.get("max-quantile")(m, ja.sample(m, 50), completion="borda")

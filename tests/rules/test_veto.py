@@ -63,7 +63,7 @@ def test_sequential_veto_removes_the_stated_number_and_survivors_clear_threshold
 def test_bad_arguments():
     m = ja.envs.attention_allocation(2, 3)
     sample = ja.sample(m, 50)
-    with pytest.raises(ValidationError, match=r"epsilon: expected a number in \(0, 1\), got 0"):
+    with pytest.raises(ValidationError, match=r"epsilon: expected a number in \(0, 1\) \(exclusive\), got 0"):
         ja.rules.get("veto")(m, sample, epsilon=0)
     with pytest.raises(ValidationError, match="order: expected a permutation of 0..1, got \\[0, 0\\]"):
         ja.rules.get("veto")(m, sample, order=[0, 0])

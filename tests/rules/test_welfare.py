@@ -8,7 +8,8 @@ import pytest
 
 import jaxagg as ja
 from jaxagg.errors import ValidationError
-from jaxagg.rules.welfare import NASH_GAP_TOL, agent_scores
+from jaxagg.rules.base import agent_scores
+from jaxagg.rules.welfare import NASH_GAP_TOL
 
 WELFARE = ["utilitarian", "utilitarian-normalized", "egalitarian", "egalitarian-normalized",
            "leximin", "leximin-normalized", "nash"]

@@ -11,13 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jaxagg.kernels.precision import precision_scope
-from jaxagg.kernels.smooth import quantile_grid
-from jaxagg.solvers.tuner import TuneProblem, smooth_objective
 
 import jaxagg as ja
 from jaxagg import metrics
 from jaxagg.errors import ValidationError
+from jaxagg.kernels.ascent import TuneProblem, smooth_objective
+from jaxagg.kernels.precision import precision_scope
+from jaxagg.kernels.smooth import quantile_grid
 
 INSTANCES = {
     "attention(3,3)-average": lambda: ja.envs.attention_allocation(3, 3, seed=1),
@@ -47,7 +47,7 @@ def test_gradient_matches_finite_differences(name, objective, solver):
 
         @jax.jit
         def f(z):
-            return smooth_objective(z, 0.3, problem, objective=objective, gamma=momdp.gamma, solver=solver)[0]
+            return smooth_objective(z, 0.3, problem, objective=objective, gamma=momdp.gamma, linear_solve=solver)[0]
 
         grad = jax.jit(jax.grad(f))(logits)
         eps = 1e-5
@@ -55,7 +55,7 @@ def test_gradient_matches_finite_differences(name, objective, solver):
         # central differences: O(eps^2) truncation; rounding ~1e-16 / eps
         assert float(jnp.vdot(grad, direction)) == pytest.approx(float(fd), rel=1e-6, abs=1e-9)
         if solver == "iterative":  # same function as the dense LU
-            dense = smooth_objective(logits, 0.3, problem, objective=objective, gamma=momdp.gamma, solver="dense")[0]
+            dense = smooth_objective(logits, 0.3, problem, objective=objective, gamma=momdp.gamma, linear_solve="dense")[0]
             assert float(f(logits)) == pytest.approx(float(dense), rel=1e-9)
 
 
@@ -145,7 +145,7 @@ def test_mip_start_from_the_tuner_is_feasible_and_keeps_the_optimum(rule):
     ({"learning_rate": -1.0}, "learning_rate"),
     ({"learning_rate": float("nan")}, "learning_rate"),
     ({"q": 1.0}, "q"),
-    ({"solver": "lu"}, "solver"),
+    ({"linear_solve": "lu"}, "linear_solve"),
     ({"grid_size": 0}, "grid_size"),
     ({"time_limit": 0.0}, "time_limit"),
     ({"time_limit": float("inf")}, "time_limit"),

@@ -2,8 +2,8 @@
 
 A :class:`ReturnSample` holds ``N`` draws of every agent's return under one reference measure
 (``"policy"``, ``"uniform"`` or ``"hull"``) and answers the empirical questions the volumetric
-rules ask. It is pure NumPy (plus SciPy for the logistic fit): the JAX samplers in
-``jaxagg.kernels`` produce the returns, this module never imports JAX.
+rules ask. It is pure NumPy: the JAX samplers in ``jaxagg.kernels`` produce the returns, this module
+never imports JAX. Smooth CDF fits live in :mod:`jaxagg.cdf_fit`.
 
 Conventions (SPEC §2, matching the reference implementation):
     empirical CDF / rank   ``F_i(x) = #{samples_i <= x} / N``  (ties count: ``side="right"``)
@@ -18,27 +18,45 @@ Layouts:
     max_returns     ``[n]``     exact ``max_O J_i`` (one LP each), or ``None``
     min_returns     ``[n]``     exact ``min_O J_i``, or ``None``
 
-Files: ``.npz`` (arrays plus a JSON metadata string with format tag ``"jaxagg.sample/1"``), read
-with ``allow_pickle=False``; never pickle.
+Every sample carries the **fingerprint** of the instance it was drawn from
+(:attr:`jaxagg.MOMDP.fingerprint`); rules and :func:`jaxagg.extend` refuse a sample whose
+fingerprint is not their instance's (:meth:`ReturnSample.check_instance`).
+
+Files: ``.npz`` (arrays plus a JSON metadata string with format tag ``"jaxagg.sample/2"``),
+written atomically and read with ``allow_pickle=False`` (:mod:`jaxagg.files`); never pickle.
+Files of format ``"jaxagg.sample/1"`` (no fingerprint) still load; :meth:`ReturnSample.bind`
+vouches for them.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import zipfile
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from jaxagg import files
 from jaxagg.errors import ShapeError, ValidationError
-from jaxagg.validation import finite_array
+from jaxagg.validation import (
+    finite_array,
+    finite_number,
+    json_metadata,
+    levels,
+    optional_seed,
+    probability,
+    sorted_positions,
+)
 
 MEASURES = ("policy", "uniform", "hull")
-SAMPLE_FORMAT = "jaxagg.sample/1"
+SAMPLE_FORMAT = "jaxagg.sample/2"
+OLD_SAMPLE_FORMATS = ("jaxagg.sample/1",)
+"""Formats :func:`load_sample` still reads (without an instance fingerprint)."""
+SAMPLE_ARRAYS = ("returns", "max_returns", "min_returns")
+FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
 BOUND_RTOL = 1e-5
 """A sampled return may exceed ``max_returns`` (or fall below ``min_returns``) by at most this
@@ -47,11 +65,6 @@ much, relative to the largest magnitude involved (float32 samplers round); more 
 _INDEX_ULPS = 4.0
 """``q * N`` within ``_INDEX_ULPS * eps * N`` below an integer counts as that integer, so that the
 float ``0.29`` with ``N = 100`` gives ``floor(q N) = 29`` (not 28, as float rounding would)."""
-
-FIT_MAX_POINTS = 2000
-_FIT_NU_STARTS = (0.3, 1.0, 3.0)
-_FIT_LOG_NU_BOUNDS = (math.log(1e-3), math.log(1e3))
-_FIT_LOG_S_BOUNDS = (-20.0, 5.0)
 
 
 # ---------------------------------------------------------------------- the sample
@@ -67,14 +80,17 @@ class ReturnSample:
         max_returns: ``[n]`` exact ``max_O J_i``, so that ``quantile(1)`` is exact; ``None``
             falls back to the sample maximum.
         min_returns: ``[n]`` exact ``min_O J_i``, or ``None``.
+        fingerprint: :attr:`jaxagg.MOMDP.fingerprint` of the instance sampled (set by
+            :func:`jaxagg.sample`; ``None`` for a hand-made sample until :meth:`bind`).
         info: JSON-serialisable metadata (dtype, chunk size, sampler diagnostics). NumPy scalars
             and arrays are converted to plain numbers and lists.
 
     Raises:
         ShapeError: ``returns`` is not 2-d, or a bound is not ``[n]``.
         ValidationError: no samples or no agents, non-finite values, an unknown measure, a
-            non-integer seed, ``min_returns > max_returns``, a sample outside the bounds by more
-            than :data:`BOUND_RTOL`, or ``info`` that is not JSON-serialisable.
+            seed that is not an integer in [0, 2**32), a malformed fingerprint,
+            ``min_returns > max_returns``, a sample outside the bounds by more than
+            :data:`BOUND_RTOL`, or ``info`` that is not JSON-serialisable.
     """
 
     returns: np.ndarray
@@ -83,6 +99,7 @@ class ReturnSample:
     max_returns: np.ndarray | None = None
     min_returns: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str | None = None
     _sorted_by_agent: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -94,7 +111,9 @@ class ReturnSample:
             raise ValidationError(f"returns: expected at least one agent (column), got shape {returns.shape}")
         if not isinstance(self.measure, str) or self.measure not in MEASURES:
             raise ValidationError(f"measure: expected one of {MEASURES}, got {self.measure!r}")
-        seed = _check_seed(self.seed)
+        seed = optional_seed("seed", self.seed)
+        if self.fingerprint is not None and not (isinstance(self.fingerprint, str) and FINGERPRINT.fullmatch(self.fingerprint)):
+            raise ValidationError(f"fingerprint: expected 64 lowercase hex digits (MOMDP.fingerprint) or None, got {self.fingerprint!r}")
         bounds = {}
         for name in ("max_returns", "min_returns"):
             value = getattr(self, name)
@@ -104,7 +123,7 @@ class ReturnSample:
                     raise ShapeError(f"{name}: expected shape [{n}] (one per agent of returns {returns.shape}), got {value.shape}")
             bounds[name] = value
         _check_bounds(returns, bounds["max_returns"], bounds["min_returns"])
-        info = _json_copy("info", self.info)
+        info = json_metadata("info", self.info)
         for name, value in (("returns", returns), *bounds.items()):
             if value is not None:
                 value.setflags(write=False)
@@ -169,7 +188,7 @@ class ReturnSample:
 
         A product ``q * N`` a few ulps below an integer counts as that integer (so ``q = 0.29``,
         ``N = 100`` gives ``k = 29``)."""
-        qs = _check_levels("q", q)
+        qs = levels("q", q)
         N = self.num_samples
         product = qs * N
         k = np.floor(product + _INDEX_ULPS * np.finfo(np.float64).eps * N).astype(np.int64)
@@ -207,7 +226,7 @@ class ReturnSample:
         Returns:
             ``[n]`` for a scalar, ``[..., n]`` for an array.
         """
-        ks = _check_indices("k", k, self.num_samples)
+        ks = sorted_positions("k", k, self.num_samples)
         values = self._sorted()[:, np.minimum(ks, self.num_samples - 1)]  # [n, ...]
         values = np.moveaxis(values, 0, -1)
         return np.where((ks == self.num_samples)[..., None], self.top, values)
@@ -226,28 +245,49 @@ class ReturnSample:
         every empirical CDF is within it of the true ``F_i`` everywhere (per agent).
         ``N_eff = effective_size``: N for independent draws; for correlated chains the smallest
         ESS, the usual approximation (DKW itself assumes independent draws)."""
-        delta = _check_probability("delta", delta)
+        delta = probability("delta", delta)
         return math.sqrt(math.log(2.0 / delta) / (2.0 * self.effective_size))
 
-    # ------------------------------------------------------- smooth CDF fits
-    def fit_logistic(self, agent: int, *, max_points: int = FIT_MAX_POINTS, max_error: float | None = None) -> "LogisticCdf":
-        """Fit a generalised-logistic (Richards) CDF to agent ``agent``'s empirical CDF; see
-        :func:`fit_logistic_cdf`. Errors name the agent."""
-        agent = self._check_agent(agent)
-        return fit_logistic_cdf(
-            self._sorted()[agent], max_points=max_points, max_error=max_error, name=f"agent {agent}", is_sorted=True
-        )
+    # ------------------------------------------------------- the instance
+    def check_instance(self, momdp: Any, name: str = "sample") -> ReturnSample:
+        """Refuse this sample unless it was drawn for ``momdp``: the same fingerprint (P, R, mu,
+        criterion, gamma) and the same number of agents. The one check every rule's door, the
+        report and :func:`jaxagg.extend` make. Returns the sample."""
+        if self.num_agents != momdp.num_agents:
+            raise ValidationError(f"{name}: expected returns of {momdp.num_agents} agents for {momdp!r}, "
+                                  f"got {self.num_agents}")
+        if self.fingerprint is None:
+            raise ValidationError(
+                f"{name}: carries no instance fingerprint (made by hand, or a file from jaxagg 0.1), so it cannot be "
+                f"checked against {momdp!r}; draw it with ja.sample, or vouch for it with sample.bind(momdp, ja.return_bounds(momdp))")
+        if self.fingerprint != momdp.fingerprint:
+            raise ValidationError(f"{name}: was drawn for a different instance than {momdp!r} (fingerprint "
+                                  f"{self.fingerprint[:12]}… differs from the instance's {momdp.fingerprint[:12]}…)")
+        return self
 
-    def fit_cdfs(self, *, max_points: int = FIT_MAX_POINTS, max_error: float | None = None) -> tuple["LogisticCdf", ...]:
-        """One :class:`LogisticCdf` per agent (for the Borda ``concave`` method, SPEC §3)."""
-        return tuple(self.fit_logistic(i, max_points=max_points, max_error=max_error) for i in range(self.num_agents))
+    def bind(self, momdp: Any, bounds: Any = None) -> ReturnSample:
+        """This sample marked as drawn for ``momdp`` (a copy with its fingerprint): for samples
+        made by hand or read from old files. The caller vouches for it; what can be checked is:
+        the number of agents, and (given the instance's ``bounds``, a
+        :class:`~jaxagg.solvers.polytope.ReturnBounds`) known ``max_returns``/``min_returns``
+        equal to the instance's within a relative 1e-9."""
+        if self.num_agents != momdp.num_agents:
+            raise ValidationError(f"momdp: has {momdp.num_agents} agents, the sample {self.num_agents}")
+        if bounds is not None:
+            for name, mine, theirs in (("max_returns", self.max_returns, bounds.upper),
+                                       ("min_returns", self.min_returns, bounds.lower)):
+                if mine is not None and not np.allclose(mine, theirs, rtol=1e-9, atol=1e-12 * max(1.0, np.abs(theirs).max())):
+                    raise ValidationError(f"momdp: the sample's {name} {mine.tolist()} are not {momdp!r}'s "
+                                          f"{np.asarray(theirs).tolist()}; it was drawn for another instance")
+        return replace(self, fingerprint=momdp.fingerprint)
 
     # ------------------------------------------------------ derived samples
-    def extend(self, other: "ReturnSample") -> "ReturnSample":
+    def extend(self, other: ReturnSample) -> ReturnSample:
         """A new sample with this sample's rows followed by ``other``'s (resuming a run).
 
-        Both must have the same measure and number of agents; known bounds must agree (one side's
-        ``None`` takes the other's). The seed is kept when both seeds are equal, else ``None``.
+        Both must have the same measure, number of agents and instance fingerprint; known bounds
+        must agree (one side's ``None`` takes the other's, and so does a missing fingerprint).
+        The seed is kept when both seeds are equal, else ``None``.
         ``info["parts"]`` lists every part (flattened over earlier extends) as
         ``{"seed", "num_samples", "info"}``; the other top-level ``info`` keys are those on
         which both parts agree.
@@ -266,6 +306,8 @@ class ReturnSample:
                     f"other: expected {name} {mine.tolist()} to match (rtol 1e-9; same instance?), got {theirs.tolist()}"
                 )
             bounds[name] = mine if mine is not None else theirs
+        if self.fingerprint is not None and other.fingerprint is not None and self.fingerprint != other.fingerprint:
+            raise ValidationError("other: was drawn for a different instance (its fingerprint differs)")
         common = {
             key: value
             for key, value in self.info.items()
@@ -278,15 +320,18 @@ class ReturnSample:
             max_returns=bounds["max_returns"],
             min_returns=bounds["min_returns"],
             info={**common, "parts": _parts(self) + _parts(other)},
+            fingerprint=self.fingerprint or other.fingerprint,
         )
 
-    def affine(self, agent: int, scale: float, shift: float) -> "ReturnSample":
+    def affine(self, agent: int, scale: float, shift: float) -> ReturnSample:
         """A new sample with agent ``agent``'s returns and bounds mapped by ``x -> scale * x + shift``
         (``scale > 0``): what a positive affine change of that agent's reward does. Every rank is
-        unchanged (up to ties created by rounding). ``info["affine"]`` records the maps applied."""
+        unchanged (up to ties created by rounding). ``info["affine"]`` records the maps applied.
+        The result belongs to another instance (the changed rewards), so it carries no
+        fingerprint: :meth:`bind` it to that instance."""
         agent = self._check_agent(agent)
-        scale = _check_number("scale", scale)
-        shift = _check_number("shift", shift)
+        scale = finite_number("scale", scale)
+        shift = finite_number("shift", shift)
         if not scale > 0.0:
             raise ValidationError(f"scale: expected a positive number (a positive affine map), got {scale!r}")
 
@@ -322,6 +367,7 @@ class ReturnSample:
             "dkw_band": {"delta": float(delta), "epsilon": self.dkw_band(delta)},
             "max_returns": None if self.max_returns is None else self.max_returns.tolist(),
             "min_returns": None if self.min_returns is None else self.min_returns.tolist(),
+            "fingerprint": self.fingerprint,
             "sample_max": ordered[:, -1].tolist(),
             "sample_min": ordered[:, 0].tolist(),
             "info": self.info,
@@ -329,17 +375,13 @@ class ReturnSample:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write to a compressed ``.npz`` (float64 arrays + a JSON ``metadata`` string with format
-        tag :data:`SAMPLE_FORMAT`); bit-exact with :func:`load_sample`. Returns the path."""
-        path = Path(path)
-        if path.suffix.lower() != ".npz":
-            raise ValidationError(f"path: expected a file name ending in .npz, got {str(path)!r}")
-        metadata = {"format": SAMPLE_FORMAT, "measure": self.measure, "seed": self.seed, "info": self.info}
-        arrays = {"returns": self.returns}
-        for name in ("max_returns", "min_returns"):
-            if getattr(self, name) is not None:
-                arrays[name] = getattr(self, name)
-        np.savez_compressed(path, metadata=np.array(json.dumps(metadata)), **arrays)
-        return path
+        tag :data:`SAMPLE_FORMAT`), atomically; bit-exact with :func:`load_sample`. Returns the
+        path."""
+        path = files.output_path("path", path, (".npz",))
+        metadata = {"format": SAMPLE_FORMAT, "measure": self.measure, "seed": self.seed,
+                    "fingerprint": self.fingerprint, "info": self.info}
+        arrays = {name: getattr(self, name) for name in SAMPLE_ARRAYS if getattr(self, name) is not None}
+        return files.write_npz(path, arrays, metadata)
 
     # --------------------------------------------------------------- helpers
     def _check_agent(self, agent: Any) -> int:
@@ -371,211 +413,25 @@ def load_sample(path: str | os.PathLike) -> ReturnSample:
 
     Raises:
         ValidationError: no such file, not a readable ``.npz`` archive, an object (pickled) array,
-            no or unreadable metadata, a format tag other than :data:`SAMPLE_FORMAT`, missing
-            ``returns``, or contents that fail :class:`ReturnSample` validation.
+            no or unreadable metadata, a format tag other than :data:`SAMPLE_FORMAT` (or an older
+            readable one), missing ``returns``, or contents that fail :class:`ReturnSample`
+            validation.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValidationError(f"path: no such file {str(path)!r}")
-    try:
-        with path.open("rb") as handle:  # our handle, closed even when numpy fails half-way
-            if handle.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
-                raise ValidationError(f"path: {str(path)!r} is not a .npz archive (not a zip file)")
-            handle.seek(0)
-            with np.load(handle, allow_pickle=False) as archive:
-                arrays = {k: archive[k] for k in archive.files}
-    except ValidationError:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc):
-            raise ValidationError(
-                f"path: {str(path)!r} holds an object (pickled) array; refusing to unpickle ({exc})"
-            ) from None
-        raise ValidationError(f"path: {str(path)!r} is not a readable .npz archive ({exc})") from None
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise ValidationError(f"path: {str(path)!r} is not a readable .npz archive ({exc})") from None
-    if "metadata" not in arrays:
-        raise ValidationError(f"path: {str(path)!r} has no 'metadata' entry; expected a file written by ReturnSample.save")
-    try:
-        metadata = json.loads(str(arrays.pop("metadata")))
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"path: {str(path)!r} has metadata that is not valid JSON ({exc})") from None
-    fmt = metadata.get("format") if isinstance(metadata, dict) else None
-    if fmt != SAMPLE_FORMAT:
-        raise ValidationError(f"path: {str(path)!r}: expected format {SAMPLE_FORMAT!r}, got {fmt!r}")
+    arrays, metadata = files.read_npz("path", path, (SAMPLE_FORMAT, *OLD_SAMPLE_FORMATS), SAMPLE_ARRAYS)
     if "returns" not in arrays:
         raise ValidationError(f"path: {str(path)!r} has no 'returns' array")
+    info = metadata.get("info")
+    if info is not None and not isinstance(info, dict):
+        raise ValidationError(f"path: {str(path)!r} has 'info' metadata that is not a JSON object")
     return ReturnSample(
         returns=arrays["returns"],
         measure=metadata.get("measure"),
         seed=metadata.get("seed"),
         max_returns=arrays.get("max_returns"),
         min_returns=arrays.get("min_returns"),
-        info=metadata.get("info") or {},
+        info=info or {},
+        fingerprint=metadata.get("fingerprint"),
     )
-
-
-# ------------------------------------------------------------- the logistic CDF
-@dataclass(frozen=True)
-class LogisticCdf:
-    """Generalised-logistic (Richards) CDF ``F(x) = (1 + exp(-(x - m) / s)) ** (-1 / nu)``.
-
-    Lower asymptote 0, upper 1; ``nu = 1`` is the logistic distribution. With
-    ``z = (x - m) / s`` the density is ``f(x) = exp(-z) (1 + exp(-z)) ** (-1/nu - 1) / (nu s)``;
-    it is log-concave with its single peak (the inflection point of ``F``) at
-    ``x = m - s log(nu)``, where ``F = (1 + nu) ** (-1/nu)``. ``F`` is convex below the mode and
-    concave above it.
-
-    Args:
-        m: location (finite). s: scale (> 0). nu: shape (> 0).
-        max_error: fit quality, ``sup_x |F(x) - F_emp(x)|`` against the sample it was fitted to
-            (``None`` for a hand-made curve).
-    """
-
-    m: float
-    s: float
-    nu: float
-    max_error: float | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "m", _check_number("m", self.m))
-        for name in ("s", "nu"):
-            value = _check_number(name, getattr(self, name))
-            if not value > 0.0:
-                raise ValidationError(f"{name}: expected a positive number, got {value!r}")
-            object.__setattr__(self, name, value)
-        if self.max_error is not None:
-            object.__setattr__(self, "max_error", _check_number("max_error", self.max_error))
-
-    def _log_base(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
-        z = (np.asarray(x, dtype=np.float64) - self.m) / self.s
-        return z, np.logaddexp(0.0, -z)  # log(1 + exp(-z)), stable both ways
-
-    def __call__(self, x: Any) -> np.ndarray:
-        """``F(x)``, elementwise; same shape as ``x``."""
-        _, log_base = self._log_base(x)
-        return np.exp(-log_base / self.nu)
-
-    def derivative(self, x: Any) -> np.ndarray:
-        """The density ``F'(x)``, elementwise; same shape as ``x``."""
-        z, log_base = self._log_base(x)
-        return np.exp(-z - (1.0 / self.nu + 1.0) * log_base) / (self.nu * self.s)
-
-    def mode(self) -> float:
-        """Where the density peaks (the inflection point of ``F``): ``m - s log(nu)``.
-
-        Derivation: with ``t = exp(-z)``, ``log f = const + log t - (1/nu + 1) log(1 + t)``, and
-        ``d/dt = 1/t - (1 + nu) / (nu (1 + t)) = 0`` gives ``t = nu``, i.e. ``z = -log(nu)``."""
-        return self.m - self.s * math.log(self.nu)
-
-    def quantile(self, q: Any) -> np.ndarray:
-        """The inverse ``F^{-1}(q) = m - s log(q ** (-nu) - 1)`` for ``q`` in ``[0, 1]``
-        (``-inf`` at 0, ``inf`` at 1); same shape as ``q``."""
-        qs = _check_levels("q", q)
-        with np.errstate(divide="ignore"):
-            return self.m - self.s * np.log(np.expm1(-self.nu * np.log(qs)))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable parameters (and the mode)."""
-        return {"m": self.m, "s": self.s, "nu": self.nu, "mode": self.mode(), "max_error": self.max_error}
-
-
-def fit_logistic_cdf(
-    values: Any,
-    *,
-    max_points: int = FIT_MAX_POINTS,
-    max_error: float | None = None,
-    name: str = "values",
-    is_sorted: bool = False,
-) -> LogisticCdf:
-    """Least-squares fit of a :class:`LogisticCdf` to the empirical CDF of a 1-d sample.
-
-    The sample is standardised (minus its median, divided by its IQR, or its standard deviation
-    when the IQR is 0); the curve is fitted at most ``max_points`` evenly spaced order statistics
-    (targets: the middle of the empirical CDF's jump there), in ``(m, log s, log nu)`` with
-    ``nu`` in ``[1e-3, 1e3]``, from several starts (each matching the sample's median and IQR)
-    with :func:`scipy.optimize.least_squares`; the best is kept. Its ``max_error`` is the
-    Kolmogorov distance to the full empirical CDF.
-
-    Args:
-        values: ``[N]`` finite sample.
-        max_points: at most this many fit points (>= 3).
-        max_error: if given, raise when the fitted curve is further than this from the empirical
-            CDF anywhere.
-        name: how errors refer to the sample (e.g. ``"agent 2"``).
-        is_sorted: skip sorting (``values`` already ascending).
-
-    Raises:
-        ValidationError: fewer than 5 distinct values, a constant sample, a failed fit, or a fit
-            worse than ``max_error``.
-    """
-    from scipy import optimize  # local: only the Borda concave method needs SciPy here
-
-    xs = finite_array(name, values, ndim=1)
-    if not is_sorted:
-        xs = np.sort(xs)
-    if isinstance(max_points, (bool, np.bool_)) or not isinstance(max_points, (int, np.integer)) or max_points < 3:
-        raise ValidationError(f"max_points: expected an integer >= 3, got {max_points!r}")
-    if max_error is not None:
-        max_error = _check_number("max_error", max_error)
-    N = xs.size
-    distinct = np.unique(xs)
-    if distinct.size < 5:
-        raise ValidationError(
-            f"{name}: expected at least 5 distinct returns to fit a 3-parameter logistic CDF, got {distinct.size}"
-        )
-    center = float(np.median(xs))
-    q25, q75 = np.quantile(xs, [0.25, 0.75])
-    width = float(q75 - q25)
-    if not width > 0.0:
-        width = float(np.std(xs))
-    if not width > 0.0 or not math.isfinite(width):  # pragma: no cover - excluded by the distinct check
-        raise ValidationError(f"{name}: returns have no spread; cannot fit a CDF")
-
-    idx = np.unique(np.linspace(0, N - 1, min(N, int(max_points))).round().astype(np.int64))
-    points = (xs[idx] - center) / width
-    targets = (np.searchsorted(xs, xs[idx], side="left") + np.searchsorted(xs, xs[idx], side="right")) / (2.0 * N)
-    lo_q, hi_q = (np.array([0.25, 0.75]) if q75 > q25 else (0.5 - 0.5 * 0.6827, 0.5 + 0.5 * 0.6827))
-    lo_z, hi_z = (float(np.quantile(points, lo_q)), float(np.quantile(points, hi_q)))
-    span = hi_z - lo_z if hi_z > lo_z else 1.0
-
-    def residuals(theta: np.ndarray) -> np.ndarray:
-        m, log_s, log_nu = theta
-        z = (points - m) / math.exp(log_s)
-        return np.exp(-np.logaddexp(0.0, -z) / math.exp(log_nu)) - targets
-
-    lower = [-np.inf, _FIT_LOG_S_BOUNDS[0], _FIT_LOG_NU_BOUNDS[0]]
-    upper = [np.inf, _FIT_LOG_S_BOUNDS[1], _FIT_LOG_NU_BOUNDS[1]]
-    best, problems = None, []
-    for nu0 in _FIT_NU_STARTS:
-        # Match the start's quartiles (or +-1 sd points) and median to the sample's.
-        z_lo, z_hi, z_mid = (-math.log(p ** (-nu0) - 1.0) for p in (lo_q, hi_q, 0.5))
-        s0 = span / (z_hi - z_lo)
-        m0 = float(np.median(points)) - s0 * z_mid
-        start = np.clip([m0, math.log(s0), math.log(nu0)], np.add(lower, 1e-9), np.subtract(upper, 1e-9))
-        try:
-            result = optimize.least_squares(residuals, start, bounds=(lower, upper), method="trf", x_scale="jac")
-        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
-            problems.append(f"start nu={nu0}: {exc}")
-            continue
-        if result.status <= 0 or not np.all(np.isfinite(result.x)) or not math.isfinite(result.cost):
-            problems.append(f"start nu={nu0}: {result.message}")
-            continue
-        if best is None or result.cost < best.cost:
-            best = result
-    if best is None:
-        raise ValidationError(f"{name}: generalised-logistic CDF fit failed ({'; '.join(problems)})")
-    m, log_s, log_nu = (float(v) for v in best.x)
-    curve = LogisticCdf(m=center + width * m, s=width * math.exp(log_s), nu=math.exp(log_nu))
-    fitted = curve(distinct)
-    right = np.searchsorted(xs, distinct, side="right") / N
-    left = np.searchsorted(xs, distinct, side="left") / N
-    error = float(max(np.max(np.abs(fitted - right)), np.max(np.abs(fitted - left))))
-    if max_error is not None and error > max_error:
-        raise ValidationError(
-            f"{name}: generalised-logistic CDF fit is {error:.3g} from the empirical CDF, expected at most {max_error:g}"
-        )
-    return LogisticCdf(m=curve.m, s=curve.s, nu=curve.nu, max_error=error)
 
 
 # ------------------------------------------------------------------ helpers
@@ -611,73 +467,3 @@ def _check_bounds(returns: np.ndarray, upper: np.ndarray | None, lower: np.ndarr
                 f"{'max' if sign > 0 else 'min'} over O, relative tolerance {BOUND_RTOL:g}), "
                 f"got a sample {float(extreme[i])!r} {side} {float(bound[i])!r}"
             )
-
-
-def _check_seed(seed: Any) -> int | None:
-    if seed is None:
-        return None
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise ValidationError(f"seed: expected an integer or None, got {seed!r}")
-    return int(seed)
-
-
-def _check_number(name: str, value: Any) -> float:
-    if isinstance(value, (bool, np.bool_)):
-        raise ValidationError(f"{name}: expected a finite number, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValidationError(f"{name}: expected a finite number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise ValidationError(f"{name}: expected a finite number, got {value!r}")
-    return number
-
-
-def _check_probability(name: str, value: Any) -> float:
-    number = _check_number(name, value)
-    if not 0.0 < number < 1.0:
-        raise ValidationError(f"{name}: expected a probability in (0, 1) (exclusive), got {value!r}")
-    return number
-
-
-def _check_levels(name: str, q: Any) -> np.ndarray:
-    if isinstance(q, (bool, np.bool_)):
-        raise ValidationError(f"{name}: expected a level in [0, 1], got {q!r}")
-    try:
-        qs = np.asarray(q, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValidationError(f"{name}: expected a level in [0, 1] or an array of levels, got {q!r}") from None
-    bad = ~((qs >= 0.0) & (qs <= 1.0))  # also catches nan
-    if bad.any():
-        value = qs[tuple(np.argwhere(bad)[0])] if qs.ndim else qs
-        raise ValidationError(f"{name}: expected levels in [0, 1], got {float(value)!r}")
-    return qs
-
-
-def _check_indices(name: str, k: Any, N: int) -> np.ndarray:
-    ks = np.asarray(k)
-    if ks.dtype == np.bool_ or not np.issubdtype(ks.dtype, np.integer):
-        raise ValidationError(f"{name}: expected integer sorted positions in 0..{N}, got {k!r}")
-    ks = ks.astype(np.int64)
-    bad = (ks < 0) | (ks > N)
-    if bad.any():
-        value = ks[tuple(np.argwhere(bad)[0])] if ks.ndim else ks
-        raise ValidationError(f"{name}: expected sorted positions in 0..{N} (N = max_O J), got {int(value)}")
-    return ks
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _json_copy(name: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ValidationError(f"{name}: expected a dict of JSON-serialisable metadata, got {type(value).__name__}")
-    try:
-        return json.loads(json.dumps(value, default=_json_default, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"{name}: expected JSON-serialisable metadata ({exc})") from None

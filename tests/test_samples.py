@@ -1,5 +1,5 @@
-"""ReturnSample: quantile/rank conventions (SPEC §2), DKW band, logistic CDF fit, save/load,
-extend, affine invariance, validation."""
+"""ReturnSample: quantile/rank conventions (SPEC §2), DKW band, save/load, extend, affine
+invariance, instance fingerprints, validation."""
 
 import ast
 import json
@@ -12,12 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxagg.errors import ShapeError, ValidationError
-from jaxagg.measures import (
+from jaxagg.samples import (
     MEASURES,
     SAMPLE_FORMAT,
-    LogisticCdf,
     ReturnSample,
-    fit_logistic_cdf,
     load_sample,
 )
 
@@ -176,103 +174,12 @@ def test_to_dict_is_json_summary():
     assert d["info"] == {"chunk": 4}
 
 
-# ------------------------------------------------------------------ logistic CDF
-def test_logistic_cdf_closed_forms():
-    f = LogisticCdf(m=1.0, s=2.0, nu=1.0)  # the logistic distribution
-    assert float(f(1.0)) == pytest.approx(0.5)
-    assert float(f.derivative(1.0)) == pytest.approx(1 / 8)
-    assert f.mode() == 1.0
-    g = LogisticCdf(m=0.5, s=0.3, nu=4.0)
-    x = np.linspace(-3, 5, 9)
-    np.testing.assert_allclose(g(x), (1 + np.exp(-(x - 0.5) / 0.3)) ** (-1 / 4.0), rtol=1e-13)
-    np.testing.assert_allclose(g.quantile(g(x)), x, atol=1e-9)
-    assert float(g(g.mode())) == pytest.approx((1 + 4.0) ** (-1 / 4.0))
-    # the derivative is the derivative
-    h = 1e-6
-    np.testing.assert_allclose(g.derivative(x), (g(x + h) - g(x - h)) / (2 * h), rtol=1e-6, atol=1e-9)
-    # stable far in both tails
-    assert g(-1e4) == 0.0 and g(1e4) == 1.0 and np.isfinite(g.derivative(np.array([-1e4, 1e4]))).all()
-    assert g.quantile(0.0) == -np.inf and g.quantile(1.0) == np.inf
-    assert set(g.to_dict()) == {"m", "s", "nu", "mode", "max_error"}
-
-
-@pytest.mark.parametrize("m, s, nu", [(1.5, 0.7, 2.5), (-3.0, 0.2, 0.4), (0.0, 1.0, 1.0)])
-def test_logistic_mode_is_numeric_argmax_of_density(m, s, nu):
-    f = LogisticCdf(m, s, nu)
-    grid = np.linspace(m - 20 * s, m + 20 * s, 400_001)
-    numeric = grid[np.argmax(f.derivative(grid))]
-    assert f.mode() == pytest.approx(m - s * math.log(nu))
-    assert abs(numeric - f.mode()) <= 2 * (grid[1] - grid[0])
-
-
-def test_fit_recovers_known_richards_parameters():
-    true = LogisticCdf(m=1.5, s=0.7, nu=2.5)
-    rng = np.random.default_rng(1)
-    x = true.quantile(rng.uniform(size=200_000))  # inverse-transform sampling
-    sample = ReturnSample(np.stack([x, -x], axis=1), "uniform", seed=1)
-    fit = sample.fit_logistic(0)
-    # worst over 30 seeds: 1.1%, 1.3%, 1.8% relative, mode off by 0.013 (= 0.02 s)
-    assert fit.m == pytest.approx(1.5, rel=2e-2)
-    assert fit.s == pytest.approx(0.7, rel=3e-2)
-    assert fit.nu == pytest.approx(2.5, rel=3e-2)
-    assert abs(fit.mode() - true.mode()) < 3e-2
-    grid = np.linspace(x.min(), x.max(), 1001)
-    assert np.max(np.abs(fit(grid) - true(grid))) < 5e-3
-    assert fit.max_error < 3 * sample.dkw_band()  # Kolmogorov distance to the empirical CDF
-    fits = sample.fit_cdfs(max_points=500)
-    assert len(fits) == 2 and all(isinstance(f, LogisticCdf) for f in fits)
-    assert fits[1].max_error < 0.02  # the mirrored agent is fitted too (a different shape)
-
-
-def test_fit_reports_quality_and_rejects_bad_samples():
-    rng = np.random.default_rng(2)
-    bimodal = np.concatenate([rng.normal(-5, 0.3, 5000), rng.normal(5, 0.3, 5000)])
-    fit = fit_logistic_cdf(bimodal)
-    assert fit.max_error > 0.05
-    with pytest.raises(ValidationError, match=r"bimodal: generalised-logistic CDF fit is .* expected at most 0.01"):
-        fit_logistic_cdf(bimodal, max_error=0.01, name="bimodal")
-    s = ReturnSample(np.stack([np.repeat([1.0, 2.0, 3.0, 4.0], 5), np.arange(20.0)], axis=1), "policy")
-    with pytest.raises(ValidationError, match="agent 0: expected at least 5 distinct returns .* got 4"):
-        s.fit_logistic(0)
-    with pytest.raises(ValidationError, match=r"agent: expected an index in 0..1, got 2"):
-        s.fit_logistic(2)
-    with pytest.raises(ValidationError, match="agent: expected an integer agent index, got 0.5"):
-        s.fit_logistic(0.5)
-    with pytest.raises(ValidationError, match="max_points: expected an integer >= 3, got 2"):
-        s.fit_logistic(1, max_points=2)
-    with pytest.raises(ShapeError, match=r"values: expected a 1-d array, got shape \(2, 2\)"):
-        fit_logistic_cdf(np.ones((2, 2)))
-
-
-def test_fit_failure_is_a_validation_error(monkeypatch):
-    from scipy import optimize
-
-    class Failed:
-        status, x, cost, message = 0, np.zeros(3), 0.0, "max evaluations"
-
-    monkeypatch.setattr(optimize, "least_squares", lambda *a, **k: Failed())
-    with pytest.raises(ValidationError, match="agent 1: generalised-logistic CDF fit failed .*max evaluations"):
-        random_sample(N=100, n=2).fit_logistic(1)
-
-
-@pytest.mark.parametrize(
-    "kwargs, pattern",
-    [
-        ({"m": 0.0, "s": 0.0, "nu": 1.0}, "s: expected a positive number, got 0.0"),
-        ({"m": 0.0, "s": 1.0, "nu": -1.0}, "nu: expected a positive number, got -1.0"),
-        ({"m": float("nan"), "s": 1.0, "nu": 1.0}, "m: expected a finite number, got nan"),
-    ],
-)
-def test_logistic_cdf_validation(kwargs, pattern):
-    with pytest.raises(ValidationError, match=pattern):
-        LogisticCdf(**kwargs)
-
-
 # ---------------------------------------------------------------------- save/load
 def test_save_load_round_trip_is_bit_exact(tmp_path):
     rng = np.random.default_rng(3)
     values = rng.normal(size=(257, 3)) * 1e3
-    s = ReturnSample(values, "hull", seed=11, max_returns=values.max(0) + np.pi, min_returns=values.min(0) - np.e, info={"dtype": "float64", "chunk": 64})
+    s = ReturnSample(values, "hull", seed=11, max_returns=values.max(0) + np.pi, min_returns=values.min(0) - np.e,
+                     info={"dtype": "float64", "chunk": 64})
     path = s.save(tmp_path / "s.npz")
     t = load_sample(path)
     assert t.returns.tobytes() == s.returns.tobytes()
@@ -308,7 +215,7 @@ def test_load_refuses_pickles_and_foreign_files(tmp_path):
         load_sample(bare)
     other = tmp_path / "other.npz"
     np.savez(other, returns=np.ones((3, 2)), metadata=np.array(json.dumps({"format": "jaxagg.momdp/1"})))
-    with pytest.raises(ValidationError, match=r"expected format 'jaxagg.sample/1', got 'jaxagg.momdp/1'"):
+    with pytest.raises(ValidationError, match=r"expected format 'jaxagg.sample/2' or 'jaxagg.sample/1', got 'jaxagg.momdp/1'"):
         load_sample(other)
     garbled = tmp_path / "garbled.npz"
     np.savez(garbled, returns=np.ones((3, 2)), metadata=np.array("{not json"))
@@ -400,19 +307,24 @@ def _values():
         ({"returns": COL0}, ShapeError, r"returns: expected a 2-d array, got shape \(10,\)"),
         ({"returns": np.ones((0, 2))}, ValidationError, r"returns: expected at least one sample \(row\), got shape \(0, 2\)"),
         ({"returns": np.ones((3, 0))}, ValidationError, r"returns: expected at least one agent \(column\), got shape \(3, 0\)"),
-        ({"returns": np.where(_values() == 7.0, np.nan, _values())}, ValidationError, r"returns: expected finite numbers, found nan at index \(4, 0\)"),
-        ({"returns": np.where(_values() == 4.0, -np.inf, _values())}, ValidationError, r"returns: expected finite numbers, found -inf at index \(7, 0\)"),
+        ({"returns": np.where(_values() == 7.0, np.nan, _values())}, ValidationError,
+         r"returns: expected finite numbers, found nan at index \(4, 0\)"),
+        ({"returns": np.where(_values() == 4.0, -np.inf, _values())}, ValidationError,
+         r"returns: expected finite numbers, found -inf at index \(7, 0\)"),
         ({"returns": [["a", "b"]]}, ValidationError, "returns: expected a numeric array"),
         ({"measure": "lebesgue"}, ValidationError, r"measure: expected one of \('policy', 'uniform', 'hull'\), got 'lebesgue'"),
         ({"measure": None}, ValidationError, "measure: expected one of .* got None"),
-        ({"seed": 1.5}, ValidationError, "seed: expected an integer or None, got 1.5"),
-        ({"seed": True}, ValidationError, "seed: expected an integer or None, got True"),
+        ({"seed": 1.5}, ValidationError, r"seed: expected an integer in \[0, 2\*\*32\), got 1.5"),
+        ({"seed": True}, ValidationError, r"seed: expected an integer in \[0, 2\*\*32\), got True"),
         ({"max_returns": [1.0, 2.0, 3.0]}, ShapeError, r"max_returns: expected shape \[2\] .* got \(3,\)"),
         ({"min_returns": [[0.0, 0.0]]}, ShapeError, r"min_returns: expected a 1-d array, got shape \(1, 2\)"),
         ({"max_returns": [np.nan, 5.0]}, ValidationError, "max_returns: expected finite numbers, found nan"),
-        ({"max_returns": [12.0, 3.5]}, ValidationError, r"max_returns: expected every sampled return of agent 1 within it .* got a sample 4.0 above 3.5"),
-        ({"min_returns": [0.0, 1.5]}, ValidationError, r"min_returns: expected every sampled return of agent 1 within it .* got a sample 1.0 below 1.5"),
-        ({"max_returns": [12.0, 5.0], "min_returns": [13.0, 0.0]}, ValidationError, r"min_returns: expected <= max_returns for every agent, got 13.0 > 12.0 for agent 0"),
+        ({"max_returns": [12.0, 3.5]}, ValidationError,
+         r"max_returns: expected every sampled return of agent 1 within it .* got a sample 4.0 above 3.5"),
+        ({"min_returns": [0.0, 1.5]}, ValidationError,
+         r"min_returns: expected every sampled return of agent 1 within it .* got a sample 1.0 below 1.5"),
+        ({"max_returns": [12.0, 5.0], "min_returns": [13.0, 0.0]}, ValidationError,
+         r"min_returns: expected <= max_returns for every agent, got 13.0 > 12.0 for agent 0"),
         ({"info": {"f": object()}}, ValidationError, "info: expected JSON-serialisable metadata"),
         ({"info": {"x": float("nan")}}, ValidationError, "info: expected JSON-serialisable metadata"),
         ({"info": [1, 2]}, ValidationError, "info: expected a dict of JSON-serialisable metadata, got list"),
@@ -453,9 +365,9 @@ def test_query_validation(call, error, pattern):
 
 
 def test_module_does_not_import_jax():
-    import jaxagg.measures as measures
+    import jaxagg.samples as samples
 
-    tree = ast.parse(Path(measures.__file__).read_text())
+    tree = ast.parse(Path(samples.__file__).read_text())
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

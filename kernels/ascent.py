@@ -16,10 +16,11 @@ One temperature ``T`` serves the CDFs (as a fraction of each agent's scale) and 
 min / count (in rank units); it is annealed geometrically from ``T0`` to ``T1`` over a
 fixed-length ``lax.scan`` of Adam steps with a cosine learning-rate schedule, and every restart
 runs at once under ``jax.vmap``. The state distribution comes from a dense LU
-(``solver="dense"``) or from GMRES warm-started at the previous step's solution
-(``solver="iterative"``, for large S); both are differentiable with exact gradients.
+(``linear_solve="dense"``) or from GMRES warm-started at the previous step's solution
+(``linear_solve="iterative"``, for large S); both are differentiable with exact gradients
+(:func:`jaxagg.kernels.occupancy.state_distribution`).
 
-Pure JAX, no solver imports: :mod:`jaxagg.rules.tune` turns the logits into a certified Outcome.
+Pure JAX: :mod:`jaxagg.rules.gradient` turns the logits into a certified Outcome.
 """
 
 from __future__ import annotations
@@ -31,19 +32,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from jaxagg.kernels.occupancy import (
-    discounted_state_distribution,
-    iterative_state_distribution,
-    state_transitions,
-    stationary_distribution,
-)
+
+from jaxagg.kernels.occupancy import state_distribution
 from jaxagg.kernels.policies import softmax_policy
 from jaxagg.kernels.smooth import smooth_cdf, smooth_count, smooth_min
 
 OBJECTIVES = ("quantile", "borda", "approval")
 TIME_LIMIT_CHUNK = 10
 """Steps per compiled call when a time limit is set (the limit is checked between calls)."""
-SOLVERS = ("dense", "iterative")
+CERTIFY_GMRES = {"tol": 1e-13, "maxiter": 100}
+"""GMRES options of :func:`softmax_occupancies`: tight, since these occupancies become outcomes."""
 
 
 class TuneProblem(NamedTuple):
@@ -66,15 +64,6 @@ class TuneProblem(NamedTuple):
     level: jax.Array
 
 
-def state_distribution(pi: jax.Array, P: jax.Array, mu: jax.Array, gamma: float | None, solver: str,
-                       x0: jax.Array | None = None) -> jax.Array:
-    """``rho [S]`` of policy ``pi [S, A]`` by ``solver`` (``x0`` warm-starts the iterative one)."""
-    P_pi = state_transitions(pi, P)
-    if solver == "iterative":
-        return iterative_state_distribution(P_pi, mu, gamma, x0)
-    return stationary_distribution(P_pi) if gamma is None else discounted_state_distribution(P_pi, mu, gamma)
-
-
 def smooth_objective_of_returns(returns: jax.Array, temperature: jax.Array | float, problem: TuneProblem, objective: str) -> jax.Array:
     """The smoothed objective (a scalar to maximise) of returns ``[n]``."""
     ranks = smooth_cdf(returns, problem.grid, problem.scale, temperature)
@@ -86,11 +75,11 @@ def smooth_objective_of_returns(returns: jax.Array, temperature: jax.Array | flo
 
 
 def smooth_objective(logits: jax.Array, temperature: jax.Array | float, problem: TuneProblem, *, objective: str,
-                     gamma: float | None, solver: str = "dense", x0: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+                     gamma: float | None, linear_solve: str = "dense", x0: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """``(value, rho)``: the smoothed objective of the softmax policy of ``logits [S, A]`` and
     its state distribution ``rho [S]`` (to warm-start the next iterative solve)."""
     pi = softmax_policy(logits)
-    rho = state_distribution(pi, problem.P, problem.mu, gamma, solver, x0)
+    rho = state_distribution(pi, problem.P, problem.mu, gamma, linear_solve, x0)
     d = rho[:, None] * pi
     returns = jnp.einsum("isa,sa->i", problem.R, d)
     return smooth_objective_of_returns(returns, temperature, problem, objective), rho
@@ -104,7 +93,7 @@ def temperatures(steps: int, start: float, end: float) -> jax.Array:
 
 
 def tune_logits(init_logits: jax.Array, problem: TuneProblem, *, objective: str, gamma: float | None, steps: int,
-                learning_rate: float, temperature: tuple[float, float], solver: str = "dense",
+                learning_rate: float, temperature: tuple[float, float], linear_solve: str = "dense",
                 time_limit: float | None = None, chunk: int = TIME_LIMIT_CHUNK) -> tuple[jax.Array, jax.Array]:
     """Adam ascent from every restart at once.
 
@@ -116,7 +105,7 @@ def tune_logits(init_logits: jax.Array, problem: TuneProblem, *, objective: str,
         steps: Adam steps (fixed-length ``lax.scan``).
         learning_rate: peak step size of the cosine schedule (decays to a tenth).
         temperature: ``(T0, T1)``, annealed geometrically over the steps.
-        solver: ``"dense"`` (LU) or ``"iterative"`` (warm-started GMRES).
+        linear_solve: ``"dense"`` (LU) or ``"iterative"`` (warm-started GMRES).
         time_limit: seconds; the steps then run in compiled chunks of ``chunk`` steps and stop
             after the chunk that passes the limit (the schedules stay those of ``steps``).
             ``None``: all steps in one compiled scan.
@@ -134,7 +123,7 @@ def tune_logits(init_logits: jax.Array, problem: TuneProblem, *, objective: str,
     traces = []
     for first in range(0, steps, size):
         carry, trace = _advance(carry, schedule[first:first + size], problem, objective=objective, gamma=gamma, steps=steps,
-                                learning_rate=learning_rate, solver=solver)
+                                learning_rate=learning_rate, linear_solve=linear_solve)
         traces.append(trace)
         if time_limit is not None and time.perf_counter() - began > time_limit:
             break
@@ -145,9 +134,9 @@ def _optimizer(learning_rate: float, steps: int) -> optax.GradientTransformation
     return optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.1))
 
 
-@partial(jax.jit, static_argnames=("objective", "gamma", "steps", "solver", "learning_rate"))
+@partial(jax.jit, static_argnames=("objective", "gamma", "steps", "linear_solve", "learning_rate"))
 def _advance(carry, schedule: jax.Array, problem: TuneProblem, *, objective: str, gamma: float | None, steps: int,
-             learning_rate: float, solver: str):
+             learning_rate: float, linear_solve: str):
     """``len(schedule)`` Adam steps of every restart from ``carry = (logits [B, S, A], Adam
     state, rho [B, S])`` at the temperatures ``schedule``; returns the new carry and the trace
     ``[len(schedule), B]``."""
@@ -155,7 +144,7 @@ def _advance(carry, schedule: jax.Array, problem: TuneProblem, *, objective: str
 
     def one_step(logits, opt_state, rho, T):
         (value, rho), grad = jax.value_and_grad(
-            lambda z: smooth_objective(z, T, problem, objective=objective, gamma=gamma, solver=solver, x0=rho),
+            lambda z: smooth_objective(z, T, problem, objective=objective, gamma=gamma, linear_solve=linear_solve, x0=rho),
             has_aux=True)(logits)
         updates, opt_state = optimizer.update(-grad, opt_state, logits)
         return optax.apply_updates(logits, updates), opt_state, rho, value
@@ -168,17 +157,16 @@ def _advance(carry, schedule: jax.Array, problem: TuneProblem, *, objective: str
     return jax.lax.scan(body, carry, schedule)
 
 
-@partial(jax.jit, static_argnames=("gamma", "solver"))
-def batch_occupancies(logits: jax.Array, P: jax.Array, mu: jax.Array, gamma: float | None, solver: str = "dense") -> jax.Array:
+@partial(jax.jit, static_argnames=("gamma", "linear_solve"))
+def softmax_occupancies(logits: jax.Array, P: jax.Array, mu: jax.Array, gamma: float | None,
+                        linear_solve: str = "dense") -> jax.Array:
     """Occupancies ``[B, S, A]`` of the softmax policies of ``logits [B, S, A]`` (the iterative
-    solver runs at a tight tolerance here: these rank the restarts and become the outcome)."""
+    solve runs at the tight :data:`CERTIFY_GMRES` tolerance: these rank the restarts and become
+    the outcome)."""
 
     def one(z):
         pi = softmax_policy(z)
-        if solver == "iterative":
-            rho = iterative_state_distribution(state_transitions(pi, P), mu, gamma, tol=1e-13, maxiter=100)
-        else:
-            rho = state_distribution(pi, P, mu, gamma, "dense")
-        return rho[:, None] * pi
+        options = CERTIFY_GMRES if linear_solve == "iterative" else {}
+        return state_distribution(pi, P, mu, gamma, linear_solve, **options)[:, None] * pi
 
     return jax.vmap(one)(logits)

@@ -1,0 +1,78 @@
+"""The occupancy polytope of a MOMDP and what it gives: exact policy <-> occupancy maps and every
+agent's return range (SPEC §1). The MOMDP-level door to :mod:`jaxagg.solvers.polytope`, which
+works on arrays: O and the return bounds are built once per instance and cached (weakly, so they
+go when the MOMDP goes)."""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+
+import numpy as np
+
+from jaxagg.errors import DegenerateAgentWarning, ValidationError
+from jaxagg.momdp import MOMDP
+from jaxagg.solvers import polytope as solvers_polytope
+from jaxagg.solvers import program as solvers_program
+from jaxagg.solvers.polytope import OccupancyPolytope, policy_from_occupancy
+from jaxagg.solvers.program import ReturnBounds
+
+__all__ = [
+    "OccupancyPolytope",
+    "ReturnBounds",
+    "is_unichain_for_full_support",
+    "occupancy_of_policy",
+    "occupancy_polytope",
+    "policy_from_occupancy",
+    "return_bounds",
+]
+
+_POLYTOPES: weakref.WeakKeyDictionary[MOMDP, OccupancyPolytope] = weakref.WeakKeyDictionary()
+_BOUNDS: weakref.WeakKeyDictionary[MOMDP, ReturnBounds] = weakref.WeakKeyDictionary()
+
+
+def occupancy_polytope(momdp: MOMDP) -> OccupancyPolytope:
+    """The occupancy polytope of ``momdp`` (built once, then cached per instance)."""
+    _check_momdp(momdp)
+    cached = _POLYTOPES.get(momdp)
+    if cached is None:
+        cached = _POLYTOPES[momdp] = solvers_polytope.build_polytope(momdp.P, momdp.mu, momdp.gamma)
+    return cached
+
+
+def return_bounds(momdp: MOMDP) -> ReturnBounds:
+    """``min_O J_i`` and ``max_O J_i`` for every agent: 2n LPs, cached per instance.
+
+    Warns with :class:`~jaxagg.errors.DegenerateAgentWarning` for agents whose range is empty
+    (up to :data:`jaxagg.solvers.program.DEGENERATE_RTOL`); their normalised return is 1.
+    """
+    cached = _BOUNDS.get(momdp)
+    if cached is not None:
+        return cached
+    bounds = solvers_program.return_bounds(occupancy_polytope(momdp), momdp.reward_matrix)
+    if bounds.degenerate.any():
+        warnings.warn(
+            f"agent(s) {np.flatnonzero(bounds.degenerate).tolist()} get the same return from every policy; "
+            "their normalised return is set to 1",
+            DegenerateAgentWarning,
+            stacklevel=2,
+        )
+    _BOUNDS[momdp] = bounds
+    return bounds
+
+
+def occupancy_of_policy(momdp: MOMDP, policy: np.ndarray) -> np.ndarray:
+    """The exact (float64) occupancy ``[S*A]`` of a stationary policy ``[S, A]`` started from
+    ``mu`` (discounted, or the Cesàro limit under average reward, multichain included)."""
+    _check_momdp(momdp)
+    return solvers_polytope.occupancy_of_policy(momdp.P, momdp.mu, momdp.gamma, policy)
+
+
+def is_unichain_for_full_support(momdp: MOMDP) -> bool:
+    """Whether every full-support policy of ``momdp`` has a single recurrent class."""
+    return solvers_polytope.is_unichain_for_full_support(momdp.P)
+
+
+def _check_momdp(momdp: object) -> None:
+    if not isinstance(momdp, MOMDP):
+        raise ValidationError(f"momdp: expected a jaxagg.MOMDP, got {type(momdp).__name__}")
