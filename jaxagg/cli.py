@@ -19,14 +19,13 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
-from jaxagg import envs
+from jaxagg import envs, files
 from jaxagg import rules as rule_registry
 from jaxagg.errors import JaxaggError, ValidationError
 from jaxagg.experiment import reproduce
-from jaxagg.momdp import MOMDP, load
-from jaxagg.report import DEFAULT_RULES, VOLUMETRIC_RULES, compare
+from jaxagg.momdp import FILE_SUFFIXES, MOMDP, load
+from jaxagg.report import DEFAULT_RULES, FIGURE_SUFFIXES, VOLUMETRIC_RULES, compare
 from jaxagg.samples import load_sample
 from jaxagg.sampling import extend
 from jaxagg.sampling import sample as sample_measure
@@ -93,11 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     smp = sub.add_parser("sample", help="sample a reference measure and write the returns to a .npz file")
     _add_instance_options(smp)
     smp.add_argument("--num-samples", type=int, default=100_000, help="samples N (default: %(default)s)")
-    smp.add_argument("--measure", choices=["policy", "hull", "uniform"], default="policy", help="(default: %(default)s)")
-    smp.add_argument("--sample-seed", type=int, default=0, help="seed of the sample (default: %(default)s)")
-    smp.add_argument("--precision", choices=["float32", "float64"], default="float32", help="(default: %(default)s)")
+    smp.add_argument("--measure", choices=["policy", "hull", "uniform"], default=None,
+                     help="(default: policy; with --resume, the file's)")
+    smp.add_argument("--sample-seed", type=int, default=None, help="seed of the sample (default: 0; with --resume, the file's)")
+    smp.add_argument("--precision", choices=["float32", "float64"], default=None,
+                     help="(default: float32; with --resume, the file's)")
     smp.add_argument("--chunk-size", type=int, default=4096, help="samples per device call (default: %(default)s)")
-    smp.add_argument("--resume", action="store_true", help="continue the sample in --out with --num-samples more")
+    smp.add_argument("--resume", action="store_true", help="continue the sample in --out with --num-samples more "
+                     "(its measure, seed and precision; options that differ are refused)")
+    smp.add_argument("--force", action="store_true", help="overwrite an existing --out without --resume")
     smp.add_argument("--out", metavar="PATH", required=True, help="output file (.npz)")
     smp.add_argument("--quiet", action="store_true", help="no progress bar")
     uni = smp.add_argument_group("uniform measure (hit-and-run)")
@@ -152,47 +155,64 @@ def instance_from_args(args: argparse.Namespace) -> MOMDP:
 
 
 def _run(args: argparse.Namespace) -> int:
-    momdp = instance_from_args(args)
+    num_samples = integer_at_least("--num-samples", args.num_samples, 0)
+    json_path = None if args.json is None else files.output_path("--json", args.json, (".json",))
+    figure_path = None if args.figure is None else files.output_path("--figure", args.figure, FIGURE_SUFFIXES)
     names = None if args.rules is None else [name.strip() for name in args.rules.split(",") if name.strip()]
+    if names == []:
+        raise ValidationError(f"--rules: expected comma-separated rule names (see 'jaxagg rules'), got {args.rules!r}")
     names = method_rules(args.method, names)
     for name in names or ():
         rule_registry.get(name)  # unknown names fail before any work
+    momdp = instance_from_args(args)
     sample = None
     wants_sample = names is None or any(rule_registry.get(name).needs_sample for name in names)
     if args.samples:
-        sample = load_sample(args.samples)
-    elif wants_sample and args.num_samples > 0:
-        sample = sample_measure(momdp, args.num_samples, args.measure, args.sample_seed, progress=not args.quiet)
+        sample = load_sample(args.samples).check_instance(momdp, f"--samples {args.samples!r}")
+    elif wants_sample and num_samples > 0:
+        sample = sample_measure(momdp, num_samples, args.measure, args.sample_seed, progress=not args.quiet)
     if sample is None and any(rule_registry.get(name).needs_sample for name in names or ()):
         raise ValidationError("rules: volumetric rules need a sample; pass --samples PATH or --num-samples N > 0")
     progress = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     comparison = compare(momdp, names, sample, progress=progress)
     print(comparison.table())
-    if args.json:
-        print(f"wrote {comparison.save_json(args.json)}")
-    if args.figure and comparison.outcomes:
-        print(f"wrote {comparison.plot(args.figure)}")
+    if json_path:
+        print(f"wrote {comparison.save_json(json_path)}")
+    if figure_path and comparison.outcomes:
+        print(f"wrote {comparison.plot(figure_path)}")
     return 1 if comparison.failures and not comparison.outcomes else 0
 
 
 def _sample(args: argparse.Namespace) -> int:
+    out = files.output_path("--out", args.out, (".npz",))
+    if out.exists() and not (args.resume or args.force):
+        raise ValidationError(f"--out: {str(out)!r} exists; pass --resume to continue it or --force to overwrite it")
+    if args.resume and args.force:
+        raise ValidationError("--force: contradicts --resume (which keeps the file's samples)")
     momdp = instance_from_args(args)
-    options = {"precision": args.precision, "chunk_size": args.chunk_size, "progress": not args.quiet}
+    options = {"chunk_size": args.chunk_size, "progress": not args.quiet}
     began = time.perf_counter()
     if args.resume:
-        result = extend(momdp, load_sample(args.out), args.num_samples, **options)
+        earlier = load_sample(out).check_instance(momdp, f"--out {str(out)!r}")
+        _refuse_resume_conflicts(args, earlier)
+        if args.precision is not None:
+            options["precision"] = args.precision
+        result = extend(momdp, earlier, args.num_samples, **options)
     else:
+        options["precision"] = args.precision or "float32"
         uniform = {key: value for key, value in (("chains", args.chains), ("thin", args.thin),
                                                  ("burn_in", args.burn_in), ("directions", args.directions))
                    if value is not None}
-        if uniform and args.measure != "uniform":
+        measure = args.measure or "policy"
+        if uniform and measure != "uniform":
             raise ValidationError(f"{', '.join('--' + key.replace('_', '-') for key in uniform)}: "
-                                  f"only for --measure uniform, got --measure {args.measure}")
+                                  f"only for --measure uniform, got --measure {measure}")
         if uniform:
             options["uniform_options"] = uniform
-        result = sample_measure(momdp, args.num_samples, args.measure, args.sample_seed, **options)
+        result = sample_measure(momdp, args.num_samples, measure,
+                                0 if args.sample_seed is None else args.sample_seed, **options)
     seconds = time.perf_counter() - began
-    path = result.save(args.out)
+    path = result.save(out)
     print(f"wrote {path}: {result!r} for {momdp!r} ({args.num_samples} new samples in {seconds:.1f} s "
           f"including compilation; DKW band {result.dkw_band():.4f} at 95%)")
     if result.info.get("rhat"):
@@ -202,18 +222,30 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_resume_conflicts(args: argparse.Namespace, earlier) -> None:
+    """``sample --resume`` continues the file's stream: options that say otherwise are refused."""
+    given = {"--measure": (args.measure, earlier.measure), "--sample-seed": (args.sample_seed, earlier.seed)}
+    conflicts = [f"{flag} {mine} (the file has {theirs})" for flag, (mine, theirs) in given.items()
+                 if mine is not None and mine != theirs]
+    conflicts += [f"--{key.replace('_', '-')}" for key in ("chains", "thin", "burn_in", "directions")
+                  if getattr(args, key) is not None]
+    if conflicts:
+        raise ValidationError(f"--resume: continues the file's sample as it was drawn; drop {', '.join(conflicts)}")
+
+
 def _reproduce(args: argparse.Namespace) -> int:
+    out = files.output_path("--out", args.out, None)
     progress = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     result = reproduce(args.experiment, args.instances, integer_at_least("samples", args.samples, 1),
                        factories=args.factories, phases=args.phases, seed=args.seed, progress=progress,
                        sample_progress=not args.quiet)
     print(result.table())
-    out = Path(args.out)
     print(f"wrote {result.save_json(out / f'{args.experiment}.json')} and {result.plot(out / f'{args.experiment}.png')}")
     return 0
 
 
 def _env(args: argparse.Namespace) -> int:
+    files.output_path("--out", args.out, FILE_SUFFIXES)
     momdp = instance_from_args(args)
     print(f"wrote {momdp.save(args.out)}: {momdp!r}")
     return 0

@@ -19,6 +19,7 @@ from jaxagg.metrics import gini
 from jaxagg.report import Comparison, compare, ranked_figure
 from jaxagg.sampling import sample as sample_measure
 from jaxagg.validation import choice, integer_at_least
+from jaxagg.validation import seed as check_seed
 
 PAPER_RULES = ("max-quantile", "borda", "approval", "approval-0.8", "leximin", "utilitarian")
 PAPER_LABELS = {"max-quantile": "q-quantile", "borda": "Borda", "approval": "90%-a", "approval-0.8": "80%-a",
@@ -96,6 +97,8 @@ def reproduce(
     sample seed = instance seed). SPEC §4 uses 5·10^5 samples; the default is CPU-friendly."""
     choice("experiment", experiment, ("base", "subsets"))
     instances = integer_at_least("instances", instances, 1)
+    seed = check_seed("seed", seed)
+    check_seed("seed + instances - 1", seed + instances - 1)
     comparisons = []
     for k in range(instances):
         if progress is not None:

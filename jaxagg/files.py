@@ -32,32 +32,42 @@ from jaxagg.validation import json_default
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
-def output_path(name: str, path: str | os.PathLike, suffixes: tuple[str, ...]) -> Path:
-    """Check, before any work, that ``path`` can be written: a known suffix (any case), an
-    existing folder that is writable, and not a folder itself. Returns it as a Path."""
+def output_path(name: str, path: str | os.PathLike, suffixes: tuple[str, ...] | None) -> Path:
+    """Check, before any work, that ``path`` can be written: a known suffix (any case; ``None``:
+    a folder), not an existing folder (or file, for a folder), and a writable nearest existing
+    folder above it (missing folders are created when the file is written). Returns a Path."""
     try:
         path = Path(path)
     except TypeError:
         raise ValidationError(f"{name}: expected a file path, got {type(path).__name__}") from None
-    if path.suffix.lower() not in suffixes:
-        raise ValidationError(f"{name}: expected a file name ending in {' or '.join(suffixes)}, got {str(path)!r}")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ValidationError(f"{name}: the folder {str(folder)!r} of {str(path)!r} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValidationError(f"{name}: the folder {str(folder)!r} is not writable")
-    if path.is_dir():
-        raise ValidationError(f"{name}: {str(path)!r} is a folder, expected a file name")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise ValidationError(f"{name}: {str(path)!r} exists and is not writable")
+    if suffixes is None:
+        if path.exists() and not path.is_dir():
+            raise ValidationError(f"{name}: {str(path)!r} is a file, expected a folder")
+    else:
+        if path.suffix.lower() not in suffixes:
+            raise ValidationError(f"{name}: expected a file name ending in {' or '.join(suffixes)}, got {str(path)!r}")
+        if path.is_dir():
+            raise ValidationError(f"{name}: {str(path)!r} is a folder, expected a file name")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise ValidationError(f"{name}: {str(path)!r} exists and is not writable")
+    existing = path if suffixes is None else path.parent
+    existing = existing.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValidationError(f"{name}: {str(existing)!r} is a file, so {str(path)!r} cannot be created")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValidationError(f"{name}: the folder {str(existing)!r} is not writable")
     return path
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
     """Write a file atomically: ``write(handle)`` fills a temporary file in the same folder,
-    which is flushed, fsynced and renamed over ``path``. Returns ``path``."""
+    which is flushed, fsynced and renamed over ``path``; missing folders are created. Returns
+    ``path``."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
     mode = _file_mode(path)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
@@ -78,8 +88,6 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
 def write_json(path: str | os.PathLike, data: Any, *, indent: int | None = 2) -> Path:
     """``data`` as JSON (NumPy values converted, NaN and infinities as ``null``), atomically.
     Creates the parent folder if needed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_finite_or_null(json.loads(json.dumps(data, default=json_default))), indent=indent,
                       allow_nan=False)
     return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))

@@ -14,7 +14,7 @@ import numpy as np
 
 from jaxagg import files, metrics
 from jaxagg import rules as rule_registry
-from jaxagg.errors import JaxaggError, ValidationError
+from jaxagg.errors import JaxaggError
 from jaxagg.momdp import MOMDP
 from jaxagg.polytope import return_bounds
 from jaxagg.rules.outcome import Outcome
@@ -169,9 +169,7 @@ def ranked_figure(bars: dict[str, tuple[np.ndarray, np.ndarray]], title: str, pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    if path.suffix.lower() not in FIGURE_SUFFIXES:
-        raise ValidationError(f"path: expected a figure file ending in {', '.join(FIGURE_SUFFIXES)}, got {str(path)!r}")
+    path = files.output_path("path", path, FIGURE_SUFFIXES)
     labels = labels or {}
     n = len(next(iter(bars.values()))[0])
     width = 0.8 / len(bars)
@@ -186,7 +184,6 @@ def ranked_figure(bars: dict[str, tuple[np.ndarray, np.ndarray]], title: str, pa
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         files.atomic_write(path, lambda handle: fig.savefig(handle, dpi=120, format=path.suffix.lower()[1:]))
     finally:

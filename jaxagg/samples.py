@@ -308,6 +308,7 @@ class ReturnSample:
             bounds[name] = mine if mine is not None else theirs
         if self.fingerprint is not None and other.fingerprint is not None and self.fingerprint != other.fingerprint:
             raise ValidationError("other: was drawn for a different instance (its fingerprint differs)")
+        _refuse_overlaps(index_ranges(self) + index_ranges(other))
         common = {
             key: value
             for key, value in self.info.items()
@@ -432,6 +433,39 @@ def load_sample(path: str | os.PathLike) -> ReturnSample:
         info=info or {},
         fingerprint=metadata.get("fingerprint"),
     )
+
+
+def index_ranges(sample: ReturnSample, name: str = "sample") -> list[tuple[int | None, int, int]]:
+    """The draws a sample holds, one ``(seed, start, stop)`` per part (sample indices
+    ``start .. stop - 1`` of the stream of ``seed``), read from ``info["parts"]`` or, for a
+    one-part sample, from ``info["start"]``. Malformed part records are a ValidationError."""
+    ranges = []
+    for k, part in enumerate(_parts(sample)):
+        try:
+            part_info = part.get("info") or {}
+            start = int(part_info.get("start", 0))
+            count = int(part["num_samples"])
+            part_seed = part.get("seed")
+            if start < 0 or count < 1 or not (part_seed is None or isinstance(part_seed, int)):
+                raise ValueError("negative start, no samples or a seed that is not an integer")
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(f"{name}: info['parts'][{k}] is malformed ({exc}); expected "
+                                  "{'seed': int, 'num_samples': int >= 1, 'info': {'start': int >= 0, ...}}") from None
+        ranges.append((part_seed, start, start + count))
+    if sum(stop - start for _, start, stop in ranges) != sample.num_samples:
+        raise ValidationError(f"{name}: info['parts'] counts {sum(b - a for _, a, b in ranges)} samples, "
+                              f"the sample has {sample.num_samples}")
+    return ranges
+
+
+def _refuse_overlaps(ranges: list[tuple[int | None, int, int]]) -> None:
+    """Refuse the same draw twice: two parts of one seed whose index ranges overlap."""
+    for k, (seed_a, start_a, stop_a) in enumerate(ranges):
+        for seed_b, start_b, stop_b in ranges[k + 1:]:
+            if seed_a is not None and seed_a == seed_b and start_a < stop_b and start_b < stop_a:
+                raise ValidationError(
+                    f"other: holds draws {max(start_a, start_b)}..{min(stop_a, stop_b) - 1} of seed {seed_a} that this "
+                    "sample already has; a sample extended by itself would count them twice (and narrow the DKW band)")
 
 
 # ------------------------------------------------------------------ helpers

@@ -28,7 +28,7 @@ from jaxagg.kernels.precision import PRECISIONS, precision_scope
 from jaxagg.kernels.returns import MeasureProblem, evaluate_indices, hull_block, policy_block, sample_devices, stream
 from jaxagg.momdp import MOMDP
 from jaxagg.polytope import is_unichain_for_full_support, return_bounds
-from jaxagg.samples import ReturnSample
+from jaxagg.samples import ReturnSample, index_ranges
 from jaxagg.uniform import UNIFORM_OPTIONS, uniform_occupancies
 from jaxagg.validation import choice, integer_at_least
 from jaxagg.validation import precision as check_precision
@@ -122,9 +122,12 @@ def extend(momdp: MOMDP, sample_: ReturnSample, more: int, **options: Any) -> Re
     if sample_.measure not in INDEXED_MEASURES:
         raise ValidationError(f"sample_: {sample_.measure!r} samples come from Markov chains, not from indexed draws, "
                               "and cannot be continued; draw a larger sample instead")
-    parts = sample_.info.get("parts") or [{"num_samples": sample_.num_samples, "info": sample_.info}]
-    start = max(int(p["info"].get("start", 0)) + int(p["num_samples"]) for p in parts)
-    options.setdefault("precision", parts[-1]["info"].get("precision", "float32"))
+    start = max(stop for _, _, stop in index_ranges(sample_, "sample_"))
+    recorded = _recorded_precision(sample_)
+    given = options.setdefault("precision", recorded)
+    if given != recorded:
+        raise ValidationError(f"precision: the sample was drawn in {recorded}; continuing it in {given!r} would mix "
+                              "precisions (leave precision out to keep the sample's)")
     return sample_.extend(sample(momdp, more, sample_.measure, sample_.seed, start=start, **options))
 
 
@@ -212,6 +215,13 @@ class _progress:
         if self._bar is not None:
             self._bar.close()
         return False
+
+
+def _recorded_precision(sample_: ReturnSample) -> str:
+    """The precision a sample was drawn in (its info, or its last part's); float32 if unrecorded."""
+    parts = sample_.info.get("parts") or [{"info": sample_.info}]
+    recorded = sample_.info.get("precision") or (parts[-1].get("info") or {}).get("precision")
+    return recorded if recorded in PRECISIONS else "float32"
 
 
 def _check_devices(devices: Any) -> list:

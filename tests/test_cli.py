@@ -50,7 +50,7 @@ def test_rules_lists_rules(capsys):
         (["run", "--criterion", "discounted", "--gamma", "1.5"], r"gamma: expected a number in (0, 1)"),
         (["run", "--factories", "0"], "factories: expected an integer >= 1, got 0"),
         (["run", "--momdp", "/nonexistent/file.npz"], "path: no such file"),
-        (["env", "--out", "x.pickle"], "path: expected a file name ending in .npz or .json"),
+        (["env", "--out", "x.pickle"], "--out: expected a file name ending in .npz or .json"),
         (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
         ([], "the following arguments are required: COMMAND"),
     ],
@@ -103,7 +103,7 @@ def test_sample_the_uniform_measure_with_its_options_and_diagnostics(tmp_path, c
     assert loaded.measure == "uniform" and loaded.num_samples == 64
     assert (loaded.info["chains"], loaded.info["thin"], loaded.info["burn_in"], loaded.info["directions"]) == (8, 3, 5, "random")
     assert len(loaded.info["rhat"]) == len(loaded.info["ess"]) == loaded.num_agents
-    assert main(["sample", "--factories", "2", "--thin", "3", "--quiet", "--out", str(path)]) == 2
+    assert main(["sample", "--factories", "2", "--thin", "3", "--quiet", "--force", "--out", str(path)]) == 2
     assert "--thin: only for --measure uniform, got --measure policy" in capsys.readouterr().err
 
 

@@ -252,7 +252,7 @@ def test_extend_concatenates_and_records_parts():
     assert [p["num_samples"] for p in abc.info["parts"]] == [30, 20, 5]
     np.testing.assert_array_equal(abc.min_returns, [-10.0, -10.0])
     assert abc.num_samples == sum(p["num_samples"] for p in abc.info["parts"])
-    same = random_sample(N=4, n=2, seed=5).extend(random_sample(N=6, n=2, seed=5))
+    same = random_sample(N=4, n=2, seed=5).extend(random_sample(N=6, n=2, seed=5, info={"start": 4}))
     assert same.seed == 5
     # the sorted cache of the new sample is its own
     np.testing.assert_array_equal(ab.sorted_returns, np.sort(ab.returns, axis=0))

@@ -11,7 +11,8 @@ Indexing (ours):
 Random draws, in this order from ``numpy.random.default_rng(seed)``:
     1. ``theta[f, p]`` for ``p < phases-1``: uniform on {0.50, 0.51, ..., 0.79};
     2. base agents: weight ``w_i`` uniform on {0.25, 0.50, ..., F + 0.75};
-       subsets agents: factory weights ``W_f`` uniform on {1, 1.5, ..., (F+1)/2}, then per agent a
+       subsets agents: factory weights ``W_f`` uniform on {1, 1.5, ..., F/2} (the reference
+       implementation's ``randint(2, F+1)/2``; {1} when F = 1), then per agent a
        uniformly random non-empty subset of factories and a scale ``eta_j`` (as ``w_i`` above).
 """
 
@@ -24,11 +25,11 @@ import numpy as np
 
 from jaxagg.errors import ValidationError
 from jaxagg.momdp import MOMDP
-from jaxagg.validation import integer_at_least
+from jaxagg.validation import dense_transitions, integer_at_least
+from jaxagg.validation import seed as check_seed
 
 INCIDENT_PENALTY = 100.0
 MONITOR_COST = 1.0
-MAX_DENSE_ENTRIES = 2**28
 THETA_GRID = np.round(np.arange(50, 80) / 100.0, 2)
 
 
@@ -60,13 +61,8 @@ def attention_allocation(
     """
     factories = integer_at_least("factories", factories, minimum=1)
     phases = integer_at_least("phases", phases, minimum=2)
-    states = phases**factories
-    if states * states * (factories + 1) > MAX_DENSE_ENTRIES:
-        raise ValidationError(
-            f"factories, phases: {phases}**{factories} = {states} states need a dense P of "
-            f"{states * states * (factories + 1) * 8 / 2**30:.1f} GiB; at most "
-            f"{MAX_DENSE_ENTRIES * 8 / 2**30:.0f} GiB is supported"
-        )
+    dense_transitions("factories, phases", phases**factories, factories + 1)
+    seed = check_seed("seed", seed)
     if agents not in ("base", "subsets"):
         raise ValidationError(f"agents: expected 'base' or 'subsets', got {agents!r}")
     rng = np.random.default_rng(seed)
@@ -79,7 +75,7 @@ def attention_allocation(
         names = [f"factory {f}" for f in range(factories)]
     else:
         num_agents = 10 if num_agents is None else integer_at_least("num_agents", num_agents, minimum=1)
-        factory_weights = rng.choice(np.arange(2, factories + 2) / 2.0, size=factories)
+        factory_weights = rng.choice(np.arange(2, max(factories, 2) + 1) / 2.0, size=factories)
         subsets = _random_nonempty_subsets(rng, num_agents, factories)
         scales = _scales(rng, num_agents, factories)
         weights = subsets * factory_weights[None, :] * scales[:, None]

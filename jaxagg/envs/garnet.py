@@ -6,7 +6,8 @@ import numpy as np
 
 from jaxagg.errors import ValidationError
 from jaxagg.momdp import MOMDP
-from jaxagg.validation import integer_at_least
+from jaxagg.validation import dense_transitions, integer_at_least
+from jaxagg.validation import seed as check_seed
 
 
 def garnet(
@@ -35,6 +36,8 @@ def garnet(
     A = integer_at_least("actions", actions, minimum=1)
     b = integer_at_least("branching", branching, minimum=1)
     n = integer_at_least("agents", agents, minimum=1)
+    dense_transitions("states, actions", S, A)
+    seed = check_seed("seed", seed)
     if b > S:
         raise ValidationError(f"branching: expected at most states={S}, got {b}")
     if S * A < 2:

@@ -230,8 +230,8 @@ def test_subsets_parameters_on_grid(factories):
         all_subsets.append(subsets)
     all_fw = np.concatenate(all_fw)
     all_scales = np.concatenate(all_scales)
-    assert on_grid(all_fw, 0.5, 1.0, (factories + 1) / 2)
-    assert all_fw.min() == 1.0 and all_fw.max() == (factories + 1) / 2
+    assert on_grid(all_fw, 0.5, 1.0, factories / 2)  # the reference: randint(2, F+1)/2
+    assert all_fw.min() == 1.0 and all_fw.max() == factories / 2
     assert on_grid(all_scales, 0.25, 0.25, factories + 0.75)
     assert all_scales.min() == 0.25 and all_scales.max() == factories + 0.75
     # Every non-empty subset occurs (uniform over 2**F - 1 subsets, 600 draws).

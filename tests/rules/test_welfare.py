@@ -131,7 +131,7 @@ def test_nash_matches_grid_search_and_its_optimality_certificate():
     # whose value at d* is n.
     W, c = agent_scores(m, normalized=True)
     weights = 1.0 / outcome.normalized
-    best = ja.solvers.polytope.solve_linear(ja.occupancy_polytope(m), weights @ W, sense="max")
+    best = ja.solvers.program.solve_linear(ja.occupancy_polytope(m), weights @ W, sense="max")
     assert weights @ (W @ best + c) == pytest.approx(m.num_agents, rel=1e-3)
 
 
@@ -139,7 +139,7 @@ def test_nash_certificate_on_attention(attention, attention_outcomes):
     outcome = attention_outcomes["nash"]
     W, c = agent_scores(attention, normalized=True)
     weights = 1.0 / outcome.normalized
-    best = ja.solvers.polytope.solve_linear(ja.occupancy_polytope(attention), weights @ W, sense="max")
+    best = ja.solvers.program.solve_linear(ja.occupancy_polytope(attention), weights @ W, sense="max")
     assert weights @ (W @ best + c) == pytest.approx(attention.num_agents, rel=1e-3)
 
 

@@ -1,0 +1,277 @@
+"""Issue 11, "no lost samples, no silent wrong answers": each numbered case of the issue is a test
+here (or, where noted, next to the code it concerns)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import jaxagg as ja
+from jaxagg.cli import main
+from jaxagg.errors import ValidationError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def garnet():
+    return ja.envs.garnet(8, 3, 2, 3, seed=0)
+
+
+# ---------------------------------------------------------------- 1. atomic files
+KILL_DURING_SAVE = textwrap.dedent("""
+    import os, signal, sys
+    import numpy as np
+    import jaxagg as ja
+    from jaxagg import files
+
+    path, what = sys.argv[1], sys.argv[2]
+    def write_half_then_die(handle, **arrays):
+        handle.write(b"PK\\x03\\x04" + b"half a zip file")
+        handle.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    files.np.savez_compressed = write_half_then_die
+    m = ja.envs.garnet(5, 2, 2, 2, seed=1)
+    if what == "sample":
+        ja.sample(m, 64, seed=3).save(path)
+    else:
+        m.save(path)
+""")
+
+
+@pytest.mark.parametrize("what", ["sample", "momdp"])
+def test_a_process_killed_while_saving_leaves_the_old_file_intact(tmp_path, what):
+    path = tmp_path / "kept.npz"
+    m = ja.envs.garnet(5, 2, 2, 2, seed=1)
+    old = ja.sample(m, 32, seed=3) if what == "sample" else m
+    old.save(path)
+    before = path.read_bytes()
+    run = subprocess.run([sys.executable, "-c", KILL_DURING_SAVE, str(path), what], cwd=ROOT, capture_output=True)
+    assert run.returncode == -9, run.stderr.decode()[-2000:]  # killed inside the writer
+    assert path.read_bytes() == before
+    if what == "sample":
+        np.testing.assert_array_equal(ja.load_sample(path).returns, old.returns)
+    else:
+        np.testing.assert_array_equal(ja.load(path).P, m.P)
+
+
+def test_a_failed_write_removes_its_temporary_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    from jaxagg import files
+
+    path = tmp_path / "s.npz"
+    m = ja.envs.garnet(5, 2, 2, 2, seed=1)
+    ja.sample(m, 32).save(path)
+    before = path.read_bytes()
+
+    def failing(handle, **arrays):
+        handle.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.np, "savez_compressed", failing)
+    with pytest.raises(OSError, match="No space left"):
+        ja.sample(m, 64).save(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npz"]
+
+
+def test_uppercase_suffix_is_not_doubled(tmp_path):
+    m = ja.envs.garnet(5, 2, 2, 2, seed=1)
+    assert m.save(tmp_path / "X.NPZ").name == "X.NPZ"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["X.NPZ"]
+    assert ja.load(tmp_path / "X.NPZ").fingerprint == m.fingerprint
+
+
+def test_output_paths_are_checked_before_any_work(tmp_path, capsys, monkeypatch):
+    import jaxagg.cli as cli
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("sampling started before the output path was checked")
+
+    monkeypatch.setattr(cli, "sample_measure", no_work)
+    cases = [
+        (["sample", "--out", str(tmp_path / "s.txt")], "--out: expected a file name ending in .npz"),
+        (["sample", "--out", str(tmp_path / "folder.npz")], "is a folder, expected a file name"),
+        (["run", "--env", "garnet", "--json", str(tmp_path / "r.txt")], "--json: expected a file name ending in .json"),
+        (["run", "--env", "garnet", "--figure", str(tmp_path / "f.txt")], "--figure: expected a file name ending in .png"),
+        (["env", "--out", str(tmp_path / "i.csv")], "--out: expected a file name ending in .npz or .json"),
+    ]
+    (tmp_path / "folder.npz").mkdir()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    cases.append((["sample", "--out", str(blocker / "s.npz")], "is a file, so"))
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv
+
+
+def test_sample_refuses_to_overwrite_without_force(tmp_path, capsys):
+    out = tmp_path / "s.npz"
+    base = ["sample", "--env", "garnet", "--states", "5", "--num-samples", "40", "--out", str(out), "--quiet"]
+    assert main(base) == 0
+    first = ja.load_sample(out)
+    assert main(base) == 2
+    assert "exists; pass --resume to continue it or --force to overwrite it" in capsys.readouterr().err
+    np.testing.assert_array_equal(ja.load_sample(out).returns, first.returns)
+    assert main([*base, "--force", "--sample-seed", "4"]) == 0
+    assert ja.load_sample(out).seed == 4
+
+
+# ---------------------------------------------------------------- 5. samples of another instance
+def test_every_rule_and_extend_refuse_a_sample_of_another_instance(garnet):
+    other = ja.sample(ja.envs.garnet(8, 3, 2, 3, seed=5), 300)
+    for name in ja.rules.names(needs_sample=True):
+        with pytest.raises(ValidationError, match="was drawn for a different instance"):
+            ja.rules.get(name)(garnet, other)
+    with pytest.raises(ValidationError, match="was drawn for a different instance"):
+        ja.tune(garnet, other)
+    with pytest.raises(ValidationError, match="was drawn for a different instance"):
+        ja.extend(garnet, other, 10)
+    with pytest.raises(ValidationError, match="was drawn for a different instance"):
+        ja.compare(garnet, ["utilitarian", "max-quantile"], other)
+
+
+def test_deleting_the_bounds_from_a_file_does_not_bypass_the_check(tmp_path, garnet):
+    other = ja.sample(ja.envs.garnet(8, 3, 2, 3, seed=5), 300)
+    path = tmp_path / "o.npz"
+    other.save(path)
+    with np.load(path) as archive:
+        metadata = str(archive["metadata"])
+        returns = archive["returns"]
+    np.savez(path, metadata=np.array(metadata), returns=returns)
+    stripped = ja.load_sample(path)
+    assert stripped.max_returns is None
+    with pytest.raises(ValidationError, match="was drawn for a different instance"):
+        ja.rules.get("max-quantile")(garnet, stripped)
+
+
+def test_old_files_without_a_fingerprint_get_a_clear_message_and_can_be_bound(tmp_path, garnet):
+    sample = ja.sample(garnet, 200)
+    old = ja.ReturnSample(sample.returns, "policy", seed=0, max_returns=sample.max_returns, min_returns=sample.min_returns)
+    with pytest.raises(ValidationError, match=r"carries no instance fingerprint .* sample.bind\(momdp, ja.return_bounds\(momdp\)\)"):
+        ja.rules.get("max-quantile")(garnet, old)
+    bound = old.bind(garnet, ja.return_bounds(garnet))
+    assert ja.rules.get("max-quantile")(garnet, bound).info["q_star"] == ja.rules.get("max-quantile")(garnet, sample).info["q_star"]
+    with pytest.raises(ValidationError, match="it was drawn for another instance"):
+        old.bind(ja.envs.garnet(8, 3, 2, 3, seed=5), ja.return_bounds(ja.envs.garnet(8, 3, 2, 3, seed=5)))
+
+
+# ---------------------------------------------------------------- 8. resume and extend
+def test_a_sample_extended_by_itself_is_refused(garnet):
+    s = ja.sample(garnet, 100, seed=2)
+    with pytest.raises(ValidationError, match="already has; a sample extended by itself would count them twice"):
+        s.extend(s)
+    with pytest.raises(ValidationError, match="already has"):
+        s.extend(ja.sample(garnet, 10, seed=2, start=50))
+    assert s.extend(ja.sample(garnet, 10, seed=2, start=100)).num_samples == 110
+    assert s.extend(ja.sample(garnet, 10, seed=3)).num_samples == 110  # another stream
+
+
+def test_resume_keeps_the_files_precision_and_refuses_conflicting_options(tmp_path, capsys):
+    out = tmp_path / "s.npz"
+    base = ["sample", "--env", "garnet", "--states", "5", "--out", str(out), "--quiet"]
+    assert main([*base, "--num-samples", "40", "--precision", "float64", "--sample-seed", "3"]) == 0
+    assert main([*base, "--num-samples", "24", "--resume"]) == 0
+    resumed = ja.load_sample(out)
+    assert resumed.num_samples == 64 and resumed.info["precision"] == "float64" and resumed.seed == 3
+    m = ja.envs.garnet(5, 3, 2, 3, seed=0)
+    np.testing.assert_array_equal(resumed.returns, ja.sample(m, 64, seed=3, precision="float64").returns)
+    for extra, message in ((["--sample-seed", "4"], "drop --sample-seed 4 (the file has 3)"),
+                           (["--measure", "hull"], "drop --measure hull (the file has policy)"),
+                           (["--chains", "4"], "drop --chains"),
+                           (["--precision", "float32"], "the sample was drawn in float64")):
+        assert main([*base, "--num-samples", "8", "--resume", *extra]) == 2, extra
+        assert message in capsys.readouterr().err, extra
+    assert ja.load_sample(out).num_samples == 64
+
+
+def test_resume_with_malformed_parts_is_a_one_line_error(tmp_path, capsys):
+    m = ja.envs.garnet(5, 3, 2, 3, seed=0)
+    s = ja.sample(m, 20).extend(ja.sample(m, 20, start=20))
+    broken = ja.ReturnSample(s.returns, "policy", seed=0, max_returns=s.max_returns, min_returns=s.min_returns,
+                             info={"parts": [{"seed": 0, "num_samples": "many"}, {"seed": 0}]}, fingerprint=m.fingerprint)
+    path = tmp_path / "b.npz"
+    broken.save(path)
+    assert main(["sample", "--env", "garnet", "--states", "5", "--out", str(path), "--resume", "--num-samples", "5"]) == 2
+    assert "info['parts'][0] is malformed" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- 9. one-line errors, not tracebacks
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--seed", "-1", "--rules", "utilitarian"], "seed: expected an integer in [0, 2**32), got -1"),
+    (["reproduce", "--seed", "-1", "--instances", "1"], "seed: expected an integer in [0, 2**32), got -1"),
+    (["run", "--env", "garnet", "--states", "20000"], "states, actions: 20000 states x 3 actions need a dense P"),
+    (["run", "--num-samples", "-5"], "--num-samples: expected an integer >= 0, got -5"),
+    (["run", "--rules", ""], "--rules: expected comma-separated rule names"),
+    (["run", "--rules", " , "], "--rules: expected comma-separated rule names"),
+])
+def test_bad_command_lines_are_one_line_errors(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("content", [
+    b"",                                   # zero bytes
+    b"PK\x03\x04truncated",               # a truncated zip
+    b"\x00\x01garbage" * 10,               # not a zip
+])
+def test_corrupt_instance_files_are_one_line_errors(tmp_path, capsys, content):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(content)
+    assert main(["run", "--momdp", str(path), "--rules", "utilitarian"]) == 2
+    err = capsys.readouterr().err
+    assert "jaxagg: error: --momdp" in err or "jaxagg: error: path" in err
+    assert "Traceback" not in err
+
+
+def test_instance_file_contents_are_validated(tmp_path, capsys):
+    m = ja.envs.garnet(4, 2, 2, 2, seed=0)
+    data = m.to_dict()
+    cases = {
+        "strings.json": json.dumps({**data, "P": [["a"]]}),
+        "names.json": json.dumps({**data, "agent_names": 7}),
+        "info.json": json.dumps({**data, "info": [1, 2]}),
+        "nan.json": json.dumps(data).replace('"R": [[[', '"R": [[[NaN, '),
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        assert main(["run", "--momdp", str(tmp_path / name), "--rules", "utilitarian"]) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith("jaxagg: error: ") and "Traceback" not in err, (name, err)
+    metadata = json.dumps({k: v for k, v in data.items() if k not in ("P", "R", "mu")})
+    np.savez(tmp_path / "extra.npz", P=m.P, R=m.R, mu=m.mu, metadata=np.array(metadata), gamma=np.array(0.5))
+    with pytest.raises(ValidationError, match=r"unexpected entries \['gamma'\]"):
+        ja.load(tmp_path / "extra.npz")
+    np.savez(tmp_path / "text.npz", P=m.P, R=m.R, mu=m.mu, metadata=np.array("not json"))
+    with pytest.raises(ValidationError, match="metadata that is not valid JSON"):
+        ja.load(tmp_path / "text.npz")
+
+
+def test_complex_rewards_and_nan_json_are_refused(tmp_path):
+    m = ja.envs.garnet(4, 2, 2, 2, seed=0)
+    with pytest.raises(ValidationError, match="R: expected real numbers, got a complex array"):
+        ja.MOMDP(m.P, m.R + 1j, criterion="average")
+    info_path = ja.compare(m, ["utilitarian"]).save_json(tmp_path / "r.json")
+    json.loads(info_path.read_text(), parse_constant=lambda token: pytest.fail(f"{token} written into JSON"))
+    from jaxagg import files
+
+    written = files.write_json(tmp_path / "nan.json", {"x": float("nan"), "y": [1.0, float("inf")]})
+    assert json.loads(written.read_text()) == {"x": None, "y": [1.0, None]}
+
+
+def test_bad_rule_options_are_validation_errors(garnet):
+    sample = ja.sample(garnet, 200)
+    with pytest.raises(ValidationError, match="max_iterations: expected an integer >= 1, got 0"):
+        ja.rules.get("nash")(garnet, max_iterations=0)
+    with pytest.raises(ValidationError, match="order: expected a permutation of 0..2"):
+        ja.rules.get("veto")(garnet, sample, order=[0.0, 1.0, 2.0])
+    with pytest.raises(ValidationError, match="options: rule 'max-quantile' takes completion, delta; got 'levels'"):
+        ja.rules.get("max-quantile")(garnet, sample, levels=3)
+    with pytest.raises(ValidationError, match="options: rule 'approval-0.8' fixes q=0.8"):
+        ja.rules.get("approval-0.8")(garnet, sample, q=0.9)
