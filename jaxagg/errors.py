@@ -63,6 +63,12 @@ class ConvergenceError(SolverError):
     """An iterative method (cutting planes, Newton) stopped before reaching its tolerance."""
 
 
+class PolicyError(SolverError):
+    """A solve found an occupancy, but the stationary policy read from it does not reproduce its
+    returns from the initial distribution (an Outcome must never report returns its policy
+    does not achieve)."""
+
+
 class InfeasibleError(SolverError):
     """The program has no feasible point."""
 

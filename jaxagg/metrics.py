@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxagg.errors import ShapeError
-from jaxagg.polytope import occupancy_polytope, return_bounds
+from jaxagg.polytope import normalized_rewards, occupancy_polytope, return_bounds
 from jaxagg.solvers.program import OccupancyProgram
 
 
@@ -93,13 +93,14 @@ def pareto_improvement(momdp, returns: np.ndarray, tol: float = 1e-7) -> float:
     """How much an outcome with raw ``returns [n]`` can be Pareto-improved: the optimum of
     ``max sum_i s_i`` s.t. ``J_i(d) >= returns_i + s_i``, ``s >= 0``, d in O, in units of each
     agent's return range. 0 (up to ``tol``) certifies Pareto optimality."""
-    span = return_bounds(momdp).span
     program = OccupancyProgram(occupancy_polytope(momdp))
     n = momdp.num_agents
     s = program.add_variables(n, lower=0.0)
-    # J_i(d) / span_i - s_i >= returns_i / span_i
-    program.add_rows(program.rows_in(momdp.reward_matrix / span[:, None], s, -np.eye(n)),
-                     lower=np.asarray(returns, dtype=np.float64) / span - tol, upper=np.inf)
+    # u_i(d) - s_i >= u_i(returns), in normalised (unit-scale) scores
+    W = normalized_rewards(momdp)
+    floors = return_bounds(momdp).normalize(np.asarray(returns, dtype=np.float64))
+    program.add_rows(program.rows_in(W, s, -np.eye(n)), lower=np.where(return_bounds(momdp).degenerate, -np.inf, floors - tol),
+                     upper=np.inf)
     cost = np.zeros(program.num_cols)
     cost[s] = 1.0
     return float(program.solve(cost, sense="max", what="Pareto improvement LP").objective)

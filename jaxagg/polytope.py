@@ -21,6 +21,7 @@ __all__ = [
     "OccupancyPolytope",
     "ReturnBounds",
     "is_unichain_for_full_support",
+    "normalized_rewards",
     "occupancy_of_policy",
     "occupancy_polytope",
     "policy_from_occupancy",
@@ -59,6 +60,16 @@ def return_bounds(momdp: MOMDP) -> ReturnBounds:
         )
     _BOUNDS[momdp] = bounds
     return bounds
+
+
+def normalized_rewards(momdp: MOMDP) -> np.ndarray:
+    """``[n, S*A]`` rewards whose returns are the normalised returns: ``u_i(d) = W[i] @ d`` with
+    ``W[i] = (R_i - min_O J_i) / (max_O J_i - min_O J_i)`` (every occupancy sums to 1, so the
+    shift folds into the rewards). In [0, 1] on O whatever the scale of R; 0 for a degenerate
+    agent (whose normalised return is defined as 1)."""
+    bounds = return_bounds(momdp)
+    W = (momdp.reward_matrix - bounds.lower[:, None]) / bounds.span[:, None]
+    return np.where(bounds.degenerate[:, None], 0.0, W)
 
 
 def occupancy_of_policy(momdp: MOMDP, policy: np.ndarray) -> np.ndarray:

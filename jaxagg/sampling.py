@@ -105,7 +105,7 @@ def sample(
         "backend": jax.default_backend(),
         "jax": jax.__version__,
     }
-    return ReturnSample(returns=np.asarray(returns, dtype=np.float64), measure=measure, seed=seed,
+    return ReturnSample(returns=_snap_degenerate(returns, bounds), measure=measure, seed=seed,
                         max_returns=bounds.upper, min_returns=bounds.lower, info=info, fingerprint=momdp.fingerprint)
 
 
@@ -161,7 +161,7 @@ def _uniform(momdp: MOMDP, num_samples: int, seed: int, precision: str, bounds, 
     seconds = time.perf_counter() - began
     info = {"precision": precision, "start": 0, "seconds": seconds, "backend": jax.default_backend(),
             "jax": jax.__version__, **settings}
-    return ReturnSample(returns=momdp.returns(d), measure="uniform", seed=seed,
+    return ReturnSample(returns=_snap_degenerate(momdp.returns(d), bounds), measure="uniform", seed=seed,
                         max_returns=bounds.upper, min_returns=bounds.lower, info=info, fingerprint=momdp.fingerprint)
 
 
@@ -215,6 +215,15 @@ class _progress:
         if self._bar is not None:
             self._bar.close()
         return False
+
+
+def _snap_degenerate(returns: np.ndarray, bounds) -> np.ndarray:
+    """Sampled returns ``[N, n]`` as float64, with every degenerate agent's column (its return
+    is the same for every policy) set to that one value, ``min_O J_i``: the kernels' rounding
+    would otherwise spread it into a fake distribution."""
+    returns = np.array(returns, dtype=np.float64)
+    returns[:, bounds.degenerate] = bounds.lower[bounds.degenerate]
+    return returns
 
 
 def _recorded_precision(sample_: ReturnSample) -> str:

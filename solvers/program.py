@@ -193,6 +193,10 @@ def return_bounds(polytope: OccupancyPolytope, reward_matrix: np.ndarray, degene
 
 
 def solve_linear(polytope: OccupancyPolytope, cost: np.ndarray, sense: str = "max", what: str = "LP") -> np.ndarray:
-    """An optimal vertex ``[S*A]`` of ``sense <cost, d>`` over O (raises typed errors on failure)."""
+    """An optimal vertex ``[S*A]`` of ``sense <cost, d>`` over O (raises typed errors on failure).
+    The cost is scaled to unit max-norm first (the optimum does not change), so that rewards of
+    any scale (1e-12 or 1e12) reach HiGHS as well-scaled numbers."""
+    cost = np.asarray(cost, dtype=np.float64)
+    largest = float(np.abs(cost).max(initial=0.0))
     program = OccupancyProgram(polytope)
-    return program.occupancy(program.solve(cost, sense=sense, what=what))
+    return program.occupancy(program.solve(cost / largest if largest > 0 else cost, sense=sense, what=what))

@@ -275,3 +275,94 @@ def test_bad_rule_options_are_validation_errors(garnet):
         ja.rules.get("max-quantile")(garnet, sample, levels=3)
     with pytest.raises(ValidationError, match="options: rule 'approval-0.8' fixes q=0.8"):
         ja.rules.get("approval-0.8")(garnet, sample, q=0.9)
+
+
+# ---------------------------------------------------------------- 4. any reward scale
+SCALES = {"1e-12": [1e-12] * 3, "1e-6": [1e-6] * 3, "1e6": [1e6] * 3, "1e12": [1e12] * 3, "mixed": [1e-9, 1.0, 1e9]}
+VOLUMETRIC = {"max-quantile": {}, "approval": {}, "approval-0.8": {}, "borda": {"levels": 10}, "borda-concave": {},
+              "veto": {"epsilon": 0.05}}
+
+
+@pytest.fixture(scope="module")
+def unscaled():
+    m = ja.envs.garnet(6, 3, 2, 3, seed=3, criterion="discounted", gamma=0.9)
+    sample = ja.sample(m, 1500, seed=0, precision="float64")
+    return m, sample, {name: ja.rules.get(name)(m, sample, **options) for name, options in VOLUMETRIC.items()}
+
+
+def scaled_instance(m, sample, factors):
+    R = m.R * np.asarray(factors)[:, None, None]
+    scaled = m.with_rewards(R)
+    for agent, factor in enumerate(factors):
+        sample = sample.affine(agent, factor, 0.0)
+    return scaled, sample.bind(scaled, ja.return_bounds(scaled))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scale", sorted(SCALES))
+def test_volumetric_rules_do_not_care_about_the_reward_scale(unscaled, scale):
+    m, sample, expected = unscaled
+    scaled, scaled_sample = scaled_instance(m, sample, SCALES[scale])
+    bounds, base_bounds = ja.return_bounds(scaled), ja.return_bounds(m)
+    np.testing.assert_allclose(bounds.upper, base_bounds.upper * SCALES[scale], rtol=1e-9)
+    for name, options in VOLUMETRIC.items():
+        outcome = ja.rules.get(name)(scaled, scaled_sample, **options)
+        base = expected[name]
+        np.testing.assert_allclose(outcome.normalized, base.normalized, atol=1e-6, err_msg=name)
+        np.testing.assert_array_equal(scaled_sample.rank(outcome.returns), sample.rank(base.returns), err_msg=name)
+        for key in ("q_star", "count", "borda_score", "levels_reached"):
+            if key in base.info:
+                assert outcome.info[key] == base.info[key], (name, key)
+
+
+@pytest.mark.parametrize("scale", [1e-12, 1e12])
+def test_every_lp_and_the_welfare_rules_work_at_extreme_scales(scale):
+    m = ja.envs.garnet(6, 3, 2, 3, seed=3, criterion="discounted", gamma=0.9)
+    scaled = m.with_rewards(m.R * scale)
+    bounds = ja.return_bounds(scaled)
+    np.testing.assert_allclose(bounds.lower, ja.return_bounds(m).lower * scale, rtol=1e-9)
+    assert not bounds.degenerate.any()
+    for name in ja.rules.names(needs_sample=False):
+        if name == "nash-raw":
+            continue  # needs positive raw returns; garnet rewards are, and it is checked below
+        outcome = ja.rules.get(name)(scaled)
+        base = ja.rules.get(name)(m)
+        np.testing.assert_allclose(outcome.normalized, base.normalized, atol=1e-6, err_msg=name)
+    raw = ja.rules.get("nash-raw")(scaled)
+    np.testing.assert_allclose(raw.returns, ja.rules.get("nash-raw")(m).returns * scale, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- 7. an agent constant over O
+def constant_over_O_instance():
+    """Two garnet agents and a third whose reward differs only in state 5, which every policy
+    leaves at once and never re-enters: its average return is 0 for every policy."""
+    base = ja.envs.garnet(5, 2, 2, 2, seed=1)
+    P = np.zeros((6, 2, 6))
+    P[:5, :, :5] = base.P
+    P[5, :, 0] = 1.0
+    R = np.zeros((3, 6, 2))
+    R[:2, :5] = base.R
+    R[2, 5, :] = [1.0, 3.0]
+    with pytest.warns(ja.errors.DegenerateAgentWarning, match=r"agent\(s\) \[2\] get the same return from every policy"):
+        m = ja.MOMDP(P, R, criterion="average")
+        ja.return_bounds(m)
+    return m
+
+
+def test_an_agent_constant_over_O_is_indifferent_in_every_rule():
+    m = constant_over_O_instance()
+    sample = ja.sample(m, 1000, seed=0)  # float32: its samples would be spread by rounding
+    assert np.unique(sample.returns[:, 2]).size == 1
+    with pytest.raises(ValidationError, match="'nash-raw' needs a policy where every agent's raw return is positive"):
+        ja.rules.get("nash-raw")(m)  # agent 2's return is 0 whatever the policy
+    for name in ja.rules.names():
+        if name == "nash-raw":
+            continue
+        options = {"steps": 20, "restarts": 2} if name.startswith("tune") else {}
+        outcome = ja.rules.get(name)(m, sample, **options)
+        assert outcome.normalized[2] == 1.0, name
+        assert sample.rank(outcome.returns)[2] == 1.0, name
+    fair = ja.rules.get("max-quantile")(m, sample)
+    assert fair.info["q_star"] == pytest.approx(sample.rank(fair.returns).min())  # the certificate agrees
+    assert 2 in ja.rules.get("approval")(m, sample).info["approvers"]
+    assert ja.rules.get("borda")(m, sample).info["levels_reached"][2] == 20

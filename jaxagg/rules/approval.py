@@ -10,7 +10,7 @@ import numpy as np
 
 from jaxagg.momdp import MOMDP
 from jaxagg.polytope import occupancy_polytope, return_bounds
-from jaxagg.rules.base import agent_scores, lift_thresholds, unit_cost
+from jaxagg.rules.base import agent_scores, threshold_binaries, unit_cost
 from jaxagg.rules.completion import LINEAR_COMPLETIONS, check_completion, complete_above
 from jaxagg.rules.outcome import Outcome, relabelled
 from jaxagg.rules.registry import register
@@ -51,26 +51,22 @@ def approval(
     mip_gap = finite_number("mip_gap", mip_gap)
     n = momdp.num_agents
     thresholds = np.asarray(sample.quantile(q), dtype=np.float64)
-    bounds = return_bounds(momdp)
-    target = lift_thresholds(thresholds, bounds.upper)  # so solver tolerances cannot lose an approval
-    big_m = np.maximum(target - bounds.lower, 0.0)  # valid: never cuts O
     program = OccupancyProgram(occupancy_polytope(momdp))
-    y = program.add_variables(n, lower=0.0, upper=1.0, integer=True)
-    # J_i(d) - M_i y_i >= tau_i - M_i  <=>  J_i(d) >= tau_i - M_i (1 - y_i)
-    program.add_rows(program.rows_in(momdp.reward_matrix, y, -np.diag(big_m)), lower=target - big_m, upper=INF)
+    y, target = threshold_binaries(program, momdp, thresholds[:, None])  # y_i = 1 only if J_i >= tau_i (lifted)
+    y, target = y[:, 0], target[:, 0]
     options = {"time_limit": time_limit, "mip_gap": mip_gap}
     start_x, start_info = (None, None) if start is None else mip_start(program, momdp, sample, start, "approval", y, target, q=q)
     first = program.solve(unit_cost(program.num_cols, y), sense="max", what=f"approval({q}) count MILP", start=start_x, **options)
     count = int(round(first.objective))
     program.add_rows(program.rows_in(np.zeros((1, program.polytope.dim)), y, np.ones((1, n))), lower=count, upper=INF)
-    W, _ = agent_scores(momdp, completion == "utilitarian-normalized")
+    W = agent_scores(momdp, completion == "utilitarian-normalized").W
     second_start = start_x if start_x is not None and start_x[y].sum() >= count else None
     second = program.solve(W.sum(axis=0), sense="max", what=f"approval({q}) completion MILP", start=second_start, **options)
     # Polish: with the approving set read off the binaries, one LP at the tight LP tolerance
     # gives the completion optimum for that set, with every approver truly above its threshold.
     chosen = np.round(second.x[y]) == 1.0
     polished = complete_above(momdp, np.where(chosen, thresholds, -INF), completion)
-    approvers = np.flatnonzero(polished.returns >= thresholds)
+    approvers = np.flatnonzero((polished.returns >= thresholds) | return_bounds(momdp).degenerate)
     info = dict(q=q, count=count, approvers=approvers.tolist(), thresholds=thresholds.tolist(), completion=completion,
                 milp_seconds=[float(first.solve_time), float(second.solve_time)],
                 **({"start": start_info} if start_info is not None else {}))

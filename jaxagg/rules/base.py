@@ -2,21 +2,32 @@
 level variable, sampled thresholds lifted past solver tolerances, and Kelley's cutting planes for
 separable concave objectives. Rule modules compose these; none of them lives inside one rule.
 
-"Scores" are affine in the flat occupancy d: ``score_i(d) = W[i] @ d + c[i]``. Raw: ``W = R``,
-``c = 0``. Normalised: ``u_i = (J_i - min_O J_i) / (max_O J_i - min_O J_i)``; a degenerate agent
-(constant return) has ``u_i = 1``, i.e. ``W[i] = 0``, ``c[i] = 1``.
+Every LP and MILP runs in *unit scales*, whatever the scale of the rewards (1e-12 and 1e12 alike):
+
+* normalised scores ``u_i = (J_i - min_O J_i) / (max_O J_i - min_O J_i)``, in [0, 1] on O, are
+  ``W[i] @ d`` with the centred, scaled rewards ``W[i] = (R_i - min_O J_i) / span_i`` (every
+  occupancy sums to 1, so the shift folds into the rewards); floors and sampled thresholds
+  become rows on ``W`` in these units, and are reported back in the user's units;
+* raw scores ``J_i`` (the scale-dependent welfare rules) are ``unit * (W[i] @ d)`` with one
+  global factor ``unit = max |R|``.
+
+A degenerate agent (its return is the same for every policy, up to
+:data:`jaxagg.solvers.program.DEGENERATE_RTOL`) is indifferent: it gets ``u_i = 1``
+(``W[i] = 0``, ``c[i] = 1``), every floor or threshold of it is met by every policy and adds no
+row, and it approves and ranks every policy at the top. The same in every rule.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 
 from jaxagg.errors import ConvergenceError, ShapeError
 from jaxagg.momdp import MOMDP
-from jaxagg.polytope import occupancy_polytope, return_bounds
+from jaxagg.polytope import normalized_rewards, occupancy_polytope, return_bounds
 from jaxagg.solvers.highs import INF, SolveResult
 from jaxagg.solvers.program import OccupancyProgram
 
@@ -25,38 +36,61 @@ THRESHOLD_MARGIN = 1e-9
 :func:`lift_thresholds`)."""
 
 
-def agent_scores(momdp: MOMDP, normalized: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``(W [n, S*A], c [n])`` with score ``W @ d + c``: raw returns or normalised returns."""
+class Scores(NamedTuple):
+    """Agents' scores ``unit * (W @ d + c)`` in the user's units (see the module docstring).
+
+    Attributes:
+        W: ``[n, S*A]`` unit-scale coefficients.
+        c: ``[n]`` constants (1 for a degenerate agent's normalised score, else 0).
+        unit: the factor back to the user's units (1 for normalised scores, ``max |R|`` for raw).
+    """
+
+    W: np.ndarray
+    c: np.ndarray
+    unit: float
+
+
+def agent_scores(momdp: MOMDP, normalized: bool) -> Scores:
+    """Raw returns or normalised returns as unit-scale :class:`Scores`."""
     if not normalized:
-        return momdp.reward_matrix, np.zeros(momdp.num_agents)
+        unit = float(np.abs(momdp.reward_matrix).max())
+        return Scores(momdp.reward_matrix / unit, np.zeros(momdp.num_agents), unit)
+    return Scores(normalized_rewards(momdp), return_bounds(momdp).degenerate.astype(np.float64), 1.0)
+
+
+def floor_bounds(momdp: MOMDP, floors: np.ndarray) -> np.ndarray:
+    """Row bounds, in unit scale, of the floor rows of :func:`floored_program` for raw-return
+    ``floors [n]`` (``-inf``: no floor); one per non-degenerate agent."""
+    floors = np.asarray(floors, dtype=np.float64)
+    if floors.shape != (momdp.num_agents,):
+        raise ShapeError(f"floors: expected shape [{momdp.num_agents}], got {floors.shape}")
     bounds = return_bounds(momdp)
-    W = momdp.reward_matrix / bounds.span[:, None]
-    c = -bounds.lower / bounds.span
-    W = np.where(bounds.degenerate[:, None], 0.0, W)
-    c = np.where(bounds.degenerate, 1.0, c)
-    return W, c
+    live = ~bounds.degenerate
+    return np.maximum((floors[live] - bounds.lower[live]) / bounds.span[live], -INF)
 
 
 def floored_program(momdp: MOMDP, floors: np.ndarray | None) -> OccupancyProgram:
-    """O, plus rows ``J_i(d) >= floors[i]`` when ``floors [n]`` is given (``-inf`` entries: no floor)."""
+    """O, plus (when ``floors [n]`` is given) one row ``J_i(d) >= floors[i]`` per
+    non-degenerate agent, in unit scale (``-inf`` entries: no floor; the bounds can be changed
+    later with :func:`floor_bounds`)."""
     program = OccupancyProgram(occupancy_polytope(momdp))
     if floors is not None:
-        floors = np.asarray(floors, dtype=np.float64)
-        if floors.shape != (momdp.num_agents,):
-            raise ShapeError(f"floors: expected shape [{momdp.num_agents}], got {floors.shape}")
-        program.add_rows(momdp.reward_matrix, lower=np.maximum(floors, -INF), upper=INF)
+        lower = floor_bounds(momdp, floors)
+        live = ~return_bounds(momdp).degenerate
+        program.add_rows(normalized_rewards(momdp)[live], lower=lower, upper=INF)
     return program
 
 
-def level_program(momdp: MOMDP, W: np.ndarray, c: np.ndarray, agents: np.ndarray,
-                  floors: np.ndarray | None = None) -> tuple[OccupancyProgram, int]:
+def level_program(momdp: MOMDP, scores: Scores, agents: np.ndarray,
+                  floors: np.ndarray | None = None) -> tuple[OccupancyProgram, int, int]:
     """O (with ``floors``) plus a free level ``t`` and rows ``W[i] d - t >= -c[i]`` for
-    ``agents``; returns (program, column of t)."""
+    ``agents``; returns (program, column of t, index of the first level row)."""
     program = floored_program(momdp, floors)
     (t,) = program.add_variables(1)
-    rows = program.rows_in(W[agents], [t], -np.ones((agents.size, 1)))
-    program.add_rows(rows, lower=-c[agents], upper=INF)
-    return program, int(t)
+    rows = program.rows_in(scores.W[agents], [t], -np.ones((agents.size, 1)))
+    first = program.num_rows
+    program.add_rows(rows, lower=-scores.c[agents], upper=INF)
+    return program, int(t), first
 
 
 def unit_cost(size: int, index) -> np.ndarray:
@@ -66,14 +100,49 @@ def unit_cost(size: int, index) -> np.ndarray:
     return cost
 
 
-def lift_thresholds(thresholds: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """Sampled thresholds raised by ``THRESHOLD_MARGIN * max(1, |t|)``, so that LP/MILP
-    tolerances cannot leave a return just below a sample value (which would cost that agent one
-    sample of rank). Infinite thresholds and those at ``upper`` (``max_O J_i``, broadcastable)
-    are left alone: nothing lies above them."""
+def lift_thresholds(momdp: MOMDP, thresholds: np.ndarray) -> np.ndarray:
+    """Sampled raw-return thresholds ``[n]`` or ``[n, K]`` raised by ``THRESHOLD_MARGIN`` of each
+    agent's return range, so that LP/MILP tolerances cannot leave a return just below a sample
+    value (which would cost that agent one sample of rank). Infinite thresholds and those at
+    ``max_O J_i`` are left alone: nothing lies above them; a degenerate agent's become ``-inf``."""
+    bounds = return_bounds(momdp)
     t = np.asarray(thresholds, dtype=np.float64)
-    lifted = t + THRESHOLD_MARGIN * np.maximum(1.0, np.abs(np.where(np.isfinite(t), t, 0.0)))
-    return np.where(np.isfinite(t) & (t < upper), lifted, t)
+    shape = (-1,) + (1,) * (t.ndim - 1)
+    span, upper = bounds.span.reshape(shape), bounds.upper.reshape(shape)
+    lifted = np.where(np.isfinite(t) & (t < upper), t + THRESHOLD_MARGIN * span, t)
+    return np.where(bounds.degenerate.reshape(shape), -np.inf, lifted)  # met by every policy
+
+
+def threshold_binaries(program: OccupancyProgram, momdp: MOMDP, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Add binaries ``b [n, K]`` to ``program`` with ``b_ik = 1`` only if agent i's return
+    reaches the lifted raw threshold ``thresholds[i, k]`` (approval, epsilon-Borda).
+
+    Rows, in unit scale: ``u_i(d) - M_ik b_ik >= target_ik - M_ik`` with ``target`` the lifted
+    threshold as a normalised score and the valid big-M ``M_ik = max(target_ik, 0)`` (``u >= 0``
+    on O, so a row with ``b = 0`` never cuts O). A degenerate agent's binaries are fixed to 1
+    without rows. Returns ``(b [n, K] column indices, lifted raw targets [n, K])``.
+    """
+    bounds = return_bounds(momdp)
+    n, K = thresholds.shape
+    lifted = lift_thresholds(momdp, thresholds)
+    target = to_unit_scale(momdp, lifted)
+    big_m = np.maximum(target, 0.0)
+    live = ~bounds.degenerate
+    fixed = np.repeat(bounds.degenerate.astype(np.float64), K)
+    b = program.add_variables(n * K, lower=fixed, upper=1.0, integer=True).reshape(n, K)
+    agent = np.repeat(np.flatnonzero(live), K)
+    if agent.size:
+        program.add_rows(program.rows_in(normalized_rewards(momdp)[agent], b[live].reshape(-1), -np.diag(big_m[live].reshape(-1))),
+                         lower=(target - big_m)[live].reshape(-1), upper=INF)
+    return b, lifted
+
+
+def to_unit_scale(momdp: MOMDP, thresholds: np.ndarray) -> np.ndarray:
+    """Raw-return thresholds ``[n, ...]`` as normalised scores ``(t - min_O J_i) / span_i``."""
+    bounds = return_bounds(momdp)
+    t = np.asarray(thresholds, dtype=np.float64)
+    shape = (-1,) + (1,) * (t.ndim - 1)
+    return (t - bounds.lower.reshape(shape)) / bounds.span.reshape(shape)
 
 
 def maximize_separable_concave(

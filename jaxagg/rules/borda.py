@@ -14,11 +14,11 @@ import warnings
 
 import numpy as np
 
-from jaxagg.cdf_fit import fit_cdfs
+from jaxagg.cdf_fit import fit_logistic_cdf
 from jaxagg.errors import InfeasibleError, SolverTimeoutError
 from jaxagg.momdp import MOMDP
-from jaxagg.polytope import occupancy_polytope, return_bounds
-from jaxagg.rules.base import floored_program, lift_thresholds, maximize_separable_concave
+from jaxagg.polytope import normalized_rewards, occupancy_polytope, return_bounds
+from jaxagg.rules.base import floored_program, maximize_separable_concave, threshold_binaries, to_unit_scale
 from jaxagg.rules.completion import check_completion, complete_above
 from jaxagg.rules.outcome import Outcome, make_outcome, relabelled
 from jaxagg.rules.registry import register
@@ -29,8 +29,8 @@ from jaxagg.solvers.program import OccupancyProgram
 from jaxagg.validation import choice, integer_at_least, optional_positive_number
 
 DEFAULT_LEVELS = 20
-MAX_BINARIES = 100_000
-"""At most this many binaries ``n * K`` (each adds a row of S*A coefficients to the MILP)."""
+MAX_BINARIES = 2_000
+"""At most this many binaries ``n * K``: each adds a dense row of S*A coefficients to the MILP."""
 DEFAULT_TIME_LIMIT = 60.0
 
 
@@ -80,15 +80,8 @@ def borda(
     n = momdp.num_agents
     grid = np.arange(1, K + 1) / K
     thresholds = np.asarray(sample.quantile(grid), dtype=np.float64).T  # [n, K]
-    bounds = return_bounds(momdp)
-    target = lift_thresholds(thresholds, bounds.upper[:, None])  # the top level, max_O J_i, stays
-    big_m = np.maximum(target - bounds.lower[:, None], 0.0)
     program = OccupancyProgram(occupancy_polytope(momdp))
-    z = program.add_variables(n * K, lower=0.0, upper=1.0, integer=True).reshape(n, K)
-    agent = np.repeat(np.arange(n), K)
-    # J_i(d) - M_ik z_ik >= target_ik - M_ik
-    program.add_rows(program.rows_in(momdp.reward_matrix[agent], z.reshape(-1), -np.diag(big_m.reshape(-1))),
-                     lower=(target - big_m).reshape(-1), upper=INF)
+    z, target = threshold_binaries(program, momdp, thresholds)  # z_ik = 1 only if J_i >= tau_i(k/K) (lifted)
     if K > 1:  # z_ik - z_i,k+1 >= 0
         first, second = z[:, :-1].reshape(-1), z[:, 1:].reshape(-1)
         pairs = np.zeros((first.size, first.size * 2))
@@ -133,32 +126,40 @@ CONCAVE_GAP_TOL = 1e-7
 
 
 def _concave_borda(momdp: MOMDP, sample: ReturnSample) -> Outcome:
-    """Borda on fitted CDFs (the reference implementation's method); see :func:`borda`."""
-    fits = fit_cdfs(sample)
+    """Borda on fitted CDFs (the reference implementation's method); see :func:`borda`.
+
+    Runs in normalised scores (each agent's returns mapped to [0, 1] over O, an exact affine map
+    that leaves its CDF's shape alone); degenerate agents rank every policy at the top and are
+    left out of the fit and the objective."""
+    bounds = return_bounds(momdp)
+    live = np.flatnonzero(~bounds.degenerate)
+    units = to_unit_scale(momdp, sample.sorted_returns.T)  # [n, N], every row ascending
+    fits = [fit_logistic_cdf(units[i], name=f"agent {i}", is_sorted=True) for i in live]
     modes = np.array([f.mode() for f in fits])
-    upper = return_bounds(momdp).upper
-    if (modes >= upper).any():
+    if (modes >= 1.0).any():
         raise InfeasibleError("borda-concave: some agent's fitted mode is at or above its best return, so the concave "
                               "region of the fitted CDFs contains no policy; use method='milp'")
-    program = floored_program(momdp, modes)
+    floors = np.full(momdp.num_agents, -np.inf)
+    floors[live] = bounds.lower[live] + bounds.span[live] * modes
+    program = floored_program(momdp, floors)
 
     def per_agent(function):
         return lambda points: np.stack([function(fit, row) for fit, row in zip(fits, points)])
 
-    tangents = modes[:, None] + (upper - modes)[:, None] * np.linspace(0.0, 1.0, 9)[None, :]
+    tangents = modes[:, None] + (1.0 - modes)[:, None] * np.linspace(0.0, 1.0, 9)[None, :]
     try:
         occupancy, value, gap, solves = maximize_separable_concave(
-            program, momdp.reward_matrix, np.zeros(momdp.num_agents), per_agent(lambda f, x: f(x)),
+            program, normalized_rewards(momdp)[live], np.zeros(live.size), per_agent(lambda f, x: f(x)),
             per_agent(lambda f, x: f.derivative(x)), tangents, tol=CONCAVE_GAP_TOL, max_iterations=500,
             what="concave Borda LP")
     except InfeasibleError as exc:
         raise InfeasibleError(
             "borda-concave: the concave region of the fitted CDFs (every agent at or above its fitted mode) "
             "contains no policy; use method='milp'", exc.result) from None
-    outcome = make_outcome(momdp, "borda-concave", occupancy, solves, method="concave", fitted_score=value, gap=gap,
-                           iterations=len(solves), modes=modes.tolist(),
-                           fit_errors=[f.max_error for f in fits], borda_score=borda_score(momdp.returns(occupancy), sample))
-    return outcome
+    return make_outcome(momdp, "borda-concave", occupancy, solves, method="concave",
+                        fitted_score=value + float(bounds.degenerate.sum()), gap=gap, iterations=len(solves),
+                        modes=floors.tolist(), fit_errors=[f.max_error for f in fits],
+                        borda_score=borda_score(momdp.returns(occupancy), sample))
 
 
 register("borda-concave", borda, family="borda", needs_sample=True, exact=False, invariant=True, method="concave",

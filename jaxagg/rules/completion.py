@@ -7,7 +7,6 @@ import numpy as np
 
 from jaxagg.errors import InfeasibleError
 from jaxagg.momdp import MOMDP
-from jaxagg.polytope import return_bounds
 from jaxagg.rules.base import lift_thresholds
 from jaxagg.rules.outcome import Outcome
 from jaxagg.rules.welfare import egalitarian, leximin, utilitarian
@@ -36,7 +35,7 @@ def complete_above(momdp: MOMDP, thresholds: np.ndarray, completion: str) -> Out
     if that set is empty (the thresholds are tight: a single point), within the thresholds
     themselves."""
     try:
-        return complete_within(momdp, lift_thresholds(thresholds, return_bounds(momdp).upper), completion)
+        return complete_within(momdp, lift_thresholds(momdp, thresholds), completion)
     except InfeasibleError:
         return complete_within(momdp, thresholds, completion)
 

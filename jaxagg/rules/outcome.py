@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from jaxagg.errors import PolicyError
 from jaxagg.momdp import MOMDP
-from jaxagg.polytope import policy_from_occupancy, return_bounds
+from jaxagg.polytope import occupancy_of_policy, policy_from_occupancy, return_bounds
 from jaxagg.solvers.highs import SolveResult
 
 
@@ -79,18 +80,44 @@ def make_outcome(momdp: MOMDP, rule: str, occupancy: np.ndarray, solves: Iterabl
     returns, and the statistics of ``solves``. ``rule`` names what made it; the registry's door
     replaces it with the registry name and adds the options as ``params``."""
     d = np.clip(np.asarray(occupancy, dtype=np.float64), 0.0, None)
-    returns = momdp.returns(d)
+    bounds = return_bounds(momdp)
+    returns = np.where(bounds.degenerate, bounds.lower, momdp.returns(d))
+    policy = policy_from_occupancy(d, momdp.num_states, momdp.num_actions)
+    check_policy_reproduces(momdp, rule, policy, returns)
     solves = tuple(solves)
     return Outcome(
         rule=rule,
         occupancy=d,
-        policy=policy_from_occupancy(d, momdp.num_states, momdp.num_actions),
+        policy=policy,
         returns=returns,
-        normalized=np.clip(return_bounds(momdp).normalize(returns), 0.0, 1.0),
+        normalized=np.clip(bounds.normalize(returns), 0.0, 1.0),
         info=info,
         solves=solves,
         stats=SolverStats.of(solves),
     )
+
+
+POLICY_RTOL = 1e-8
+"""An Outcome's policy, evaluated exactly from mu, must reproduce its returns to this fraction of
+each agent's return range (:func:`check_policy_reproduces`)."""
+
+
+def check_policy_reproduces(momdp: MOMDP, rule: str, policy: np.ndarray, returns: np.ndarray) -> None:
+    """The contract of every Outcome: the stationary ``policy [S, A]``, evaluated exactly from
+    ``mu`` (:func:`jaxagg.occupancy_of_policy`), gives ``returns [n]`` to :data:`POLICY_RTOL` of
+    each agent's return range. A rule whose occupancy no stationary policy reaches from ``mu``
+    fails loudly here instead of reporting returns that nothing achieves."""
+    bounds = return_bounds(momdp)
+    achieved = np.where(bounds.degenerate, bounds.lower, momdp.returns(occupancy_of_policy(momdp, policy)))
+    scale = np.maximum(bounds.span, np.finfo(np.float64).tiny)
+    error = np.abs(achieved - returns) / scale
+    if not (error <= POLICY_RTOL).all():
+        worst = int(np.argmax(error))
+        raise PolicyError(
+            f"{rule}: the stationary policy read from its occupancy gives agent {worst} a return of "
+            f"{achieved[worst]:.6g} from mu, not {returns[worst]:.6g} ({error[worst]:.2g} of its range): this occupancy "
+            "needs a policy that randomises across recurrent classes, which jaxagg does not construct yet "
+            "(average reward on a multichain or communicating instance)")
 
 
 def relabelled(outcome: Outcome, info: dict[str, Any], before: Iterable[SolveResult] = ()) -> Outcome:

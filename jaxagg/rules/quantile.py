@@ -18,7 +18,7 @@ import numpy as np
 
 from jaxagg.errors import InfeasibleError
 from jaxagg.momdp import MOMDP
-from jaxagg.rules.base import floored_program
+from jaxagg.rules.base import floor_bounds, floored_program
 from jaxagg.rules.completion import check_completion, complete_above
 from jaxagg.rules.outcome import Outcome, relabelled
 from jaxagg.rules.registry import register
@@ -58,7 +58,7 @@ def max_quantile(momdp: MOMDP, sample: ReturnSample, *, completion: str = "utili
     bisection = []
 
     def feasible(k: int) -> bool:
-        model.set_row_bounds(floor_rows, level_thresholds(sample, k), INF)
+        model.set_row_bounds(floor_rows, floor_bounds(momdp, level_thresholds(sample, k)), INF)
         bisection.append(model.solve(raise_on_failure=False))
         return bisection[-1].ok
 

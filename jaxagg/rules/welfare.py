@@ -24,21 +24,21 @@ NASH_INITIAL_TANGENTS = 2.0 ** -np.arange(0, 11)
 def utilitarian(momdp: MOMDP, *, normalized: bool = False, floors: np.ndarray | None = None) -> Outcome:
     """Maximise ``sum_i score_i(d)`` (one LP); ``floors [n]``: only policies with raw returns
     ``J_i >= floors[i]`` (a volumetric rule's completion)."""
-    W, c = agent_scores(momdp, normalized)
+    scores = agent_scores(momdp, normalized)
     program = floored_program(momdp, floors)
-    result = program.solve(W.sum(axis=0), sense="max", what="utilitarian LP")
+    result = program.solve(scores.W.sum(axis=0), sense="max", what="utilitarian LP")
     return make_outcome(momdp, _name("utilitarian", normalized), program.occupancy(result), [result],
-                        welfare=float(result.objective + c.sum()))
+                        welfare=float(scores.unit * (result.objective + scores.c.sum())))
 
 
 def egalitarian(momdp: MOMDP, *, normalized: bool = False, floors: np.ndarray | None = None) -> Outcome:
     """Maximise ``min_i score_i(d)`` (one LP with a level variable ``t``); ``floors`` as in
     :func:`utilitarian`."""
-    W, c = agent_scores(momdp, normalized)
-    program, t = level_program(momdp, W, c, np.arange(momdp.num_agents), floors)
+    scores = agent_scores(momdp, normalized)
+    program, t, _ = level_program(momdp, scores, np.arange(momdp.num_agents), floors)
     result = program.solve(unit_cost(program.num_cols, t), sense="max", what="egalitarian LP")
     return make_outcome(momdp, _name("egalitarian", normalized), program.occupancy(result), [result],
-                        level=float(result.x[t]))
+                        level=float(scores.unit * result.x[t]))
 
 
 def leximin(momdp: MOMDP, *, normalized: bool = False, tol: float = 1e-9, floors: np.ndarray | None = None) -> Outcome:
@@ -50,7 +50,8 @@ def leximin(momdp: MOMDP, *, normalized: bool = False, tol: float = 1e-9, floors
     ``score_j >= level_j - tol * max(1, |level_j|)``. ``floors`` as in :func:`utilitarian`.
     """
     tol = positive_number("tol", tol)
-    W, c = agent_scores(momdp, normalized)
+    scores = agent_scores(momdp, normalized)
+    W, c = scores.W, scores.c
     n = momdp.num_agents
     levels = np.full(n, np.nan)
     order: list[list[int]] = []
@@ -58,7 +59,7 @@ def leximin(momdp: MOMDP, *, normalized: bool = False, tol: float = 1e-9, floors
     occupancy = None
     while np.isnan(levels).any():
         free = np.flatnonzero(np.isnan(levels))
-        program, t = level_program(momdp, W, c, free, floors)
+        program, t, first = level_program(momdp, scores, free, floors)
         fixed = np.flatnonzero(~np.isnan(levels))
         if fixed.size:
             floor = levels[fixed] - tol * np.maximum(1.0, np.abs(levels[fixed]))
@@ -66,7 +67,6 @@ def leximin(momdp: MOMDP, *, normalized: bool = False, tol: float = 1e-9, floors
         result = program.solve(unit_cost(program.num_cols, t), sense="max", what=f"leximin LP {len(order) + 1}")
         solves.append(result)
         occupancy = program.occupancy(result)
-        first = program.polytope.E.shape[0] + (0 if floors is None else momdp.num_agents)
         duals = np.abs(result.row_duals[first : first + free.size])
         tight = free[duals > LEXIMIN_DUAL_TOL]
         if tight.size == 0:  # numerically flat duals: fix the worst-off free agent
@@ -74,7 +74,7 @@ def leximin(momdp: MOMDP, *, normalized: bool = False, tol: float = 1e-9, floors
         levels[tight] = result.x[t]
         order.append(tight.tolist())
     return make_outcome(momdp, _name("leximin", normalized), occupancy, solves,
-                        levels=levels.tolist(), fixed_order=order)
+                        levels=(scores.unit * levels).tolist(), fixed_order=order)
 
 
 def nash(momdp: MOMDP, *, normalized: bool = True, tol: float = NASH_GAP_TOL, max_iterations: int = 500) -> Outcome:
@@ -84,7 +84,7 @@ def nash(momdp: MOMDP, *, normalized: bool = True, tol: float = NASH_GAP_TOL, ma
     """
     tol = positive_number("tol", tol)
     max_iterations = integer_at_least("max_iterations", max_iterations, 1)
-    W, c = agent_scores(momdp, normalized)
+    scores = agent_scores(momdp, normalized)
     n = momdp.num_agents
     solves = []
     if not normalized:
@@ -95,14 +95,14 @@ def nash(momdp: MOMDP, *, normalized: bool = True, tol: float = NASH_GAP_TOL, ma
                 f"rule: 'nash-raw' needs a policy where every agent's raw return is positive; the best "
                 f"minimum return is {best_min.info['level']:.6g}. Use 'nash' (normalised returns) instead"
             )
-    scale = np.ones(n) if normalized else return_bounds(momdp).upper
+    scale = np.ones(n) if normalized else return_bounds(momdp).upper / scores.unit
     occupancy, value, gap, rounds = maximize_separable_concave(
-        floored_program(momdp, None), W, c, lambda x: np.log(np.clip(x, 1e-300, None)), lambda x: 1.0 / x,
+        floored_program(momdp, None), scores.W, scores.c, lambda x: np.log(np.clip(x, 1e-300, None)), lambda x: 1.0 / x,
         scale[:, None] * NASH_INITIAL_TANGENTS[None, :], tol=tol, max_iterations=max_iterations,
-        lowest=1e-12, what="Nash welfare LP")
+        lowest=1e-12 * scale.min(), what="Nash welfare LP")
     solves.extend(rounds)
     return make_outcome(momdp, _name("nash", not normalized, suffix="raw"), occupancy, solves,
-                        log_welfare=value, gap=gap, iterations=len(rounds))
+                        log_welfare=value + n * float(np.log(scores.unit)), gap=gap, iterations=len(rounds))
 
 
 def _name(base: str, flag: bool, suffix: str = "normalized") -> str:

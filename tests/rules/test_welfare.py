@@ -129,7 +129,7 @@ def test_nash_matches_grid_search_and_its_optimality_certificate():
     assert outcome.info["log_welfare"] <= best_grid + 1e-2  # the grid is fine enough to get close
     # First-order optimality of the concave objective: d* maximises sum_i u_i(d) / u_i(d*) over O,
     # whose value at d* is n.
-    W, c = agent_scores(m, normalized=True)
+    W, c, _ = agent_scores(m, normalized=True)
     weights = 1.0 / outcome.normalized
     best = ja.solvers.program.solve_linear(ja.occupancy_polytope(m), weights @ W, sense="max")
     assert weights @ (W @ best + c) == pytest.approx(m.num_agents, rel=1e-3)
@@ -137,7 +137,7 @@ def test_nash_matches_grid_search_and_its_optimality_certificate():
 
 def test_nash_certificate_on_attention(attention, attention_outcomes):
     outcome = attention_outcomes["nash"]
-    W, c = agent_scores(attention, normalized=True)
+    W, c, _ = agent_scores(attention, normalized=True)
     weights = 1.0 / outcome.normalized
     best = ja.solvers.program.solve_linear(ja.occupancy_polytope(attention), weights @ W, sense="max")
     assert weights @ (W @ best + c) == pytest.approx(attention.num_agents, rel=1e-3)
