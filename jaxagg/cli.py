@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="(default: policy; with --resume, the file's)")
     smp.add_argument("--sample-seed", type=int, default=None, help="seed of the sample (default: 0; with --resume, the file's)")
     smp.add_argument("--precision", choices=["float32", "float64"], default=None,
-                     help="(default: float32; with --resume, the file's)")
+                     help="(default: float32, or float64 when 1 - gamma < 1e-3; with --resume, the file's)")
     smp.add_argument("--chunk-size", type=int, default=4096, help="samples per device call (default: %(default)s)")
     smp.add_argument("--resume", action="store_true", help="continue the sample in --out with --num-samples more "
                      "(its measure, seed and precision; options that differ are refused)")
@@ -199,7 +199,7 @@ def _sample(args: argparse.Namespace) -> int:
             options["precision"] = args.precision
         result = extend(momdp, earlier, args.num_samples, **options)
     else:
-        options["precision"] = args.precision or "float32"
+        options["precision"] = args.precision or "auto"
         uniform = {key: value for key, value in (("chains", args.chains), ("thin", args.thin),
                                                  ("burn_in", args.burn_in), ("directions", args.directions))
                    if value is not None}

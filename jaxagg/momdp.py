@@ -35,6 +35,12 @@ PROBABILITY_ATOL = 1e-6
 """Rows of ``P`` and ``mu`` must sum to 1 within this absolute tolerance (rows off by more than
 1e-12 are then renormalised), and entries must be >= -PROBABILITY_ATOL (clipped to 0)."""
 
+MIN_ONE_MINUS_GAMMA = 1e-6
+"""Supported discount factors: ``0 < gamma <= 1 - 1e-6`` (effective horizons up to a million
+steps). The LPs were measured exact to 1e-10 of the return range at ``1 - 1e-6``; beyond it
+their right-hand side ``(1 - gamma) mu`` drowns in the solver's tolerances. For longer horizons
+use the average-reward criterion."""
+
 FILE_FORMAT = "jaxagg.momdp/1"
 FILE_SUFFIXES = (".npz", ".json")
 ARRAYS = ("P", "R", "mu")
@@ -329,6 +335,9 @@ def _check_criterion(criterion: Any, gamma: Any) -> tuple[str, float | None]:
         raise ValidationError(f"gamma: expected a number in (0, 1), got {gamma!r}") from None
     if not (0.0 < gamma < 1.0) or math.isnan(gamma):
         raise ValidationError(f"gamma: expected a number in (0, 1) (exclusive), got {gamma!r}")
+    if 1.0 - gamma < MIN_ONE_MINUS_GAMMA:
+        raise ValidationError(f"gamma: supported up to 1 - {MIN_ONE_MINUS_GAMMA:g} (a horizon of a million steps), got {gamma!r}; "
+                              "for longer horizons use the average-reward criterion")
     return criterion, gamma
 
 

@@ -33,12 +33,40 @@ _BOUNDS: weakref.WeakKeyDictionary[MOMDP, ReturnBounds] = weakref.WeakKeyDiction
 
 
 def occupancy_polytope(momdp: MOMDP) -> OccupancyPolytope:
-    """The occupancy polytope of ``momdp`` (built once, then cached per instance)."""
+    """The occupancy polytope of ``momdp`` (built once, then cached per instance).
+
+    Raises:
+        ValidationError: an average-reward instance with several maximal end components (see
+            :func:`check_average_reward_structure`).
+    """
     _check_momdp(momdp)
     cached = _POLYTOPES.get(momdp)
     if cached is None:
+        check_average_reward_structure(momdp)
         cached = _POLYTOPES[momdp] = solvers_polytope.build_polytope(momdp.P, momdp.mu, momdp.gamma)
     return cached
+
+
+def check_average_reward_structure(momdp: MOMDP) -> None:
+    """Refuse an average-reward instance that is not weakly communicating.
+
+    Under the average-reward criterion O is the set of long-run occupancies, which jaxagg builds
+    from the flow equations alone. That is exact when the MDP has one maximal end component
+    (weakly communicating: every policy ends up in the same set of mutually reachable states,
+    whatever ``mu``). With several, which ones a policy can reach depends on ``mu``, and the flow
+    equations would offer returns that no policy reaches from ``mu``; jaxagg refuses such an
+    instance rather than answer wrongly. The discounted criterion has no such restriction.
+    """
+    if momdp.criterion != "average":
+        return
+    components = np.unique(solvers_polytope.maximal_end_components(momdp.P))
+    components = components[components >= 0]
+    if components.size > 1:
+        raise ValidationError(
+            f"momdp: under the average-reward criterion this MDP has {components.size} maximal end components "
+            "(sets of states some policy never leaves that cannot reach one another), so the returns a policy can reach "
+            "depend on mu; jaxagg supports average reward only for weakly communicating MDPs (one component) so far. "
+            "Use the discounted criterion (gamma close to 1) instead")
 
 
 def return_bounds(momdp: MOMDP) -> ReturnBounds:

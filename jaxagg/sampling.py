@@ -31,13 +31,16 @@ from jaxagg.polytope import is_unichain_for_full_support, return_bounds
 from jaxagg.samples import ReturnSample, index_ranges
 from jaxagg.uniform import UNIFORM_OPTIONS, uniform_occupancies
 from jaxagg.validation import choice, integer_at_least
-from jaxagg.validation import precision as check_precision
 from jaxagg.validation import seed as check_seed
 
 SAMPLED_MEASURES = ("policy", "hull", "uniform")
 INDEXED_MEASURES = ("policy", "hull")
 """Measures whose sample i depends only on (seed, i): they can be resumed and re-evaluated."""
 DEFAULT_CHUNK = 4096
+FLOAT32_MIN_ONE_MINUS_GAMMA = 1e-3
+"""Below this ``1 - gamma`` float32 samples are off by more than about 1e-4 of the return range
+(measured: about ``7e-8 / (1 - gamma)``; 9% at ``1 - 1e-6``), so ``"auto"`` picks float64 and an
+explicit ``"float32"`` is refused."""
 
 
 def sample(
@@ -46,7 +49,7 @@ def sample(
     measure: str = "policy",
     seed: int = 0,
     *,
-    precision: str = "float32",
+    precision: str = "auto",
     chunk_size: int = DEFAULT_CHUNK,
     start: int = 0,
     progress: bool | Callable[[int], None] = False,
@@ -61,7 +64,10 @@ def sample(
         measure: ``"policy"``, ``"hull"`` or ``"uniform"`` (hit-and-run chains; see
             :mod:`jaxagg.uniform`).
         seed: integer seed; for ``policy`` and ``hull`` sample ``i`` depends only on ``(seed, i)``.
-        precision: ``"float32"`` (default) or ``"float64"`` for the kernels.
+        precision: ``"float32"``, ``"float64"`` or ``"auto"`` (default: float32, or float64 for a
+            discount factor with ``1 - gamma <`` :data:`FLOAT32_MIN_ONE_MINUS_GAMMA`, where
+            float32 policy evaluation loses more than about 1e-4 of the return range; asking for
+            float32 there is refused).
         chunk_size: samples per device call (memory is bounded by one chunk); results do not
             depend on it.
         start: index of the first sample (to continue an earlier run: see :func:`extend`).
@@ -80,8 +86,8 @@ def sample(
     if start + num_samples > 2**32:
         raise ValidationError(f"num_samples: start + num_samples must be at most 2**32, got {start + num_samples}")
     seed = check_seed("seed", seed)
-    check_precision("precision", precision)
     _check_instance(momdp)
+    precision = resolve_precision(momdp, precision)
     choice("measure", measure, SAMPLED_MEASURES)
     devices = _check_devices(devices)
     bounds = return_bounds(momdp)
@@ -132,12 +138,12 @@ def extend(momdp: MOMDP, sample_: ReturnSample, more: int, **options: Any) -> Re
 
 
 def sample_occupancies(momdp: MOMDP, indices: np.ndarray, measure: str = "policy", seed: int = 0, *,
-                       precision: str = "float32") -> np.ndarray:
+                       precision: str = "auto") -> np.ndarray:
     """The occupancies ``[k, S*A]`` behind samples ``indices [k]`` of ``sample(momdp, ...,
     measure, seed, precision=precision)``, recomputed exactly from their keys (nothing is stored
     during sampling). ``measure`` is ``"policy"`` or ``"hull"`` (indexed draws)."""
-    check_precision("precision", precision)
     _check_instance(momdp)
+    precision = resolve_precision(momdp, precision)
     seed = check_seed("seed", seed)
     indices = np.asarray(indices).reshape(-1)
     if indices.size and (indices.dtype.kind not in "iu" or indices.min() < 0 or indices.max() >= 2**32):
@@ -215,6 +221,20 @@ class _progress:
         if self._bar is not None:
             self._bar.close()
         return False
+
+
+def resolve_precision(momdp: MOMDP, precision: str) -> str:
+    """The kernels' precision for ``momdp``: ``"auto"`` is float32 unless the discount factor is
+    so close to 1 that float32 is not accurate enough (then float64); float32 there is refused."""
+    choice("precision", precision, ("auto", *PRECISIONS))
+    long_horizon = momdp.gamma is not None and 1.0 - momdp.gamma < FLOAT32_MIN_ONE_MINUS_GAMMA
+    if precision == "auto":
+        return "float64" if long_horizon else "float32"
+    if precision == "float32" and long_horizon:
+        raise ValidationError(
+            f"precision: float32 samples at gamma = {momdp.gamma!r} are off by about {7e-8 / (1.0 - momdp.gamma):.1g} of the "
+            f"return range (float32 is used for 1 - gamma >= {FLOAT32_MIN_ONE_MINUS_GAMMA:g}); use precision='float64' or 'auto'")
+    return precision
 
 
 def _snap_degenerate(returns: np.ndarray, bounds) -> np.ndarray:

@@ -141,6 +141,32 @@ def closed_classes(support: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return label, np.flatnonzero(~leaves)
 
 
+def maximal_end_components(P: np.ndarray) -> np.ndarray:
+    """The maximal end components of the MDP ``P [S, A, S]``: sets of states with actions that
+    keep the chain inside the set and let it move between any two of its states. Every
+    recurrent class of every policy lies in one. Returns ``label [S]``: the component of each
+    state, ``-1`` for states in none (transient under every policy).
+
+    The classic refinement: strongly connected components of the graph of the allowed actions;
+    drop actions that can leave their state's component; repeat until nothing changes.
+    """
+    S = P.shape[0]
+    support = P > 0
+    allowed = np.ones(P.shape[:2], dtype=bool)
+    alive = np.ones(S, dtype=bool)
+    while True:
+        edges = (support & allowed[:, :, None]).any(axis=1) & alive[:, None] & alive[None, :]
+        _, label = connected_components(sp.csr_matrix(edges), directed=True, connection="strong")
+        stays = label[:, None, None] == label[None, None, :]
+        keeps = ~support | (stays & alive[None, None, :])
+        refined = allowed & keeps.all(axis=2) & alive[:, None]
+        if (refined == allowed).all():
+            break
+        allowed = refined
+        alive = allowed.any(axis=1)
+    return np.where(alive, label, -1)
+
+
 def is_unichain_for_full_support(P: np.ndarray) -> bool:
     """Whether every full-support policy's chain on ``P [S, A, S]`` has a single recurrent
     class: the graph with an edge s -> s' when some action can move s to s' has one closed class."""

@@ -366,3 +366,67 @@ def test_an_agent_constant_over_O_is_indifferent_in_every_rule():
     assert fair.info["q_star"] == pytest.approx(sample.rank(fair.returns).min())  # the certificate agrees
     assert 2 in ja.rules.get("approval")(m, sample).info["approvers"]
     assert ja.rules.get("borda")(m, sample).info["levels_reached"][2] == 20
+
+
+# ---------------------------------------------------------------- 2, 3. average reward beyond unichain
+def two_classes():
+    """Issue 11's case 2: closed classes {0, 1} and {2, 3} that cannot reach one another."""
+    P = np.zeros((4, 2, 4))
+    for s in range(4):
+        b = 0 if s < 2 else 2
+        P[s, 0, s] = 1
+        P[s, 1, b + 1 - (s - b)] = 1
+    R = np.zeros((2, 4, 2))
+    R[0, 1, :] = 1
+    R[0, 0, 0] = 0.5
+    R[1, 2, :] = 1
+    R[1, 3, 1] = 0.3
+    return ja.MOMDP(P, R, mu=[1, 0, 0, 0], criterion="average")
+
+
+def test_average_reward_with_several_end_components_is_refused_not_answered():
+    m = two_classes()
+    for call in (lambda: ja.rules.get("egalitarian")(m), lambda: ja.return_bounds(m),
+                 lambda: ja.sample(m, 10, measure="hull"), lambda: ja.sample(m, 10, measure="uniform")):
+        with pytest.raises(ValidationError, match="has 2 maximal end components .* Use the discounted criterion"):
+            call()
+    discounted = ja.MOMDP(m.P, m.R, mu=m.mu, criterion="discounted", gamma=0.99)
+    outcome = ja.rules.get("egalitarian")(discounted)  # reachable from mu only: agent 1 gets nothing
+    assert outcome.returns[1] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_an_outcome_whose_policy_misses_its_returns_fails_loudly():
+    """Issue 11's case 3: a communicating MDP whose egalitarian optimum mixes two recurrent
+    classes; the stationary policy read from it gets [0.5, 1.5], not [0.75, 0.75]."""
+    P = np.zeros((3, 2, 3))
+    P[0, 0, 1] = P[0, 1, 2] = P[1, 0, 1] = P[1, 1, 0] = P[2, 0, 2] = P[2, 1, 0] = 1
+    R = np.zeros((2, 3, 2))
+    R[0, 1, 0] = 1
+    R[1, 2, 0] = 3
+    m = ja.MOMDP(P, R, criterion="average")
+    for name in ("egalitarian", "leximin"):
+        with pytest.raises(ja.errors.PolicyError, match="gives agent 0 a return of 0.5 from mu, not 0.75"):
+            ja.rules.get(name)(m)
+    outcome = ja.rules.get("utilitarian")(m)  # a vertex: its stationary policy reaches it
+    np.testing.assert_allclose(m.returns(ja.occupancy_of_policy(m, outcome.policy)), outcome.returns, atol=1e-12)
+
+
+# ---------------------------------------------------------------- 6. discount factors near 1
+def test_discount_factors_near_one():
+    with pytest.raises(ValidationError, match=r"gamma: supported up to 1 - 1e-06 .* use the average-reward criterion"):
+        ja.envs.garnet(6, 3, 2, 3, seed=1, criterion="discounted", gamma=1 - 1e-7)
+    m = ja.envs.garnet(6, 3, 2, 3, seed=1, criterion="discounted", gamma=1 - 1e-6)
+    bounds = ja.return_bounds(m)
+    for occupancies, values in ((bounds.argmin, bounds.lower), (bounds.argmax, bounds.upper)):
+        for i in range(m.num_agents):
+            policy = ja.policy_from_occupancy(occupancies[i], m.num_states, m.num_actions)
+            achieved = m.returns(ja.occupancy_of_policy(m, policy))[i]
+            assert abs(achieved - values[i]) <= 1e-8 * bounds.span[i]
+    with pytest.raises(ValidationError, match="precision: float32 samples at gamma = 0.999999 are off by about 0.07"):
+        ja.sample(m, 64, precision="float32")
+    auto = ja.sample(m, 64)
+    assert auto.info["precision"] == "float64"
+    exact = np.stack([m.returns(ja.occupancy_of_policy(m, ja.policy_from_occupancy(d, 6, 3)))
+                      for d in ja.sample_occupancies(m, np.arange(64), precision="float64")])
+    assert np.max(np.abs(auto.returns - exact) / bounds.span) < 1e-7
+    assert ja.sample(ja.envs.garnet(6, 3, 2, 3, seed=1, criterion="discounted", gamma=0.99), 8).info["precision"] == "float32"
