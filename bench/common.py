@@ -95,7 +95,7 @@ class Checks:
         return value
 
     def summary(self) -> str:
-        return f"{len(self.results)} correctness checks passed"
+        return f"all {len(self.results)} correctness checks passed (listed in the JSON summary)"
 
 
 # ------------------------------------------------------------------ machine
@@ -219,7 +219,7 @@ def publish(args: argparse.Namespace, key: str, title: str, columns: Sequence[Co
     command = command_line()
     recorded = not (args.smoke or args.no_record)
     if recorded:
-        record(key, title, command, table, stamp=stamp, machine_line=machine(info))
+        record(key, title, command, table, stamp=stamp, machine_line=machine(info), checks=checks.summary())
     summary = jsonable({
         "benchmark": key,
         "title": title,
@@ -241,12 +241,15 @@ def publish(args: argparse.Namespace, key: str, title: str, columns: Sequence[Co
 
 
 def record(key: str, title: str, command: str, table: str, *, stamp: str | None = None, machine_line: str | None = None,
-           path: Path | str = RESULTS) -> None:
+           checks: str | None = None, path: Path | str = RESULTS) -> None:
     """Put a dated section for benchmark ``key`` under Latest in ``path`` (RESULTS.md), moving
-    the section it replaces to the top of History."""
+    the section it replaces to the top of History. ``checks``: a line saying which correctness
+    checks passed."""
     stamp = stamp or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine_line = machine_line or machine()
-    section = f"{SECTION}{title} — {stamp}\n{MARKER.format(key)}\n\nMachine: {machine_line}\n\nCommand: `{command}`\n\n{table}\n"
+    checked = f"Checks: {checks}.\n\n" if checks else ""
+    section = (f"{SECTION}{title} — {stamp}\n{MARKER.format(key)}\n\nMachine: {machine_line}\n\nCommand: `{command}`\n\n"
+               f"{checked}{table}\n")
     path = Path(path)
     text = path.read_text() if path.exists() else ""
     _write_atomically(path, update_results(text, key, section))

@@ -133,7 +133,7 @@ def test_bench_uses_public_api_only(script):
 # ------------------------------------------------------------------ the RESULTS.md recorder
 def record(path: Path, key: str, title: str, stamp: str) -> None:
     common.record(key, title, f"python bench/{key}.py", f"| {title} |\n|---|\n| 1 |", stamp=stamp, machine_line="test machine",
-                  path=path)
+                  checks="all 2 correctness checks passed", path=path)
 
 
 def parts(path: Path) -> tuple[list[str], list[str]]:
@@ -159,7 +159,7 @@ def test_record_replaces_latest_and_moves_the_old_section_to_history(tmp_path):
     assert latest == ["### LP three — 2026-01-04 00:00 UTC", "### Rules one — 2026-01-02 00:00 UTC"]
     assert history == ["### LP two — 2026-01-03 00:00 UTC", "### LP one — 2026-01-01 00:00 UTC"]  # newest first
     text = path.read_text()
-    assert "Machine: test machine" in text and "Command: `python bench/lp.py`" in text and "| LP three |" in text
+    assert "Machine: test machine\n\nCommand: `python bench/lp.py`\n\nChecks: all 2 correctness checks passed.\n\n| LP three |" in text
     assert text.count("<!-- bench: lp -->") == 3 and not list(tmp_path.glob(".RESULTS.md.*"))  # no temporary left
 
 
