@@ -1,45 +1,69 @@
 """The uniform measure: jaxagg's hit-and-run against hopsy (C++ coordinate hit-and-run with
 PolyRound rounding) on attention allocation, preprocessing included.
 
-    python bench/hit_and_run.py                          # (3,3), (4,3), (5,3); hopsy where installed
+    python bench/hit_and_run.py                          # (3,3), (4,3), (5,3), against hopsy
     python bench/hit_and_run.py --instances 3 4 --samples 2000 --no-record
     python bench/hit_and_run.py --instances 5 --samples 10000 --no-hopsy
+    python bench/hit_and_run.py --smoke                  # (2,3), 128 samples: seconds, not recorded
 
-hopsy is a benchmark-only extra (``pip install hopsy``; not a jaxagg dependency). Each hopsy run
-happens in a child process with a time limit, since its preprocessing of large polytopes can take
-minutes or fail. Columns: preprocessing (jaxagg: interior LP, hull basis, analytic centre;
-hopsy: equality elimination, rounding, Chebyshev centre), steps/s (jaxagg: the compiled kernel,
-32 float32 chains; hopsy: its sampling phase), wall time of the whole run (jaxagg's includes
-compilation), the smallest effective sample size of any agent's
-return, ESS per second of the whole run, and the largest split R-hat. Where both ran, a
-two-sample KS test compares every agent's return distribution (smallest p-value shown).
+hopsy is a benchmark-only extra (``pip install ".[bench]"``; not a jaxagg dependency): without it
+the script stops unless ``--no-hopsy`` is given, except under ``--smoke``, which then skips the
+hopsy rows. Each hopsy run happens in a child process with a time limit, since its preprocessing
+of large polytopes can take minutes or fail.
+
+Columns: preprocessing (jaxagg: interior LP, hull basis, analytic centre; hopsy: equality
+elimination, rounding, Chebyshev centre), steps/s (jaxagg: the compiled kernel, 32 float32
+chains; hopsy: its sampling phase), wall time of the whole run (jaxagg's includes compilation),
+the smallest effective sample size of any agent's return, ESS per second of the whole run, and
+the largest split R-hat. Where both ran, a two-sample KS test compares every agent's return
+distribution (smallest p-value shown).
+
+Checks: every jaxagg sample lies in O (``max(|E d - b|, -min d) <= 1e-6``, float32 chains) and is
+zero off O's support; every hopsy sample satisfies ``E x = b`` and ``x >= 0`` within 1e-8. (R-hat,
+ESS and the KS p-value are measured, not checked: they depend on the thinning asked for.)
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import multiprocessing
-import sys
 import time
 import warnings
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.stats as st
-from common import markdown_table, publish
+from common import Checks, add_common_arguments, progress_line, publish, version
 
 import jaxagg as ja
 from jaxagg.diagnostics import effective_sample_size, split_rhat
 from jaxagg.kernels.hit_and_run import make_directions, run_chains
 from jaxagg.kernels.precision import precision_scope
+from jaxagg.polytope import occupancy_polytope
 from jaxagg.solvers.interior import analytic_center, parametrise_hull
 from jaxagg.uniform import uniform_occupancies
 
 HOPSY_CHAINS = 4
+RESIDUAL_TOL = 1e-6
+"""Largest ``max(|E d - b|, -min d)`` of a jaxagg sample (float32 chains, re-projected onto O's
+affine hull after every kept sample; measured about 3e-8 on attention (2,3) and (3,3))."""
+HOPSY_RESIDUAL_TOL = 1e-8
+SMOKE = {"instances": [2], "samples": 128, "thin": 2, "hopsy_samples": 10, "hopsy_time_limit": 120.0}
+COLUMNS = [
+    ("instance", "instance", ""),
+    ("d", "d", "d"),
+    ("k", "k", "d"),
+    ("sampler", "sampler", ""),
+    ("prep s", "prep", ".2f"),
+    ("chain-steps/s", "rate", ".3g"),
+    ("thin (steps)", "thin_steps", "d"),
+    ("wall s", "wall", ".1f"),
+    ("ESS min", "ess", ".0f"),
+    ("ESS/s", "ess_per_second", ".1f"),
+    ("R-hat max", "rhat", ".3f"),
+]
 
 
 def instance(factories: int) -> ja.MOMDP:
@@ -64,9 +88,9 @@ def kernel_steps_per_second(momdp: ja.MOMDP, directions: str, chains: int = 32, 
         return chains * sweeps * hull.dimension / (time.perf_counter() - began)
 
 
-def run_jaxagg(momdp: ja.MOMDP, num_samples: int, thin: int | None, directions: str) -> dict:
+def run_jaxagg(momdp: ja.MOMDP, num_samples: int, thin: int | None, directions: str, checks: Checks, label: str) -> dict:
     """One call of the uniform sampler, timed end to end (compilation included), its preparation
-    timed on its own, and the kernel's steps/s."""
+    timed on its own, and the kernel's steps/s; its samples are checked to lie in O."""
     rate = kernel_steps_per_second(momdp, directions)
     began = time.perf_counter()
     analytic_center(parametrise_hull(ja.occupancy_polytope(momdp)))
@@ -76,8 +100,13 @@ def run_jaxagg(momdp: ja.MOMDP, num_samples: int, thin: int | None, directions: 
         warnings.simplefilter("ignore", ja.errors.MixingWarning)
         d, settings = uniform_occupancies(momdp, num_samples, seed=0, thin=thin, directions=directions)
     wall = time.perf_counter() - began
-    return {"prep": prep, "wall": wall, "rate": rate,
-            "ess": min(settings["ess"]), "rhat": max(settings["rhat"]), "returns": momdp.returns(d),
+    polytope = occupancy_polytope(momdp)
+    residual = max(np.abs(polytope.E @ d.T - polytope.b[:, None]).max(), max(-d.min(), 0.0))
+    checks.at_most(f"{label} jaxagg: residual of the samples in O", residual, RESIDUAL_TOL)
+    support = parametrise_hull(polytope).support
+    checks.at_most(f"{label} jaxagg: largest |d| off O's support", np.abs(d[:, ~support]).max(initial=0.0), 0.0)
+    return {"prep": prep, "wall": wall, "rate": rate, "residual": residual,
+            "ess": min(settings["ess"] or [np.nan]), "rhat": max(settings["rhat"] or [np.nan]), "returns": momdp.returns(d),
             "thin_steps": settings["thin"] * settings["hull_dimension"], "k": settings["hull_dimension"]}
 
 
@@ -102,10 +131,11 @@ def run_hopsy(factories: int, samples_per_chain: int, thin_steps: int, out) -> N
         sampling = time.perf_counter() - began
         chain_returns = np.asarray(x) @ momdp.reward_matrix.T  # [chains, draws, n]
         per_agent = np.moveaxis(chain_returns, 2, 0)
+        points = np.asarray(x).reshape(-1, momdp.dim)
         out.put({"prep": prep, "wall": prep + sampling, "rate": HOPSY_CHAINS * samples_per_chain * thin_steps / sampling,
                  "ess": min(effective_sample_size(a) for a in per_agent), "rhat": max(split_rhat(a) for a in per_agent),
                  "returns": chain_returns.reshape(-1, momdp.num_agents), "thin_steps": thin_steps,
-                 "residual": float(np.abs(E @ np.asarray(x).reshape(-1, momdp.dim).T - polytope.b[:, None]).max())})
+                 "residual": float(max(np.abs(E @ points.T - polytope.b[:, None]).max(), max(-points.min(), 0.0)))})
     except Exception as error:  # hopsy's own failure is a result to report
         out.put(f"{type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}")
 
@@ -124,12 +154,12 @@ def hopsy_in_child(factories: int, samples_per_chain: int, thin_steps: int, time
         child.join()
 
 
-def row(label: str, momdp: ja.MOMDP, k: int, sampler: str, r: dict | str) -> list[str]:
-    head = [label, str(momdp.dim), str(k), sampler]
+def row(label: str, momdp: ja.MOMDP, k: int, sampler: str, r: dict | str) -> dict:
+    head = {"instance": label, "d": momdp.dim, "k": k, "sampler": sampler}
     if isinstance(r, str):
-        return head + [r, "", "", "", "", "", ""]
-    return head + [f"{r['prep']:.2f}", f"{r['rate']:.3g}", f"{r['thin_steps']}",
-                   f"{r['wall']:.1f}", f"{r['ess']:.0f}", f"{r['ess'] / r['wall']:.1f}", f"{r['rhat']:.3f}"]
+        return {**head, "prep": r, "error": r}
+    return {**head, **{key: r[key] for key in ("prep", "rate", "thin_steps", "wall", "ess", "rhat", "residual")},
+            "ess_per_second": r["ess"] / r["wall"]}
 
 
 def main() -> None:
@@ -140,46 +170,41 @@ def main() -> None:
     parser.add_argument("--directions", default="coordinate", choices=["coordinate", "random"])
     parser.add_argument("--hopsy-samples", type=int, default=100, help="hopsy samples per chain (4 chains)")
     parser.add_argument("--hopsy-time-limit", type=float, default=900.0, help="seconds per hopsy instance")
-    parser.add_argument("--no-hopsy", action="store_true")
-    parser.add_argument("--no-record", action="store_true")
-    args = parser.parse_args()
-    try:
-        import hopsy  # noqa: F401
-        have_hopsy = not args.no_hopsy
-    except ImportError:
-        have_hopsy = False
+    parser.add_argument("--no-hopsy", action="store_true", help="jaxagg only")
+    args = add_common_arguments(parser).parse_args()
+    if args.smoke:
+        for name, value in SMOKE.items():
+            setattr(args, name, value)
+    have_hopsy = importlib.util.find_spec("hopsy") is not None
+    if not (have_hopsy or args.no_hopsy or args.smoke):
+        parser.error('hopsy is not installed: pip install ".[bench]" (or hopsy), or pass --no-hopsy')
+    run_hopsy_too = have_hopsy and not args.no_hopsy
+    if args.smoke and not have_hopsy and not args.no_hopsy:
+        print("hopsy is not installed: skipping the hopsy rows (smoke run)", flush=True)
+    checks = Checks()
     rows, notes = [], []
     for factories in args.instances:
         momdp = instance(factories)
         label = f"({factories},3)"
-        ours = run_jaxagg(momdp, args.samples, args.thin, args.directions)
+        ours = run_jaxagg(momdp, args.samples, args.thin, args.directions, checks, label)
         rows.append(row(label, momdp, ours["k"], f"jaxagg ({args.directions}, 32 chains)", ours))
-        print(" | ".join(rows[-1]), flush=True)
-        if not have_hopsy:
+        print(progress_line(COLUMNS, rows[-1]), flush=True)
+        if not run_hopsy_too:
             continue
         theirs = hopsy_in_child(factories, args.hopsy_samples, ours["thin_steps"], args.hopsy_time_limit)
-        rows.append(row(label, momdp, ours["k"], f"hopsy {_hopsy_version()} (CHRR, {HOPSY_CHAINS} chains)", theirs))
-        print(" | ".join(rows[-1]), flush=True)
+        rows.append(row(label, momdp, ours["k"], f"hopsy {version('hopsy')} (CHRR, {HOPSY_CHAINS} chains)", theirs))
+        print(progress_line(COLUMNS, rows[-1]), flush=True)
         if isinstance(theirs, dict):
+            checks.at_most(f"{label} hopsy: residual of the samples in O", theirs["residual"], HOPSY_RESIDUAL_TOL)
             p = min(st.ks_2samp(a, b).pvalue for a, b in zip(ours["returns"].T, theirs["returns"].T, strict=True))
+            rows[-1]["ks_min_p"] = p
             notes.append(f"{label}: jaxagg steps/s over hopsy steps/s "
                          f"{ours['rate'] / theirs['rate']:.1f}x; "
                          f"two-sample KS of every agent's return, smallest p = {p:.3f}; "
                          f"hopsy's points satisfy E x = b within {theirs['residual']:.1e}")
-    table = markdown_table(["instance", "d", "k", "sampler", "prep s", "chain-steps/s", "thin (steps)", "wall s", "ESS min",
-                            "ESS/s", "R-hat max"], rows)
-    if notes:
-        table += "\n\n" + "\n".join(f"- {note}" for note in notes)
-    publish(f"Uniform measure: hit-and-run on attention allocation, {args.samples} jaxagg samples", table, args.no_record)
-
-
-def _hopsy_version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("hopsy")
-    except metadata.PackageNotFoundError:
-        return "?"
+    publish(args, "hit_and_run", f"Uniform measure: hit-and-run on attention allocation, {args.samples} jaxagg samples",
+            COLUMNS, rows, checks, notes="\n".join(f"- {note}" for note in notes),
+            extra={"hopsy": version("hopsy") if run_hopsy_too else ("skipped (--no-hopsy)" if have_hopsy else "absent")})
 
 
 if __name__ == "__main__":
