@@ -56,8 +56,8 @@ def sample_certificates(returns: np.ndarray, sample) -> dict:
         "ranks": ranks.tolist(),
         "quantile_level": float(ranks.min()),
         "borda_score": float(ranks.sum()),
-        "approvals_0.9": int((returns >= sample.quantile(0.9)).sum()),
-        "approvals_0.8": int((returns >= sample.quantile(0.8)).sum()),
+        "approvals_0.9": int(sample.approves(returns, 0.9).sum()),
+        "approvals_0.8": int(sample.approves(returns, 0.8).sum()),
     }
 
 

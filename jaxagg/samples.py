@@ -62,6 +62,11 @@ BOUND_RTOL = 1e-5
 """A sampled return may exceed ``max_returns`` (or fall below ``min_returns``) by at most this
 much, relative to the largest magnitude involved (float32 samplers round); more is an error."""
 
+RANK_RTOL = 1e-9
+""":meth:`ReturnSample.rank` counts a sample as reached when the policy's return is at most this
+fraction of the agent's return range below it (the LP/MILP solvers' tolerance): a policy that a
+solve put exactly on a sampled threshold ranks at that sample, not one below."""
+
 _INDEX_ULPS = 4.0
 """``q * N`` within ``_INDEX_ULPS * eps * N`` below an integer counts as that integer, so that the
 float ``0.29`` with ``N = 100`` gives ``floor(q N) = 29`` (not 28, as float rounding would)."""
@@ -123,6 +128,10 @@ class ReturnSample:
                     raise ShapeError(f"{name}: expected shape [{n}] (one per agent of returns {returns.shape}), got {value.shape}")
             bounds[name] = value
         _check_bounds(returns, bounds["max_returns"], bounds["min_returns"])
+        # A float32 sample may round a little past an exact bound (within BOUND_RTOL): it is put
+        # back on the bound, so that no threshold or rank refers to a return outside O's range.
+        if bounds["min_returns"] is not None or bounds["max_returns"] is not None:
+            returns = np.clip(returns, bounds["min_returns"], bounds["max_returns"])
         info = json_metadata("info", self.info)
         for name, value in (("returns", returns), *bounds.items()):
             if value is not None:
@@ -178,9 +187,26 @@ class ReturnSample:
         return self._count_le("x", x) / self.num_samples
 
     def rank(self, returns: Any) -> np.ndarray:
-        """Empirical quantile ranks ``#{samples_i <= J_i(d)} / N`` of policies with returns
-        ``[..., n]``; shape ``[..., n]``. The same numbers as :meth:`cdf`."""
-        return self._count_le("returns", returns) / self.num_samples
+        """Empirical quantile ranks ``#{samples_i <= J_i(d) + tol_i} / N`` of policies with
+        returns ``[..., n]``; shape ``[..., n]``. ``tol_i`` is :data:`RANK_RTOL` of agent i's
+        return range when both bounds are known (else 0, and the ranks are :meth:`cdf`'s)."""
+        tolerance = 0.0
+        if self.max_returns is not None and self.min_returns is not None:
+            tolerance = RANK_RTOL * (self.max_returns - self.min_returns)
+        try:
+            shifted = np.asarray(returns, dtype=np.float64) + tolerance
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"returns: expected a numeric array, got {type(returns).__name__} ({exc})") from None
+        return self._count_le("returns", shifted) / self.num_samples
+
+    def approves(self, returns: Any, q: Any) -> np.ndarray:
+        """Approval at level ``q``: whether each agent ranks policies with returns ``[..., n]`` in
+        its top ``1 - q``, i.e. ``J_i + tol_i >= tau_i(q)`` (``tol_i`` as in :meth:`rank`);
+        boolean ``[..., n]``."""
+        tolerance = 0.0
+        if self.max_returns is not None and self.min_returns is not None:
+            tolerance = RANK_RTOL * (self.max_returns - self.min_returns)
+        return np.asarray(returns, dtype=np.float64) + tolerance >= self.quantile(q)
 
     def quantile_index(self, q: Any) -> np.ndarray:
         """0-based sorted position ``k = floor(q N)`` of ``tau_i(q)``, with ``k = N`` for ``q = 1``

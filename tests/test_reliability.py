@@ -430,3 +430,27 @@ def test_discount_factors_near_one():
                       for d in ja.sample_occupancies(m, np.arange(64), precision="float64")])
     assert np.max(np.abs(auto.returns - exact) / bounds.span) < 1e-7
     assert ja.sample(ja.envs.garnet(6, 3, 2, 3, seed=1, criterion="discounted", gamma=0.99), 8).info["precision"] == "float32"
+
+
+# ---------------------------------------------------------------- 10. tiny samples
+def test_a_one_sample_float32_sample_gives_a_certified_level(garnet):
+    # What float32 rounding does to a sample at an agent's best policy: a hair above max_O J.
+    bounds = ja.return_bounds(garnet)
+    row = garnet.returns(bounds.argmax[0])
+    row[0] = bounds.upper[0] + 3e-7 * bounds.span[0]
+    sample = ja.ReturnSample(row[None], "policy", seed=0, max_returns=bounds.upper, min_returns=bounds.lower,
+                             fingerprint=garnet.fingerprint)
+    fair = ja.rules.get("max-quantile")(garnet, sample)
+    assert fair.info["q_star"] == 1.0 == sample.rank(fair.returns).min()
+    assert ja.rules.get("approval")(garnet, sample).info["count"] == 3
+
+
+def test_opposite_agents_with_one_sample_reach_exactly_the_claimed_level():
+    base = ja.envs.garnet(6, 3, 2, 1, seed=2, criterion="discounted", gamma=0.9)
+    m = base.with_rewards(np.stack([base.R[0], -base.R[0]]))
+    for seed in range(5):
+        sample = ja.sample(m, 1, seed=seed, precision="float32")
+        fair = ja.rules.get("max-quantile")(m, sample)
+        assert fair.info["q_star"] == sample.rank(fair.returns).min() == 1.0, seed
+        certificates = ja.metrics.sample_certificates(fair.returns, sample)
+        assert certificates["quantile_level"] == fair.info["q_star"]

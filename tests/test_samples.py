@@ -340,6 +340,7 @@ def test_bounds_tolerate_float32_rounding():
     values = _values()
     s = ReturnSample(values, "policy", max_returns=[10.0 * (1 - 1e-7), 4.0], min_returns=[1.0 + 1e-7, 1.0])
     assert s.quantile(1.0)[0] == 10.0 * (1 - 1e-7)
+    assert s.returns[:, 0].max() == 10.0 * (1 - 1e-7) and s.returns[:, 0].min() == 1.0 + 1e-7  # put back on the bounds
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from jaxagg.errors import InfeasibleError
 from jaxagg.momdp import MOMDP
 from jaxagg.polytope import occupancy_polytope, return_bounds
 from jaxagg.rules.base import agent_scores, threshold_binaries, unit_cost
@@ -61,12 +62,16 @@ def approval(
     program.add_rows(program.rows_in(np.zeros((1, program.polytope.dim)), y, np.ones((1, n))), lower=count, upper=INF)
     W = agent_scores(momdp, completion == "utilitarian-normalized").W
     second_start = start_x if start_x is not None and start_x[y].sum() >= count else None
-    second = program.solve(W.sum(axis=0), sense="max", what=f"approval({q}) completion MILP", start=second_start, **options)
+    try:
+        second = program.solve(W.sum(axis=0), sense="max", what=f"approval({q}) completion MILP", start=second_start, **options)
+    except InfeasibleError:  # the count was reached only with a threshold met exactly: keep the first MILP's set
+        second = first
     # Polish: with the approving set read off the binaries, one LP at the tight LP tolerance
-    # gives the completion optimum for that set, with every approver truly above its threshold.
+    # gives the completion optimum for that set, with every approver truly above its threshold
+    # (or exactly on it, when the lifted threshold is out of reach).
     chosen = np.round(second.x[y]) == 1.0
     polished = complete_above(momdp, np.where(chosen, thresholds, -INF), completion)
-    approvers = np.flatnonzero((polished.returns >= thresholds) | return_bounds(momdp).degenerate)
+    approvers = np.flatnonzero(sample.approves(polished.returns, q) | return_bounds(momdp).degenerate)
     info = dict(q=q, count=count, approvers=approvers.tolist(), thresholds=thresholds.tolist(), completion=completion,
                 milp_seconds=[float(first.solve_time), float(second.solve_time)],
                 **({"start": start_info} if start_info is not None else {}))

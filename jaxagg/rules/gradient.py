@@ -145,7 +145,7 @@ def certified_ascent(
         if occupancy_polytope(momdp).residual(exact) < residual:
             occupancy, residual = exact, occupancy_polytope(momdp).residual(exact)
     certificates = metrics.sample_certificates(momdp.returns(occupancy), sample)
-    certificates[f"approvals_{q:g}"] = int((momdp.returns(occupancy) >= sample.quantile(q)).sum())
+    certificates[f"approvals_{q:g}"] = int(sample.approves(momdp.returns(occupancy), q).sum())
     steps_done = trace.shape[0]
     every = max(1, math.ceil(steps_done / TRACE_POINTS))
     points = sorted(set(range(0, steps_done, every)) | {steps_done - 1})
@@ -167,7 +167,7 @@ def exact_objective(returns: np.ndarray, sample: ReturnSample, objective: str, q
     or approval count at level q."""
     returns = np.asarray(returns, dtype=np.float64)
     if objective == "approval":
-        return (returns >= sample.quantile(q)).sum(axis=-1).astype(np.float64)
+        return sample.approves(returns, q).sum(axis=-1).astype(np.float64)
     ranks = sample.rank(returns)
     return ranks.min(axis=-1) if objective == "quantile" else ranks.sum(axis=-1)
 
