@@ -454,3 +454,22 @@ def test_opposite_agents_with_one_sample_reach_exactly_the_claimed_level():
         assert fair.info["q_star"] == sample.rank(fair.returns).min() == 1.0, seed
         certificates = ja.metrics.sample_certificates(fair.returns, sample)
         assert certificates["quantile_level"] == fair.info["q_star"]
+
+
+# ---------------------------------------------------------------- 11. no rule beats a rule on its own objective
+@pytest.mark.slow
+def test_no_rule_beats_borda_quantile_or_approval_on_their_own_objectives():
+    """Issue 11's table (`jaxagg run --env garnet --states 30 --num-agents 4 --criterion discounted
+    --gamma 0.9`): borda scored 3.912 while three rules reached 4.000, because its top level asked
+    for max_O J instead of the sample maximum."""
+    m = ja.envs.garnet(30, 3, 2, 4, seed=0, criterion="discounted", gamma=0.9)
+    sample = ja.sample(m, 20_000, seed=0)
+    table = ja.compare(m, None, sample)
+    assert not table.failures
+    rows = {row["rule"]: row for row in table.rows()}
+    for name, row in rows.items():
+        assert row["borda_score"] <= rows["borda"]["borda_score"] + 1e-12, name
+        assert row["quantile_level"] <= rows["max-quantile"]["quantile_level"] + 1e-12, name
+        assert row["approvals_0.9"] <= rows["approval"]["approvals_0.9"], name
+        assert row["approvals_0.8"] <= rows["approval-0.8"]["approvals_0.8"], name
+    assert rows["borda"]["borda_score"] == 4.0

@@ -2,8 +2,9 @@
 fraction of the reference measure it beats.
 
 ``method="milp"`` (epsilon-Borda): K levels per agent, binaries ``z_ik`` with
-``J_i(d) >= tau_i(k/K) - M_ik (1 - z_ik)`` (valid ``M_ik = tau_i(k/K) - min_O J_i``),
-``z_ik >= z_i,k+1``, maximise ``sum z / K``. Since ``F_i(tau_i(k/K)) >= k/K``, the optimum is
+``J_i(d) >= t_ik - M_ik (1 - z_ik)`` at the order statistics ``t_ik = x_i(ceil(kN/K))`` (valid
+big-M, in unit scale: :func:`jaxagg.rules.base.threshold_binaries`), ``z_ik >= z_i,k+1``, maximise
+``sum z / K``. Since ``F_i(t_ik) >= k/K``, the optimum is
 within ``n/K`` of the best empirical Borda score. The levels found are then kept as return floors
 and a completion LP picks the policy (normalised utilitarian by default).
 """
@@ -56,7 +57,8 @@ def borda(
         method: ``"milp"`` (epsilon-Borda) or ``"concave"`` (the reference implementation's: a
             generalised-logistic CDF fitted per agent, restricted to the region where every agent
             is above its fitted mode (there the CDFs are concave), maximised by tangent cuts).
-        levels: K levels per agent; the score is within ``n/K`` of the optimum.
+        levels: K levels per agent, at the order statistics ``x_(ceil(kN/K))``: reaching level k
+            means a rank of at least k/K, so the score is within ``n/K`` of the optimum.
         completion: objective among policies that keep every agent's level.
         time_limit: seconds for the MILP (``None``: no limit). Some instances with many agents
             take long to prove optimal (attention subsets, 10 agents: 15 s to several minutes).
@@ -65,7 +67,7 @@ def borda(
             carrying the incumbent).
         start: a MIP start for the MILP: ``"tune"`` (run :func:`jaxagg.tune` with the Borda
             objective first), an Outcome, or an occupancy ``[S*A]``; its binaries are read off
-            its returns (``z_ik = 1`` iff ``J_i >= tau_i(k/K)``). ``info["start"]`` reports its
+            its returns (``z_ik = 1`` iff ``J_i >= x_i(ceil(kN/K))``). ``info["start"]`` reports its
             source, its MILP score and whether it was feasible.
 
     ``info``: ``borda_score`` (exact, empirical), ``milp_score``, ``bound`` (n/K), ``levels_reached``.
@@ -78,10 +80,12 @@ def borda(
     choice("on_timeout", on_timeout, ("incumbent", "raise"))
     time_limit = optional_positive_number("time_limit", time_limit)
     n = momdp.num_agents
-    grid = np.arange(1, K + 1) / K
-    thresholds = np.asarray(sample.quantile(grid), dtype=np.float64).T  # [n, K]
+    # Level k at the order statistic x_(ceil(kN/K)): reaching it means a rank of at least k/K (the
+    # top level is the sample maximum, which a policy can reach, not max_O J).
+    positions = np.ceil(np.arange(1, K + 1) * sample.num_samples / K).astype(np.int64) - 1
+    thresholds = sample.sorted_returns[positions].T  # [n, K]
     program = OccupancyProgram(occupancy_polytope(momdp))
-    z, target = threshold_binaries(program, momdp, thresholds)  # z_ik = 1 only if J_i >= tau_i(k/K) (lifted)
+    z, target = threshold_binaries(program, momdp, thresholds)  # z_ik = 1 only if J_i >= t_ik (lifted)
     if K > 1:  # z_ik - z_i,k+1 >= 0
         first, second = z[:, :-1].reshape(-1), z[:, 1:].reshape(-1)
         pairs = np.zeros((first.size, first.size * 2))
