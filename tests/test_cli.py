@@ -93,6 +93,7 @@ def test_sample_resume_and_run_with_samples(tmp_path, capsys):
     assert row["quantile_level"] == pytest.approx(resumed.rank(np.array(row["returns"])).min())
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::jaxagg.errors.MixingWarning")  # a short run: the diagnostics are what is checked
 def test_sample_the_uniform_measure_with_its_options_and_diagnostics(tmp_path, capsys):
     path = tmp_path / "u.npz"
@@ -107,6 +108,7 @@ def test_sample_the_uniform_measure_with_its_options_and_diagnostics(tmp_path, c
     assert "--thin: only for --measure uniform, got --measure policy" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::jaxagg.errors.MixingWarning")
 def test_run_draws_a_sample_of_the_chosen_measure(tmp_path, capsys):
     out = tmp_path / "r.json"
@@ -123,9 +125,33 @@ def test_run_refuses_a_sample_of_another_instance(tmp_path, capsys):
     assert "was drawn for a different instance" in capsys.readouterr().err
 
 
-def test_run_samples_by_default_and_runs_every_rule(capsys):
-    assert main(["run", "--quiet", "--factories", "2", "--num-samples", "500"]) == 0
+def test_run_samples_by_default_and_runs_every_rule(tmp_path, capsys, attention_2_3, attention_2_3_sample):
+    out = tmp_path / "r.json"
+    assert main(["run", "--quiet", "--factories", "2", "--num-samples", "500", "--json", str(out)]) == 0
     text = capsys.readouterr().out
-    for name in ("utilitarian", "nash", "max-quantile", "borda", "approval", "approval-0.8", "veto", "q-level"):
-        assert name in text
-    assert "failed" not in text
+    assert "failed" not in text and "q-level" in text
+    data = json.loads(out.read_text())
+    # the oracle: the same instance and sample (attention (2, 3), seed 0; 500 policy samples, seed 0) through the library
+    m, sample = attention_2_3, attention_2_3_sample
+    assert data["sample"]["fingerprint"] == m.fingerprint == sample.fingerprint
+    assert (data["sample"]["num_samples"], data["sample"]["seed"], data["sample"]["measure"]) == (500, 0, "policy")
+    np.testing.assert_array_equal(data["sample"]["sample_max"], sample.returns.max(axis=0))
+    expected = ["utilitarian", "utilitarian-normalized", "egalitarian", "egalitarian-normalized", "leximin",
+                "leximin-normalized", "nash", "max-quantile", "borda", "borda-concave", "approval", "approval-0.8", "veto"]
+    assert [row["rule"] for row in data["rules"]] == expected and data["failures"] == {}
+    bounds = ja.return_bounds(m)
+    span = bounds.upper - bounds.lower
+    lines = text.splitlines()
+    for row in data["rules"]:
+        name = row["rule"]
+        oracle = ja.rules.get(name)(m, sample) if ja.rules.get(name).needs_sample else ja.rules.get(name)(m)
+        assert np.max(np.abs(np.array(row["returns"]) - oracle.returns) / span) <= 1e-7, name
+        np.testing.assert_allclose(row["percent_of_max"], 100 * oracle.normalized, atol=1e-5, err_msg=name)
+        ranks = sample.rank(np.array(row["returns"]))
+        np.testing.assert_array_equal(row["ranks"], ranks)
+        assert row["quantile_level"] == ranks.min() and row["borda_score"] == pytest.approx(ranks.sum())
+        assert row["params"] == oracle.params
+        # the table's row shows the same numbers
+        cells = next(line.split() for line in lines if line.split()[:1] == [name])
+        assert cells[1:3] == [f"{p:.1f}" for p in row["percent_of_max"]], name
+        assert cells[6] == f"{row['quantile_level']:.4f}", name

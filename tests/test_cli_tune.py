@@ -16,6 +16,7 @@ def test_method_maps_rule_names():
     assert method_rules("refine", ["borda", "approval", "veto"]) == ["borda-refine", "approval-refine", "veto"]
 
 
+@pytest.mark.slow
 def test_run_method_tune_prints_certified_rows(tmp_path, capsys):
     out = tmp_path / "r.json"
     assert main(["run", *GARNET, "--method", "tune", "--rules", "max-quantile,borda", "--json", str(out)]) == 0
@@ -26,6 +27,7 @@ def test_run_method_tune_prints_certified_rows(tmp_path, capsys):
     assert rules[0]["info"]["certificates"]["quantile_level"] == rules[0]["quantile_level"]
 
 
+@pytest.mark.slow
 def test_run_method_refine_reports_the_start(tmp_path, capsys):
     out = tmp_path / "r.json"
     assert main(["run", *GARNET, "--method", "refine", "--rules", "borda", "--json", str(out)]) == 0

@@ -36,12 +36,12 @@ def test_metrics_reject_non_vectors(bad):
         metrics.gini(bad)
 
 
-def test_pareto_improvement_certifies_welfare_optima_and_finds_slack():
+def test_pareto_improvement_certifies_welfare_optima_and_finds_slack(attention_3_3, bandit):
     import jaxagg as ja
 
-    m = ja.envs.attention_allocation(3, 3, seed=0)
+    m = attention_3_3
     for name in ("utilitarian", "leximin", "nash"):
         assert metrics.pareto_improvement(m, ja.rules.get(name)(m).returns) <= 1e-6
     # the egalitarian optimum of a bandit with a dominated arm mix can be improved
-    bandit = ja.envs.bandit(np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5]]))
+    # (the bandit fixture: rewards [[1, 0, 0.5], [0, 1, 0.5]])
     assert metrics.pareto_improvement(bandit, np.array([0.2, 0.2])) == pytest.approx(0.6, abs=1e-6)

@@ -29,7 +29,18 @@ def test_valid_instance_is_read_only_float64():
 
 def test_single_agent_reward_gets_agent_axis():
     P, R = small_arrays()
-    assert ja.MOMDP(P, R[0]).R.shape == (1, 2, 2)
+    single = ja.MOMDP(P, R[0])
+    assert single.R.shape == (1, 2, 2) and single.num_agents == 1
+    np.testing.assert_array_equal(single.R[0], R[0])
+    np.testing.assert_array_equal(single.reward_matrix, [[1.0, 0.0, 0.0, 0.5]])
+    assert single.fingerprint == ja.MOMDP(P, R[:1]).fingerprint  # the same instance as the 3-d form
+    # it is agent 0 of the two-agent instance: the same returns and return range
+    d = np.array([0.1, 0.2, 0.3, 0.4])
+    np.testing.assert_allclose(single.returns(d), [0.1 + 0.2])
+    both = ja.MOMDP(P, R)
+    np.testing.assert_array_equal(single.returns(d), both.returns(d)[:1])
+    np.testing.assert_allclose(ja.return_bounds(single).upper, ja.return_bounds(both).upper[:1], rtol=1e-12)
+    np.testing.assert_allclose(ja.return_bounds(single).lower, ja.return_bounds(both).lower[:1], rtol=1e-12)
 
 
 def test_returns_are_linear_in_the_occupancy():

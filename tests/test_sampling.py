@@ -33,7 +33,8 @@ def test_sample_shape_bounds_and_info(attention, reference):
     json.dumps(reference.info)
 
 
-@pytest.mark.parametrize("chunk_size", [1, 32, 100, 4096])
+@pytest.mark.parametrize("chunk_size", [pytest.param(1, marks=pytest.mark.slow), 32, pytest.param(100, marks=pytest.mark.slow),
+                                        pytest.param(4096, marks=pytest.mark.slow)])
 def test_identical_whatever_the_chunk_size(attention, reference, chunk_size):
     again = ja.sample(attention, 300, seed=7, chunk_size=chunk_size)
     np.testing.assert_array_equal(again.returns, reference.returns)
@@ -60,12 +61,14 @@ def test_occupancies_are_recomputed_exactly_and_lie_in_O(attention, reference):
     assert all(polytope.residual(x) <= 1e-10 for x in d64)
 
 
+@pytest.mark.slow
 def test_float64_agrees_with_float32(attention, reference):
     precise = ja.sample(attention, 300, seed=7, precision="float64")
     np.testing.assert_allclose(precise.returns, reference.returns, rtol=1e-4, atol=1e-3)
     assert precise.info["precision"] == "float64"
 
 
+@pytest.mark.slow
 def test_discounted_policy_measure():
     m = ja.envs.garnet(10, 3, 2, agents=2, seed=0, criterion="discounted", gamma=0.9)
     s = ja.sample(m, 200, seed=0)
@@ -118,6 +121,7 @@ def test_multichain_average_reward_instance_is_refused():
     assert ja.sample(m, 10, measure="hull").num_samples == 10
 
 
+@pytest.mark.slow
 def test_identical_whatever_the_device_count(reference):
     """Four forced host devices, chunks sharded over them, give the same numbers as one."""
     script = textwrap.dedent(

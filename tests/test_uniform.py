@@ -22,6 +22,7 @@ def dirichlet_linear_cdf(r, t):
     return 1.0 - (np.clip(r - t, 0.0, None) ** (m - 1) / denominators).sum(axis=-1)
 
 
+@pytest.mark.slow
 def test_simplex_marginals_are_beta_and_linear_returns_match_the_closed_form():
     m_arms = 4
     rewards = np.array([[1.0, 0.0, 0.0, 0.0], [0.9, 0.1, 0.55, 0.3]])
@@ -32,6 +33,7 @@ def test_simplex_marginals_are_beta_and_linear_returns_match_the_closed_form():
     assert st.kstest(sample.returns[:, 1], lambda t: dirichlet_linear_cdf(rewards[1], t)).pvalue > 0.01
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::jaxagg.errors.MixingWarning")  # feasibility, not mixing, is checked here
 def test_points_lie_in_O_in_float64():
     m = ja.envs.attention_allocation(2, 3, seed=1)
@@ -62,6 +64,7 @@ def test_hull_parametrisation_finds_support_and_interior():
     assert hull.dimension == 3  # 4 free coordinates, one equation sum d = 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(3))
 def test_max_quantile_reaches_one_over_e_under_the_uniform_measure(seed):
     m = ja.envs.garnet(3, 2, 3, agents=3, seed=seed)
@@ -70,6 +73,7 @@ def test_max_quantile_reaches_one_over_e_under_the_uniform_measure(seed):
     assert outcome.info["q_star"] >= 1 / math.e - outcome.info["dkw_band"]
 
 
+@pytest.mark.slow
 def test_unmixed_chains_are_flagged_and_diagnostics_recorded():
     m = ja.envs.attention_allocation(2, 3, seed=0)
     with pytest.warns(ja.errors.MixingWarning, match="chains may not have mixed"):
@@ -78,6 +82,7 @@ def test_unmixed_chains_are_flagged_and_diagnostics_recorded():
     assert max(sample.info["rhat"]) > 1.01 or min(sample.info["ess"]) < 400
 
 
+@pytest.mark.slow
 def test_well_mixed_simplex_passes_the_diagnostics(recwarn):
     m = ja.envs.bandit(np.array([[1.0, 0.0, 0.0], [0.0, 0.5, 1.0]]))
     sample = ja.sample(m, 4000, "uniform", seed=1, uniform_options={"thin": 20})
@@ -94,6 +99,7 @@ def test_uniform_samples_cannot_be_resumed_or_indexed():
         ja.sample_occupancies(m, [0], measure="uniform")
 
 
+@pytest.mark.slow
 def test_analytic_center_of_a_simplex_and_of_a_badly_scaled_polytope():
     m = ja.envs.bandit(np.array([[1.0, 0.0, 0.0, 0.0]]))
     center, _ = analytic_center(parametrise_hull(ja.occupancy_polytope(m)))
@@ -117,6 +123,7 @@ def test_uniform_options_are_validated():
         ja.sample(m, 10, "uniform", uniform_options={"directions": "gibbs"})
 
 
+@pytest.mark.slow
 def test_random_directions_sample_the_simplex_and_progress_is_reported():
     rewards = np.array([[1.0, 0.0, 0.0, 0.0]])
     seen = []

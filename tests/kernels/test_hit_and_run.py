@@ -47,6 +47,7 @@ def test_sweeps_keep_the_uniform_measure_on_the_simplex(kind):
         assert st.kstest(x[:, i], st.beta(1, m - 1).cdf).pvalue > 0.01
 
 
+@pytest.mark.slow
 def test_chains_do_not_depend_on_batching_or_on_splitting_the_run():
     with precision_scope("float64"):
         center, basis = simplex(5)

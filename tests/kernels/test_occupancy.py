@@ -26,7 +26,7 @@ def kernel_occupancies(momdp, pi, precision):
         return np.asarray(d, dtype=np.float64).reshape(pi.shape[0], -1)
 
 
-@pytest.mark.parametrize("name", sorted(INSTANCES))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n.startswith("attention") else n for n in sorted(INSTANCES)])
 @pytest.mark.parametrize("precision, tol", [("float32", 1e-5), ("float64", 1e-10)])
 def test_sampled_occupancies_lie_in_O_and_match_the_exact_solve(name, precision, tol):
     momdp = INSTANCES[name]()
@@ -42,6 +42,7 @@ def test_sampled_occupancies_lie_in_O_and_match_the_exact_solve(name, precision,
         np.testing.assert_allclose(d[k], exact, atol=10 * tol)
 
 
+@pytest.mark.slow
 def test_average_reward_matches_the_cesaro_limit_on_attention():
     momdp = ja.envs.attention_allocation(3, 3, seed=0)
     pi = np.asarray(random_policies(jax.random.key(3), jnp.arange(4, dtype=jnp.uint32), 27, 4, jnp.float32), dtype=np.float64)
@@ -59,6 +60,7 @@ def test_average_reward_matches_the_cesaro_limit_on_attention():
         np.testing.assert_allclose(d[k].reshape(27, 4).sum(axis=1), rho, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_dirichlet_policies_are_on_the_simplex_with_dirichlet_moments():
     pi = np.asarray(random_policies(jax.random.key(0), jnp.arange(20000, dtype=jnp.uint32), 2, 4))
     np.testing.assert_allclose(pi.sum(axis=-1), 1.0, atol=1e-6)
@@ -78,6 +80,7 @@ def test_deterministic_policy_occupancy():
     assert d[8, 2] == pytest.approx(1.0, abs=1e-10)
 
 
+@pytest.mark.slow  # op-by-op finite differences
 @pytest.mark.parametrize("gamma", [None, 0.8])
 def test_returns_gradient_matches_finite_differences(gamma):
     momdp = ja.envs.garnet(5, 3, 5, agents=2, seed=3, criterion="average" if gamma is None else "discounted", gamma=gamma)

@@ -56,9 +56,8 @@ def test_completion_is_the_best_among_all_maximal_sets():
     assert outcome.returns.sum() >= best_sum - 1e-6
 
 
-def test_bad_arguments():
-    m = ja.envs.attention_allocation(2, 3)
-    sample = ja.sample(m, 50)
+def test_bad_arguments(attention_2_3, attention_2_3_sample):
+    m, sample = attention_2_3, attention_2_3_sample
     with pytest.raises(ValidationError, match=r"q: expected an approval level in \[0, 1\), got 1.5"):
         ja.rules.get("approval")(m, sample, q=1.5)
     with pytest.raises(ValidationError, match="completion: expected one of"):

@@ -54,9 +54,8 @@ def test_within_n_over_K_of_the_best_grid_policy_on_a_simplex():
     assert outcome.info["borda_score"] >= best_grid - 3 / K
 
 
-def test_bad_arguments():
-    m = ja.envs.attention_allocation(2, 3)
-    sample = ja.sample(m, 50)
+def test_bad_arguments(attention_2_3, attention_2_3_sample):
+    m, sample = attention_2_3, attention_2_3_sample
     with pytest.raises(ValidationError, match="method: expected one of 'milp', 'concave', got 'exact'"):
         ja.rules.get("borda")(m, sample, method="exact")
     with pytest.raises(ValidationError, match="levels: expected an integer >= 1 and <= 1000, got 0"):
@@ -91,6 +90,7 @@ def test_concave_method_reports_an_empty_region():
         ja.rules.get("borda")(m, skewed, method="concave")
 
 
+@pytest.mark.slow
 def test_time_limit_uses_the_incumbent_or_raises(monkeypatch):
     import dataclasses
 

@@ -34,6 +34,8 @@ def problem_of(momdp, sample, q=0.9):
 
 GRADIENT_CASES = [(name, objective, "dense") for name in sorted(INSTANCES) for objective in ("quantile", "borda", "approval")]
 GRADIENT_CASES += [(name, "quantile", "iterative") for name in sorted(INSTANCES)]
+GRADIENT_CASES = [case if case[0] == "garnet-discounted" and case[2] == "dense" else pytest.param(*case, marks=pytest.mark.slow)
+                  for case in GRADIENT_CASES]  # the quick run keeps the discounted garnet's dense cases
 
 
 @pytest.mark.parametrize("name, objective, solver", GRADIENT_CASES)
@@ -66,6 +68,7 @@ QUALITY = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(QUALITY))
 def test_tuner_reaches_the_exact_rules(name):
     momdp = QUALITY[name]()
@@ -82,6 +85,7 @@ def test_tuner_reaches_the_exact_rules(name):
     assert tuned_borda.info["certificates"]["borda_score"] >= 0.98 * milp.info["borda_score"]
 
 
+@pytest.mark.slow
 def test_outcome_is_certified_exactly_and_lies_in_O():
     momdp = ja.envs.garnet(8, 3, 3, agents=3, seed=2)
     sample = ja.sample(momdp, 1000, seed=1)
@@ -101,6 +105,7 @@ def test_outcome_is_certified_exactly_and_lies_in_O():
     np.testing.assert_allclose(again.occupancy, outcome.occupancy, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_a_time_limit_stops_the_ascent_between_chunks_and_still_certifies():
     momdp = ja.envs.garnet(8, 3, 3, agents=3, seed=2)
     sample = ja.sample(momdp, 500, seed=1)
@@ -117,6 +122,7 @@ def test_a_time_limit_stops_the_ascent_between_chunks_and_still_certifies():
     assert ja.occupancy_polytope(momdp).contains(stopped.occupancy, tol=1e-10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rule", ["borda", "approval"])
 def test_mip_start_from_the_tuner_is_feasible_and_keeps_the_optimum(rule):
     momdp = ja.envs.garnet(8, 3, 3, agents=3, seed=3)

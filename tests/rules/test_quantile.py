@@ -85,15 +85,15 @@ def test_invariant_to_a_positive_affine_change_of_one_agent():
     np.testing.assert_allclose(changed.occupancy, base.occupancy, atol=1e-7)
 
 
-def test_bad_inputs():
-    m = ja.envs.attention_allocation(2, 3)
+def test_bad_inputs(attention_2_3, attention_2_3_sample, attention_3_3_sample):
+    m = attention_2_3
     with pytest.raises(ValidationError, match="sample: rule 'max-quantile' needs a sample"):
         ja.rules.get("max-quantile")(m)
-    other = ja.sample(ja.envs.attention_allocation(3, 3), 50)
+    other = attention_3_3_sample
     with pytest.raises(ValidationError, match="sample: expected returns of 2 agents for MOMDP<attention: S=9, A=3, n=2, average>, got 3"):
         ja.rules.get("max-quantile")(m, other)
     same_size = ja.sample(ja.envs.attention_allocation(2, 3, seed=1), 50)
     with pytest.raises(ValidationError, match="sample: was drawn for a different instance than MOMDP<attention: S=9"):
         ja.rules.get("max-quantile")(m, same_size)
     with pytest.raises(ValidationError, match="completion: expected one of"):
-        ja.rules.get("max-quantile")(m, ja.sample(m, 50), completion="borda")
+        ja.rules.get("max-quantile")(m, attention_2_3_sample, completion="borda")

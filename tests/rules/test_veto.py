@@ -42,6 +42,7 @@ def test_veto_outcome_is_in_the_core_of_its_own_sample(seed, order):
         assert ja.occupancy_polytope(m).residual(outcome.occupancy) <= 1e-8
 
 
+@pytest.mark.slow
 def test_attention_veto_in_core_while_utilitarian_is_blocked():
     m = ja.envs.attention_allocation(5, 3, seed=0)  # utilitarian leaves agents 0 and 2 near 0
     sample = ja.sample(m, 2000, seed=0)
@@ -60,9 +61,8 @@ def test_sequential_veto_removes_the_stated_number_and_survivors_clear_threshold
     assert thresholds[2] == np.sort(returns[:, 2])[per_agent - 1]
 
 
-def test_bad_arguments():
-    m = ja.envs.attention_allocation(2, 3)
-    sample = ja.sample(m, 50)
+def test_bad_arguments(attention_2_3, attention_2_3_sample):
+    m, sample = attention_2_3, attention_2_3_sample
     with pytest.raises(ValidationError, match=r"epsilon: expected a number in \(0, 1\) \(exclusive\), got 0"):
         ja.rules.get("veto")(m, sample, epsilon=0)
     with pytest.raises(ValidationError, match="order: expected a permutation of 0..1, got \\[0, 0\\]"):

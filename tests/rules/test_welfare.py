@@ -10,6 +10,7 @@ import jaxagg as ja
 from jaxagg.errors import ValidationError
 from jaxagg.rules.base import agent_scores
 from jaxagg.rules.welfare import NASH_GAP_TOL
+from jaxagg.solvers.program import solve_linear
 
 WELFARE = ["utilitarian", "utilitarian-normalized", "egalitarian", "egalitarian-normalized",
            "leximin", "leximin-normalized", "nash"]
@@ -131,7 +132,7 @@ def test_nash_matches_grid_search_and_its_optimality_certificate():
     # whose value at d* is n.
     W, c, _ = agent_scores(m, normalized=True)
     weights = 1.0 / outcome.normalized
-    best = ja.solvers.program.solve_linear(ja.occupancy_polytope(m), weights @ W, sense="max")
+    best = solve_linear(ja.occupancy_polytope(m), weights @ W, sense="max")
     assert weights @ (W @ best + c) == pytest.approx(m.num_agents, rel=1e-3)
 
 
@@ -139,7 +140,7 @@ def test_nash_certificate_on_attention(attention, attention_outcomes):
     outcome = attention_outcomes["nash"]
     W, c, _ = agent_scores(attention, normalized=True)
     weights = 1.0 / outcome.normalized
-    best = ja.solvers.program.solve_linear(ja.occupancy_polytope(attention), weights @ W, sense="max")
+    best = solve_linear(ja.occupancy_polytope(attention), weights @ W, sense="max")
     assert weights @ (W @ best + c) == pytest.approx(attention.num_agents, rel=1e-3)
 
 
@@ -171,8 +172,8 @@ def test_raw_utilitarian_is_sensitive_to_reward_scale():
     assert ja.rules.utilitarian(m.with_rewards(R)).occupancy.argmax() == 0
 
 
-def test_two_state_chain_closed_form():
-    m = ja.envs.two_state_chain(0.8)
+def test_two_state_chain_closed_form(chain_average):
+    m = chain_average
     bounds = ja.return_bounds(m)
     np.testing.assert_allclose(bounds.upper, [0.8, 0.8], atol=1e-9)
     np.testing.assert_allclose(bounds.lower, [0.2, 0.2], atol=1e-9)

@@ -1,11 +1,13 @@
 """The HiGHS entry point: statuses, typed errors, duals, warm-started models, MILPs."""
 
+import highspy
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from jaxagg.errors import InfeasibleError, SolverTimeoutError, UnboundedError, ValidationError
-from jaxagg.solvers.highs import INF, HighsModel, SolveStatus, solve
+from jaxagg.errors import InfeasibleError, SolverError, SolverTimeoutError, UnboundedError, ValidationError
+from jaxagg.solvers import highs
+from jaxagg.solvers.highs import INF, HighsModel, SolveResult, SolveStatus, error_of, solve, status_of
 
 
 def test_lp_optimum_objective_and_duals():
@@ -56,17 +58,55 @@ def test_failures_can_be_returned_instead_of_raised():
     assert np.isnan(result.objective)
 
 
-def test_time_limited_milp_carries_incumbent():
-    # A knapsack that HiGHS can't prove optimal within a microsecond.
+def knapsack(n=60):
+    """A knapsack that HiGHS can't prove optimal within a microsecond: values, weights, capacity."""
     rng = np.random.default_rng(0)
-    n = 60
     weights = rng.integers(10_000, 20_000, size=n).astype(float)
     values = weights + rng.integers(0, 100, size=n)
+    return values, weights, weights.sum() / 2 + 0.5
+
+
+def greedy_packing(values, weights, capacity):
+    """A feasible 0/1 packing: items by value density while they fit."""
+    x = np.zeros(values.size)
+    for j in np.argsort(-values / weights):
+        if weights @ x + weights[j] <= capacity:
+            x[j] = 1.0
+    return x
+
+
+def test_time_limited_milp_carries_incumbent():
+    values, weights, capacity = knapsack()
+    n = values.size
+    model = HighsModel(values, weights[None, :], [-INF], [capacity], 0.0, 1.0, integrality=np.ones(n, bool), sense="max",
+                       time_limit=1e-6, what="knapsack")
+    start = greedy_packing(values, weights, capacity)
+    assert model.set_start(start)  # a feasible MIP start: the time-limited solve has a point to return
+    with pytest.raises(SolverTimeoutError, match=r"knapsack hit the time limit of 1e-06 s \(incumbent objective") as info:
+        model.solve()
+    result = info.value.result
+    assert result.status is SolveStatus.TIME_LIMIT and result.highs_status == "kTimeLimit" and result.is_mip
+    incumbent = info.value.incumbent
+    assert incumbent is result.x and incumbent.shape == (n,)
+    np.testing.assert_array_equal(incumbent, np.round(incumbent))  # integral
+    assert np.all((incumbent >= 0.0) & (incumbent <= 1.0))
+    assert weights @ incumbent <= capacity  # feasible
+    assert result.objective == pytest.approx(values @ incumbent, rel=1e-12)
+    assert values @ incumbent >= values @ start  # at least as good as the start
+    assert result.mip_gap > 0.0  # not proven optimal
+
+
+def test_time_limited_milp_without_a_start_reports_what_it_has():
+    values, weights, capacity = knapsack()
     with pytest.raises(SolverTimeoutError, match="knapsack hit the time limit of 1e-06 s") as info:
-        solve(values, weights[None, :], [-INF], [weights.sum() / 2 + 0.5], 0.0, 1.0,
-              integrality=np.ones(n, bool), sense="max", time_limit=1e-6, what="knapsack")
-    assert info.value.result.status is SolveStatus.TIME_LIMIT
-    assert info.value.incumbent is None or info.value.incumbent.shape == (n,)
+        solve(values, weights[None, :], [-INF], [capacity], 0.0, 1.0,
+              integrality=np.ones(values.size, bool), sense="max", time_limit=1e-6, what="knapsack")
+    result = info.value.result
+    assert result.status is SolveStatus.TIME_LIMIT
+    if info.value.incumbent is None:
+        assert np.isnan(result.objective) and "no feasible point found" in str(info.value)
+    else:  # HiGHS may find a point before it checks the clock
+        assert weights @ result.x <= capacity and result.objective == pytest.approx(values @ result.x)
 
 
 def test_warm_started_model_adds_rows_and_changes_bounds_and_costs():
@@ -98,3 +138,114 @@ def test_bad_arguments(kwargs, pattern):
     args.update(kwargs)
     with pytest.raises(ValidationError, match=pattern):
         solve(**args)
+
+
+# ------------------------------------------------------- statuses and errors
+EXPECTED_STATUS = {
+    "kOptimal": SolveStatus.OPTIMAL,
+    "kInfeasible": SolveStatus.INFEASIBLE,
+    "kUnbounded": SolveStatus.UNBOUNDED,
+    "kUnboundedOrInfeasible": SolveStatus.UNBOUNDED_OR_INFEASIBLE,
+    "kTimeLimit": SolveStatus.TIME_LIMIT,
+    "kIterationLimit": SolveStatus.ITERATION_LIMIT,
+    "kSolutionLimit": SolveStatus.ITERATION_LIMIT,
+    "kObjectiveBound": SolveStatus.ITERATION_LIMIT,
+    "kObjectiveTarget": SolveStatus.ITERATION_LIMIT,
+}
+"""The statuses that say what HiGHS proved or which limit stopped it; every other one (errors,
+empty model, unknown, interrupts, memory, not set) is an ERROR."""
+
+EXPECTED_ERROR = {
+    SolveStatus.INFEASIBLE: InfeasibleError,
+    SolveStatus.UNBOUNDED: UnboundedError,
+    SolveStatus.TIME_LIMIT: SolverTimeoutError,
+}
+"""The typed error of a status; the others raise a plain SolverError."""
+
+
+def hand_made_result(status, x=None, highs_status=""):
+    return SolveResult(status=status, x=x, objective=float("nan") if x is None else 1.5, row_duals=None, mip_gap=0.25,
+                       solve_time=0.0, is_mip=True, message=f"HiGHS said {status.label}", highs_status=highs_status)
+
+
+@pytest.mark.parametrize("name", list(highspy.HighsModelStatus.__members__))
+def test_every_highs_model_status_maps_to_a_solve_status_and_an_error(name):
+    member = highspy.HighsModelStatus.__members__[name]
+    status = status_of(member)
+    assert isinstance(status, SolveStatus)
+    assert status is EXPECTED_STATUS.get(name, SolveStatus.ERROR)
+    assert (status is SolveStatus.OPTIMAL) == (name == "kOptimal")
+    result = hand_made_result(status, x=np.array([1.0, 0.5]), highs_status=name)
+    assert result.ok == (name == "kOptimal")
+    if status is SolveStatus.OPTIMAL:
+        return
+    error = error_of(result, "toy MILP", time_limit=7.0)
+    assert type(error) is EXPECTED_ERROR.get(status, SolverError)
+    assert isinstance(error, SolverError) and error.result is result
+    assert "toy MILP" in str(error)
+    if status is SolveStatus.TIME_LIMIT:
+        assert "time limit of 7.0 s (incumbent objective 1.5, gap 0.25)" in str(error)
+        np.testing.assert_array_equal(error.incumbent, [1.0, 0.5])
+    elif type(error) is SolverError:
+        assert f"status '{result.message}' ({status.message})" in str(error)
+
+
+def test_time_limit_error_without_a_point():
+    error = error_of(hand_made_result(SolveStatus.TIME_LIMIT), "toy MILP", time_limit=2.0)
+    assert type(error) is SolverTimeoutError and error.incumbent is None
+    assert "time limit of 2.0 s (no feasible point found)" in str(error)
+
+
+def test_every_solve_status_has_a_label_and_a_message():
+    labels = [status.label for status in SolveStatus]
+    assert len(set(labels)) == len(labels)
+    for status in SolveStatus:
+        assert str(status) == status.label and status.message
+    assert set(EXPECTED_STATUS.values()) | {SolveStatus.ERROR} == set(SolveStatus)
+
+
+def test_a_refused_option_raises_solver_error():
+    h = highspy.Highs()
+    with pytest.raises(SolverError, match="toy: HiGHS refused the option no_such_option=1"):
+        highs._option(h, "no_such_option", 1, "toy")
+    with pytest.raises(SolverError, match="toy LP: HiGHS refused the option time_limit=-1.0"):
+        solve([1.0], np.array([[1.0]]), [0.0], [1.0], time_limit=-1.0, what="toy LP")
+
+
+ERROR = highspy.HighsStatus.kError
+
+
+@pytest.mark.parametrize(
+    "method, action, pattern",
+    [
+        ("passModel", lambda model: HighsModel([1.0], np.array([[1.0]]), [0.0], [1.0], what="toy LP"),
+         "toy LP: HiGHS rejected the model"),
+        ("addRows", lambda model: model.add_rows(np.array([[1.0]]), 0.0, 1.0), "toy LP: HiGHS rejected the new rows"),
+        ("changeRowsBounds", lambda model: model.set_row_bounds([0], 0.0, 1.0), "toy LP: HiGHS rejected the new row bounds"),
+        ("changeColsCost", lambda model: model.set_cost([2.0]), "toy LP: HiGHS rejected the new costs"),
+    ],
+)
+def test_a_highs_call_returning_kerror_raises_solver_error(monkeypatch, method, action, pattern):
+    model = HighsModel([1.0], np.array([[1.0]]), [0.0], [1.0], what="toy LP")
+    monkeypatch.setattr(highspy.Highs, method, lambda self, *args: ERROR)
+    with pytest.raises(SolverError, match=pattern):
+        action(model)
+
+
+def test_a_failed_run_is_an_error_status(monkeypatch):
+    model = HighsModel([1.0], np.array([[1.0]]), [0.0], [1.0], sense="max", what="toy LP")
+    monkeypatch.setattr(highspy.Highs, "run", lambda self: ERROR)  # HiGHS fails without solving: model status kNotset
+    with pytest.raises(SolverError, match=r"toy LP: HiGHS stopped with status") as info:
+        model.solve()
+    assert type(info.value) is SolverError
+    result = info.value.result
+    assert result.status is SolveStatus.ERROR and result.highs_status == "kNotset" and result.x is None
+    monkeypatch.undo()
+    assert model.solve().objective == pytest.approx(1.0)  # the model itself was fine
+
+
+def test_a_refused_mip_start_is_reported(monkeypatch):
+    model = HighsModel([1.0], np.array([[1.0]]), [0.0], [1.0], integrality=[True], what="toy MILP")
+    assert model.set_start([1.0])
+    monkeypatch.setattr(highspy.Highs, "setSolution", lambda self, *args: ERROR)
+    assert not model.set_start([1.0])
