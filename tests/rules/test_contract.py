@@ -21,7 +21,11 @@ CHEAP_OPTIONS = {"tune": {"steps": 20, "restarts": 2}}
 """Options (by family) that keep the sweep fast: the tuner's restarts and steps are keyword options."""
 
 INSTANCES = ["garnet_average", "chain_discounted"]
-"""One average-reward and one discounted instance; each comes with ``<name>_sample``."""
+"""One average-reward and one discounted instance, for every rule; each comes with ``<name>_sample``."""
+MORE_INSTANCES = ["bandit", "chain_average", "garnet_discounted", "attention_2_3"]
+"""For every rule but the tuner-based ones (each new instance compiles the ascent again), in the slow run."""
+NOT_APPLICABLE = {("nash-raw", "attention_2_3")}
+"""Attention's raw returns are negative, which nash-raw refuses (tests/rules/test_welfare.py checks it)."""
 
 RETURN_RTOL = 1e-8
 """Exact policy evaluation must reproduce the outcome's returns to this, relative to the return range."""
@@ -36,35 +40,30 @@ def run(name, momdp, sample, **options):
     return rule(momdp, sample, **options) if rule.needs_sample else rule(momdp, **options)
 
 
-@pytest.fixture(scope="module")
-def outcomes(request):
-    """``outcomes(instance, rule) -> (momdp, sample, Outcome)``, each rule run once per instance."""
-    cache = {}
-
-    def get(instance, name):
-        if (instance, name) not in cache:
-            momdp = request.getfixturevalue(instance)
-            sample = request.getfixturevalue(f"{instance}_sample")
-            cache[instance, name] = momdp, sample, run(name, momdp, sample, **options_for(name))
-        return cache[instance, name]
-
-    return get
+def tunes(name):
+    """Whether the rule runs the gradient tuner (a tune-* rule, or a MIP start from it)."""
+    rule = ja.rules.get(name)
+    return rule.family == "tune" or rule.defaults.get("start") == "tune"
 
 
-def registry_params():
-    """Every registered rule; the ones that run the gradient tuner with its default options
-    (``start="tune"``) are marked slow."""
-    params = []
+def contract_cases():
+    """(rule, instance) for every registered rule on INSTANCES, and for the rules that do not
+    tune on MORE_INSTANCES; slow: those on MORE_INSTANCES and the ones that run the tuner with
+    its default options (``start="tune"``)."""
+    cases = []
     for name in ja.rules.names():
-        slow = ja.rules.get(name).defaults.get("start") == "tune"
-        params.append(pytest.param(name, marks=pytest.mark.slow) if slow else name)
-    return params
+        for instance in INSTANCES + ([] if tunes(name) else MORE_INSTANCES):
+            if (name, instance) in NOT_APPLICABLE:
+                continue
+            slow = instance in MORE_INSTANCES or ja.rules.get(name).defaults.get("start") == "tune"
+            cases.append(pytest.param(name, instance, marks=pytest.mark.slow) if slow else (name, instance))
+    return cases
 
 
-@pytest.mark.parametrize("instance", INSTANCES)
-@pytest.mark.parametrize("name", registry_params())
-def test_outcome_contract(outcomes, instance, name):
-    momdp, sample, outcome = outcomes(instance, name)
+@pytest.mark.parametrize("name, instance", contract_cases())
+def test_outcome_contract(request, instance, name):
+    momdp, sample = request.getfixturevalue(instance), request.getfixturevalue(f"{instance}_sample")
+    outcome = run(name, momdp, sample, **options_for(name))
     rule = ja.rules.get(name)
 
     # what it is
