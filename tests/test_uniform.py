@@ -9,6 +9,7 @@ import scipy.stats as st
 
 import jaxagg as ja
 from jaxagg.solvers.interior import analytic_center, parametrise_hull
+from jaxagg.solvers.polytope import build_polytope
 
 MIXED = {"thin": 30}  # thinning well above the hull dimension, so kept points are nearly independent
 
@@ -56,11 +57,11 @@ def test_hull_parametrisation_finds_support_and_interior():
     P[0, :, 1] = 1.0
     P[1, :, 1] = 1.0
     P[2, :, 2] = 1.0
-    m = ja.MOMDP(P, np.arange(12.0).reshape(2, 3, 2))
-    hull = parametrise_hull(ja.occupancy_polytope(m))
+    polytope = build_polytope(P, np.full(3, 1 / 3), None)  # the flow polytope (ja refuses two end components)
+    hull = parametrise_hull(polytope)
     assert hull.support.tolist() == [False, False, True, True, True, True]
     assert hull.center[hull.support].min() > 0
-    assert ja.occupancy_polytope(m).residual(hull.center) <= 1e-9
+    assert polytope.residual(hull.center) <= 1e-9
     assert hull.dimension == 3  # 4 free coordinates, one equation sum d = 1
 
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import math
 import time
-from functools import partial
-
 import jax.numpy as jnp
 import numpy as np
 
@@ -238,6 +236,6 @@ def _check_options(objective, q, restarts, steps, learning_rate, temperature, gr
 for _objective, _what in (("quantile", "the soft minimum of the agents' smoothed ranks"),
                           ("borda", "the sum of the agents' smoothed ranks"),
                           ("approval", "the smoothed number of agents ranking the policy in their top 1-q")):
-    register(f"tune-{_objective}", partial(certified_ascent, objective=_objective), family="tune", needs_sample=True,
-             exact=False, invariant=True,
+    register(f"tune-{_objective}", certified_ascent, family="tune", needs_sample=True, exact=False, invariant=True,
+             objective=_objective,
              description=f"Optax ascent on {_what}; exact certificates on the sample (no optimality guarantee)")

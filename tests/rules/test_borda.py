@@ -14,9 +14,11 @@ from jaxagg.solvers.highs import INF, solve
 
 
 def best_levels_by_enumeration(momdp, sample, K):
-    """max sum_i k_i / K over level vectors whose thresholds tau_i(k_i/K) are jointly reachable."""
+    """max sum_i k_i / K over level vectors whose thresholds, the order statistics x_(ceil(k N / K))
+    (reaching one means a rank of at least k/K), are jointly reachable."""
     polytope = ja.occupancy_polytope(momdp)
-    taus = np.asarray(sample.quantile(np.arange(1, K + 1) / K)).T  # [n, K]
+    ordered = np.sort(sample.returns, axis=0)
+    taus = ordered[np.ceil(np.arange(1, K + 1) * sample.num_samples / K).astype(int) - 1].T  # [n, K]
     matrix = sp.vstack([polytope.E, sp.csr_matrix(momdp.reward_matrix)])
     best = 0
     for ks in itertools.product(range(K + 1), repeat=momdp.num_agents):

@@ -24,6 +24,8 @@ from scipy.sparse.csgraph import connected_components
 import jaxagg
 from jaxagg import MOMDP
 from jaxagg.envs import attention_allocation, garnet
+from jaxagg.solvers.polytope import build_polytope, maximal_end_components
+from jaxagg.solvers.program import return_bounds as program_return_bounds
 
 RETURN_TOL = 1e-6
 MEMBERSHIP_TOL = 1e-8
@@ -164,12 +166,31 @@ def small_garnet(case, criterion, gamma, agents=3):
     return garnet(S, A, b, agents, seed, criterion=criterion, gamma=gamma)
 
 
+def flow_polytope(momdp):
+    """O from the flow equations, at the solvers' level: for an average-reward MDP with several
+    maximal end components ``jaxagg`` refuses it (what a policy reaches depends on mu), but the
+    array-level polytope and its LPs are still what these oracles check."""
+    return build_polytope(momdp.P, momdp.mu, momdp.gamma)
+
+
+def flow_bounds(momdp):
+    return program_return_bounds(flow_polytope(momdp), momdp.reward_matrix)
+
+
+def several_end_components(momdp):
+    labels = maximal_end_components(momdp.P)
+    return momdp.criterion == "average" and np.unique(labels[labels >= 0]).size > 1
+
+
 # ----------------------------------------------------------------------------- LP optima vs brute force
 @pytest.mark.parametrize("criterion, gamma", CRITERIA, ids=["discounted", "average"])
 @pytest.mark.parametrize("case", SMALL, ids=[f"S{c[0]}A{c[1]}b{c[2]}s{c[3]}" for c in SMALL])
 def test_return_bounds_match_brute_force(case, criterion, gamma):
     momdp = small_garnet(case, criterion, gamma)
-    bounds = jaxagg.return_bounds(momdp)
+    if several_end_components(momdp):
+        with pytest.raises(jaxagg.errors.ValidationError, match="maximal end components"):
+            jaxagg.return_bounds(momdp)
+    bounds = flow_bounds(momdp)
     if criterion == "discounted":
         table = discounted_returns_of_all_policies(momdp)
     else:
@@ -191,7 +212,7 @@ def test_average_bounds_ignore_mu(case):
     mu[0] = 1.0
     for other_mu in (mu, rng.dirichlet(np.ones(base.num_states))):
         other = MOMDP(P=base.P, R=base.R, mu=other_mu, criterion="average")
-        b0, b1 = jaxagg.return_bounds(base), jaxagg.return_bounds(other)
+        b0, b1 = flow_bounds(base), flow_bounds(other)
         np.testing.assert_allclose(b1.upper, b0.upper, rtol=0, atol=RETURN_TOL)
         np.testing.assert_allclose(b1.lower, b0.lower, rtol=0, atol=RETURN_TOL)
 
@@ -222,8 +243,8 @@ def _check_solutions_round_trip(momdp: MOMDP, require_unichain: bool) -> tuple[i
     has full support); with several classes we check it class by class: on each closed class
     that d uses, the two occupancies agree after normalising to that class.
     """
-    polytope = jaxagg.occupancy_polytope(momdp)
-    bounds = jaxagg.return_bounds(momdp)
+    polytope = flow_polytope(momdp)
+    bounds = flow_bounds(momdp)
     S, A = momdp.num_states, momdp.num_actions
     full_checks = classwise_checks = 0
     for d in list(bounds.argmax) + list(bounds.argmin):
@@ -280,7 +301,8 @@ def test_average_solutions_in_polytope_and_round_trip(case):
 def test_multichain_cases_are_exercised_and_discriminating():
     """Guard on the instances above: some LP policies are multichain (so the class-wise branch of
     the round trip runs), and the polytope's optimum can exceed the best deterministic gain
-    reached from the uniform mu (so an oracle that used mu would be wrong)."""
+    reached from the uniform mu: the reason ``jaxagg`` refuses such instances under average reward
+    (their several maximal end components make the reachable returns depend on mu)."""
     classwise_total = 0
     strictly_above = False
     for case in MULTICHAIN:
@@ -293,7 +315,8 @@ def test_multichain_cases_are_exercised_and_discriminating():
                 for pol in deterministic_policies(S, A)
             ]
         )
-        upper = jaxagg.return_bounds(momdp).upper
+        assert several_end_components(momdp)  # so jaxagg refuses them under average reward
+        upper = flow_bounds(momdp).upper
         assert (upper >= from_mu.max(axis=0) - RETURN_TOL).all()
         strictly_above |= bool((upper > from_mu.max(axis=0) + 1e-3).any())
     assert classwise_total > 0
@@ -425,7 +448,7 @@ def test_occupancy_of_policy_on_hand_built_multichain():
     for pi in (np.tile([1.0, 0.0], (7, 1)), rng.dirichlet(np.ones(2), size=7)):
         got = jaxagg.occupancy_of_policy(momdp, pi)
         np.testing.assert_allclose(got, (rho[:, None] * pi).reshape(-1), rtol=0, atol=1e-10)
-        assert jaxagg.occupancy_polytope(momdp).residual(got) <= MEMBERSHIP_TOL
+        assert flow_polytope(momdp).residual(got) <= MEMBERSHIP_TOL
 
 
 def test_discounted_occupancy_of_policy_matches_series():
