@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+
 import jax.numpy as jnp
 import numpy as np
 
