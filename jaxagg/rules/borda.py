@@ -5,8 +5,9 @@ fraction of the reference measure it beats.
 ``J_i(d) >= t_ik - M_ik (1 - z_ik)`` at the order statistics ``t_ik = x_i(ceil(kN/K))`` (valid
 big-M, in unit scale: :func:`jaxagg.rules.base.threshold_binaries`), ``z_ik >= z_i,k+1``, maximise
 ``sum z / K``. Since ``F_i(t_ik) >= k/K``, the optimum is
-within ``n/K`` of the best empirical Borda score. The levels found are then kept as return floors
-and a completion LP picks the policy (normalised utilitarian by default).
+within ``n/K`` of the best empirical Borda score. An exact local step then raises every agent's
+secured rank by LP bisection over sample positions (:func:`raise_floors`), and a completion LP
+picks the policy (normalised utilitarian by default) among those keeping the floors.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from jaxagg.cdf_fit import fit_logistic_cdf
 from jaxagg.errors import InfeasibleError, SolverTimeoutError
 from jaxagg.momdp import MOMDP
 from jaxagg.polytope import normalized_rewards, occupancy_polytope, return_bounds
-from jaxagg.rules.base import floored_program, maximize_separable_concave, threshold_binaries, to_unit_scale
+from jaxagg.rules.base import floor_bounds, floored_program, maximize_separable_concave, threshold_binaries, to_unit_scale
 from jaxagg.rules.completion import check_completion, complete_above
 from jaxagg.rules.outcome import Outcome, make_outcome, relabelled
 from jaxagg.rules.registry import register
@@ -33,6 +34,8 @@ DEFAULT_LEVELS = 20
 MAX_BINARIES = 2_000
 """At most this many binaries ``n * K``: each adds a dense row of S*A coefficients to the MILP."""
 DEFAULT_TIME_LIMIT = 60.0
+LOCAL_SWEEPS = 3
+"""Rounds of agent-by-agent raising in the local step (it stops earlier when nothing moves)."""
 
 
 def borda_score(returns: np.ndarray, sample: ReturnSample) -> float:
@@ -50,6 +53,7 @@ def borda(
     time_limit: float | None = DEFAULT_TIME_LIMIT,
     on_timeout: str = "incumbent",
     start=None,
+    local_step: bool = True,
 ) -> Outcome:
     """Borda count on the sample's measure.
 
@@ -69,6 +73,11 @@ def borda(
             objective first), an Outcome, or an occupancy ``[S*A]``; its binaries are read off
             its returns (``z_ik = 1`` iff ``J_i >= x_i(ceil(kN/K))``). ``info["start"]`` reports its
             source, its MILP score and whether it was feasible.
+        local_step: after the MILP, raise every agent's secured rank as far as all of them can
+            be kept, by LP bisection over sample positions (:func:`raise_floors`), from the
+            MILP's levels and from none (which passes through the max-quantile point); the
+            completed policy with the best exact empirical score is kept (so it never scores
+            below the MILP's levels, nor below max-quantile with the same completion).
 
     ``info``: ``borda_score`` (exact, empirical), ``milp_score``, ``bound`` (n/K), ``levels_reached``.
     """
@@ -110,13 +119,75 @@ def borda(
         warnings.warn(f"borda: the MILP hit its {time_limit} s time limit; using the incumbent "
                       f"(score {result.objective:.4g}, relative gap {result.mip_gap:.3g})", stacklevel=3)
     reached = np.round(result.x[z]).sum(axis=1).astype(int)  # [n] levels kept per agent
-    floors = np.where(reached > 0, thresholds[np.arange(n), np.maximum(reached - 1, 0)], -INF)
-    outcome = complete_above(momdp, floors, completion)
+    secured = np.where(reached > 0, positions[np.maximum(reached - 1, 0)], -1)  # [n] sorted positions
+    candidates, local_lps = [secured], []
+    if local_step:  # from the MILP's levels, and from none (through the max-quantile point)
+        for begin in (secured, np.full(n, -1)):
+            common, raised, lps = raise_floors(momdp, sample, begin)
+            candidates += [raised, common]
+            local_lps += lps
+    outcome, raised = None, secured
+    for positions_ in candidates:  # keep the completed policy with the best exact empirical score
+        floors = np.where(positions_ >= 0, sample.sorted_returns[np.maximum(positions_, 0), np.arange(n)], -INF)
+        completed = complete_above(momdp, floors, completion)
+        if outcome is None or borda_score(completed.returns, sample) > borda_score(outcome.returns, sample):
+            outcome, raised = completed, positions_
     info = {"method": method, "levels": K, "milp_score": float(result.objective), "bound": n / K,
+            "local_step": {"secured_before": float((secured + 1).sum() / sample.num_samples),
+                           "secured_after": float((raised + 1).sum() / sample.num_samples), "lps": len(local_lps)},
             "optimal": result.ok, "mip_gap": float(result.mip_gap),
             "levels_reached": reached.tolist(), "borda_score": borda_score(outcome.returns, sample), "completion": completion,
             "milp_seconds": float(result.solve_time), **({"start": start_info} if start_info is not None else {})}
-    return relabelled(outcome, info, before=[result])
+    return relabelled(outcome, info, before=[result, *local_lps])
+
+
+def raise_floors(momdp: MOMDP, sample: ReturnSample, positions: np.ndarray,
+                 sweeps: int = LOCAL_SWEEPS) -> tuple[np.ndarray, np.ndarray, list]:
+    """The exact local step after the MILP: raise every agent's secured sorted position
+    ``positions [n]`` (``-1``: none) as far as a policy can keep them all, by LP bisection over
+    sample positions on one warm-started model. First every agent together (the max-quantile
+    step inside the MILP's box), then each agent alone, lowest rank first, for ``sweeps`` rounds
+    or until nothing moves. Every step keeps all floors, so the secured Borda score
+    ``sum (positions + 1) / N`` never drops. Returns ``(positions after the common raise [n],
+    final positions [n], solves)``."""
+    N, n = sample.num_samples, momdp.num_agents
+    program = floored_program(momdp, np.full(n, -INF))
+    model = program.build(np.zeros(program.num_cols), sense="max", what="Borda local-step LP")
+    floor_rows = np.arange(program.polytope.E.shape[0], program.num_rows)
+    ordered, agents = sample.sorted_returns, np.arange(n)
+    solves = []
+
+    def feasible(candidate: np.ndarray) -> bool:
+        floors = np.where(candidate >= 0, ordered[np.maximum(candidate, 0), agents], -INF)
+        model.set_row_bounds(floor_rows, floor_bounds(momdp, floors), INF)
+        solves.append(model.solve(raise_on_failure=False))
+        return solves[-1].ok
+
+    def highest(low: int, high: int, candidate_at) -> int:
+        """The largest k in [low, high] with candidate_at(k) feasible (low is known feasible)."""
+        while low < high:
+            middle = (low + high + 1) // 2
+            if feasible(candidate_at(middle)):
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
+    positions = np.asarray(positions, dtype=np.int64).copy()
+    common = highest(-1, N - 1, lambda k: np.maximum(positions, k))
+    positions = np.maximum(positions, common)
+    after_common = positions.copy()
+    for _ in range(sweeps):
+        before = positions.copy()
+        for i in np.argsort(positions):
+            def alone(k, i=i):
+                candidate = positions.copy()
+                candidate[i] = k
+                return candidate
+            positions[i] = highest(int(positions[i]), N - 1, alone)
+        if (positions == before).all():
+            break
+    return after_common, positions, solves
 
 
 register("borda", borda, family="borda", needs_sample=True, exact=False, invariant=True,
