@@ -190,11 +190,8 @@ class ReturnSample:
         """Empirical quantile ranks ``#{samples_i <= J_i(d) + tol_i} / N`` of policies with
         returns ``[..., n]``; shape ``[..., n]``. ``tol_i`` is :data:`RANK_RTOL` of agent i's
         return range when both bounds are known (else 0, and the ranks are :meth:`cdf`'s)."""
-        tolerance = 0.0
-        if self.max_returns is not None and self.min_returns is not None:
-            tolerance = RANK_RTOL * (self.max_returns - self.min_returns)
         try:
-            shifted = np.asarray(returns, dtype=np.float64) + tolerance
+            shifted = np.asarray(returns, dtype=np.float64) + self._tie_tolerance()
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"returns: expected a numeric array, got {type(returns).__name__} ({exc})") from None
         return self._count_le("returns", shifted) / self.num_samples
@@ -203,10 +200,13 @@ class ReturnSample:
         """Approval at level ``q``: whether each agent ranks policies with returns ``[..., n]`` in
         its top ``1 - q``, i.e. ``J_i + tol_i >= tau_i(q)`` (``tol_i`` as in :meth:`rank`);
         boolean ``[..., n]``."""
-        tolerance = 0.0
-        if self.max_returns is not None and self.min_returns is not None:
-            tolerance = RANK_RTOL * (self.max_returns - self.min_returns)
-        return np.asarray(returns, dtype=np.float64) + tolerance >= self.quantile(q)
+        return np.asarray(returns, dtype=np.float64) + self._tie_tolerance() >= self.quantile(q)
+
+    def _tie_tolerance(self) -> np.ndarray | float:
+        """``[n]`` :data:`RANK_RTOL` of every agent's return range (0 without both bounds)."""
+        if self.max_returns is None or self.min_returns is None:
+            return 0.0
+        return RANK_RTOL * (self.max_returns - self.min_returns)
 
     def quantile_index(self, q: Any) -> np.ndarray:
         """0-based sorted position ``k = floor(q N)`` of ``tau_i(q)``, with ``k = N`` for ``q = 1``

@@ -126,12 +126,13 @@ def borda(
             common, raised, lps = raise_floors(momdp, sample, begin)
             candidates += [raised, common]
             local_lps += lps
-    outcome, raised = None, secured
-    for positions_ in candidates:  # keep the completed policy with the best exact empirical score
-        floors = np.where(positions_ >= 0, sample.sorted_returns[np.maximum(positions_, 0), np.arange(n)], -INF)
-        completed = complete_above(momdp, floors, completion)
-        if outcome is None or borda_score(completed.returns, sample) > borda_score(outcome.returns, sample):
-            outcome, raised = completed, positions_
+    outcome, raised, best = None, secured, -np.inf
+    distinct = {tuple(c.tolist()): c for c in candidates}  # in order; equal candidates complete once
+    for positions_ in distinct.values():  # the best completed policy by exact empirical score
+        completed = complete_above(momdp, _floors_at(sample, positions_), completion)
+        score = borda_score(completed.returns, sample)
+        if score > best:
+            outcome, raised, best = completed, positions_, score
     info = {"method": method, "levels": K, "milp_score": float(result.objective), "bound": n / K,
             "local_step": {"secured_before": float((secured + 1).sum() / sample.num_samples),
                            "secured_after": float((raised + 1).sum() / sample.num_samples), "lps": len(local_lps)},
@@ -139,6 +140,13 @@ def borda(
             "levels_reached": reached.tolist(), "borda_score": borda_score(outcome.returns, sample), "completion": completion,
             "milp_seconds": float(result.solve_time), **({"start": start_info} if start_info is not None else {})}
     return relabelled(outcome, info, before=[result, *local_lps])
+
+
+def _floors_at(sample: ReturnSample, positions: np.ndarray) -> np.ndarray:
+    """Raw-return floors ``[n]``: each agent's sample at sorted position ``positions [n]``
+    (``-1``: no floor, ``-inf``)."""
+    agents = np.arange(positions.shape[0])
+    return np.where(positions >= 0, sample.sorted_returns[np.maximum(positions, 0), agents], -INF)
 
 
 def raise_floors(momdp: MOMDP, sample: ReturnSample, positions: np.ndarray,
@@ -154,12 +162,10 @@ def raise_floors(momdp: MOMDP, sample: ReturnSample, positions: np.ndarray,
     program = floored_program(momdp, np.full(n, -INF))
     model = program.build(np.zeros(program.num_cols), sense="max", what="Borda local-step LP")
     floor_rows = np.arange(program.polytope.E.shape[0], program.num_rows)
-    ordered, agents = sample.sorted_returns, np.arange(n)
     solves = []
 
     def feasible(candidate: np.ndarray) -> bool:
-        floors = np.where(candidate >= 0, ordered[np.maximum(candidate, 0), agents], -INF)
-        model.set_row_bounds(floor_rows, floor_bounds(momdp, floors), INF)
+        model.set_row_bounds(floor_rows, floor_bounds(momdp, _floors_at(sample, candidate)), INF)
         solves.append(model.solve(raise_on_failure=False))
         return solves[-1].ok
 
