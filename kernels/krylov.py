@@ -1,0 +1,165 @@
+"""Batched restarted GMRES with an explicit batch axis: one Krylov basis and one convergence
+mask per system, products applied to the whole batch at once.
+
+``matvec`` maps ``[B, S] -> [B, S]`` and acts on each row independently (for policy evaluation
+it is one GEMM or one sequence of Kronecker contractions for the whole block of policies, with
+the transition operator shared by every row). Row ``i`` of the result depends only on row ``i``
+of the inputs: a converged row is frozen (masked updates), so a sample's numbers do not depend
+on which other samples share its block.
+
+No LAPACK call anywhere (Arnoldi by classical Gram-Schmidt with one reorthogonalisation, Givens
+rotations, back substitution in a fixed-length loop), so host devices can run blocks
+concurrently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class KrylovResult(NamedTuple):
+    """Result of :func:`gmres` (a pytree).
+
+    Attributes:
+        x: ``[B, S]`` solutions.
+        residual: ``[B]`` relative residual ``||b - A x||_2 / ||b||_2`` in the working precision,
+            measured after the last restart.
+        restarts: ``[B]`` restart cycles each row used.
+        converged: ``[B]`` whether ``residual <= tol``.
+    """
+
+    x: jax.Array
+    residual: jax.Array
+    restarts: jax.Array
+    converged: jax.Array
+
+
+def gmres(matvec: Callable[[jax.Array], jax.Array], b: jax.Array, x0: jax.Array | None = None, *,
+          restart: int = 20, max_restarts: int = 50, tol: float | jax.Array = 1e-6) -> KrylovResult:
+    """Solve ``A x = b`` for every row of ``b [B, S]`` by GMRES(``restart``).
+
+    Within a cycle a row stops adding Krylov vectors once its (Givens) residual estimate is below
+    ``tol``; the cycle ends when every row has stopped or ``restart`` vectors were built. A row's
+    update uses only its own vectors, so its numbers never depend on the other rows.
+
+    Args:
+        matvec: ``x [B, S] -> A x [B, S]``, row-wise.
+        b: ``[B, S]`` right-hand sides; a zero row gives ``x = 0``.
+        x0: ``[B, S]`` starting points (default zeros).
+        restart: Krylov dimension per cycle (capped at ``S``).
+        max_restarts: cycles at most; the loop stops earlier once every row has converged.
+        tol: relative 2-norm residual at which a row stops: a scalar or one per row ``[B]``.
+    """
+    B, S = b.shape
+    m = max(1, min(int(restart), S))
+    x0 = jnp.zeros_like(b) if x0 is None else x0
+    tol = jnp.broadcast_to(jnp.asarray(tol, b.dtype), (B,))
+    bnorm = jnp.linalg.norm(b, axis=-1)
+    scale = jnp.where(bnorm > 0, bnorm, 1.0)
+
+    def relative_residual(x):
+        r = b - matvec(x)
+        return r, jnp.linalg.norm(r, axis=-1) / scale
+
+    def keep_going(state):
+        _, _, _, counts, done = state
+        return jnp.logical_and(jnp.max(counts) < max_restarts, ~jnp.all(done))
+
+    def step(state):
+        x, r, residual, counts, done = state
+        x_new = x + _cycle(matvec, r, m, tol * scale, done)
+        r_new, residual_new = relative_residual(x_new)
+        active = ~done
+        x = jnp.where(active[:, None], x_new, x)
+        r = jnp.where(active[:, None], r_new, r)
+        residual = jnp.where(active, residual_new, residual)
+        counts = counts + active.astype(jnp.int32)
+        return x, r, residual, counts, done | (residual <= tol)
+
+    r0, residual0 = relative_residual(x0)
+    init = (x0, r0, residual0, jnp.zeros((B,), jnp.int32), residual0 <= tol)
+    x, _, residual, counts, done = jax.lax.while_loop(keep_going, step, init)
+    return KrylovResult(x=x, residual=residual, restarts=counts, converged=done)
+
+
+def _cycle(matvec, r: jax.Array, m: int, target: jax.Array, frozen: jax.Array) -> jax.Array:
+    """One GMRES cycle from residual ``r [B, S]``: the correction ``[B, S]`` minimising the
+    residual over each row's own Krylov space. Row ``i`` adds vectors until its residual
+    estimate is at most ``target[i]`` (absolute), or ``m`` vectors; ``frozen`` rows add none.
+
+    Arnoldi by classical Gram-Schmidt with one reorthogonalisation (CGS2); the Hessenberg
+    matrix is reduced by Givens rotations as it grows, so the estimate is ``|rhs[j+1]|``."""
+    B, S = r.shape
+    dtype = r.dtype
+    tiny = jnp.finfo(dtype).tiny
+    beta = jnp.linalg.norm(r, axis=-1)
+    basis = jnp.zeros((B, m + 1, S), dtype).at[:, 0].set(r / jnp.where(beta > tiny, beta, 1.0)[:, None])
+    rhs = jnp.zeros((B, m + 1), dtype).at[:, 0].set(beta)
+    R = jnp.zeros((B, m + 1, m), dtype)
+    cos = jnp.zeros((B, m), dtype)
+    sin = jnp.zeros((B, m), dtype)
+    steps = jnp.zeros((B,), jnp.int32)
+    running = ~frozen & (beta > target)
+    rows = jnp.arange(m + 1)
+
+    def arnoldi_step(carry):
+        j, basis, rhs, R, cos, sin, steps, running = carry
+        w = matvec(basis[:, j])
+        mask = (rows <= j).astype(dtype)
+        h = jnp.einsum("bks,bs->bk", basis, w) * mask
+        w = w - jnp.einsum("bk,bks->bs", h, basis)
+        correction = jnp.einsum("bks,bs->bk", basis, w) * mask  # one reorthogonalisation (CGS2)
+        w = w - jnp.einsum("bk,bks->bs", correction, basis)
+        h = h + correction
+        norm = jnp.linalg.norm(w, axis=-1)
+        alive = norm > tiny * 1e3
+        basis = basis.at[:, j + 1].set(jnp.where(alive[:, None], w / jnp.where(alive, norm, 1.0)[:, None], 0.0))
+        h = h.at[:, j + 1].set(norm)
+
+        def rotate(i, h):  # apply the earlier rotations i < j to the new column
+            hi, hk = h[:, i], h[:, i + 1]
+            return h.at[:, i].set(cos[:, i] * hi + sin[:, i] * hk).at[:, i + 1].set(-sin[:, i] * hi + cos[:, i] * hk)
+
+        h = jax.lax.fori_loop(0, j, rotate, h)
+        a, c = h[:, j], h[:, j + 1]
+        radius = jnp.hypot(a, c)
+        safe = jnp.where(radius > 0, radius, 1.0)
+        cj = jnp.where(radius > 0, a / safe, 1.0)
+        sj = jnp.where(radius > 0, c / safe, 0.0)
+        h = h.at[:, j].set(radius).at[:, j + 1].set(0.0)
+        g_j, g_k = rhs[:, j], rhs[:, j + 1]
+        rhs = rhs.at[:, j].set(cj * g_j + sj * g_k).at[:, j + 1].set(-sj * g_j + cj * g_k)
+        R = R.at[:, :, j].set(h)
+        steps = steps + running.astype(jnp.int32)
+        running = running & (jnp.abs(rhs[:, j + 1]) > target) & alive
+        return j + 1, basis, rhs, R, cos.at[:, j].set(cj), sin.at[:, j].set(sj), steps, running
+
+    def more(carry):
+        return jnp.logical_and(carry[0] < m, jnp.any(carry[-1]))
+
+    init = (jnp.zeros((), jnp.int32), basis, rhs, R, cos, sin, steps, running)
+    _, basis, rhs, R, _, _, steps, _ = jax.lax.while_loop(more, arnoldi_step, init)
+    y = _back_substitute(R[:, :m, :], rhs[:, :m], steps)
+    return jnp.einsum("bk,bks->bs", y, basis[:, :m])
+
+
+def _back_substitute(R: jax.Array, g: jax.Array, steps: jax.Array) -> jax.Array:
+    """``y [B, m]`` with ``R[:k, :k] y[:k] = g[:k]`` and ``y[k:] = 0`` for each row's ``k =
+    steps [B]`` (``R [B, m, m]`` upper triangular); a zero pivot (a breakdown: the solution was
+    already in the space) gives ``y_i = 0``."""
+    m = R.shape[-1]
+    scale = jnp.max(jnp.abs(R), axis=(-2, -1))
+    floor = jnp.finfo(R.dtype).eps * jnp.where(scale > 0, scale, 1.0)
+
+    def solve_row(k, y):
+        i = m - 1 - k
+        rest = jnp.einsum("bk,bk->b", R[:, i, :], y)  # y_i and the unused tail are still 0 here
+        pivot = R[:, i, i]
+        ok = (jnp.abs(pivot) > floor) & (i < steps)
+        return y.at[:, i].set(jnp.where(ok, (g[:, i] - rest) / jnp.where(ok, pivot, 1.0), 0.0))
+
+    return jax.lax.fori_loop(0, m, solve_row, jnp.zeros_like(g))
