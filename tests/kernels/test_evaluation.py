@@ -1,0 +1,246 @@
+"""Batched policy evaluation against a float64 numpy oracle, on every operator form, both
+methods and both working dtypes.
+
+Oracles (independent of the code's own system): discounted ``rho = (1-gamma) (I - gamma
+P_pi^T)^{-1} mu`` by ``np.linalg.solve``; average reward: the stationary distribution from the
+stacked system ``[P_pi^T - I; 1^T] rho = [0; 1]`` by least squares (not the code's rank-one
+fix). ``P_pi`` is built by ``np.einsum`` from the dense ``P``.
+
+Bounds: ``max |rho - rho_ref| <= 1e-6 max |rho_ref|`` (1e-6 relative), and the a-posteriori
+bound ``||rho - rho_ref||_1 <= ||E^{-1}||_1 ||r||_1`` with the residual as reported, so that
+a residual reported smaller than the true one fails; reported residuals ``<= tol = 1e-6`` and
+equal to an independent float64 recomputation ``||b - E rho||_inf / ||b||_inf`` to 1e-12.
+
+Every instance has S = 27 states, A = 4 actions and blocks of B = 4 policies, so that
+instances share compilations (one per form, method, dtype and criterion); sparse operators are
+padded to one branching and one in-degree for the same reason."""
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxagg as ja
+from jaxagg.envs.attention import factory_transition
+from jaxagg.kernels import evaluation
+from jaxagg.kernels import transitions as T
+from jaxagg.kernels.precision import precision_scope
+
+S, A, B = 27, 4, 4
+TOL = 1e-6
+BRANCHING, INDEGREE = 9, 32  # common sparse padding (attention needs 8 and 20)
+
+
+def padded_sparse(P):
+    """``sparse_transitions`` of P with successor lists padded to BRANCHING (probability 0), and
+    the transposed lists padded to INDEGREE (weight 0)."""
+    successors = np.zeros((S, A, BRANCHING), dtype=np.int64)
+    probabilities = np.zeros((S, A, BRANCHING))
+    for s in range(S):
+        for a in range(A):
+            nz = np.flatnonzero(P[s, a])
+            successors[s, a, :nz.size] = nz
+            successors[s, a, nz.size:] = s  # padding: any index
+            probabilities[s, a, :nz.size] = P[s, a, nz]
+    op = T.sparse_transitions(successors, probabilities)
+    k = op.predecessors.shape[1]
+    assert k <= INDEGREE
+    return op._replace(predecessors=np.pad(op.predecessors, ((0, 0), (0, INDEGREE - k))),
+                       weights=np.pad(op.weights, ((0, 0), (0, INDEGREE - k))))
+
+
+def attention_factors(m):
+    theta = np.array(m.info["theta"])
+    F = theta.shape[0]
+    return tuple(np.stack([factory_transition(theta[f], monitored=(f == a)) for a in range(F + 1)]) for f in range(F))
+
+
+def periodic_chain():
+    """Period 3: states in three layers (s mod 3), every move goes to the next layer. Action 0 is
+    the deterministic cycle s -> s+1 mod 27; actions 1-3 reach 3 random states of the next layer."""
+    rng = np.random.default_rng(11)
+    P = np.zeros((S, A, S))
+    for s in range(S):
+        P[s, 0, (s + 1) % S] = 1.0
+        layer = np.arange((s + 1) % 3, S, 3)
+        for a in range(1, A):
+            P[s, a, rng.choice(layer, 3, replace=False)] = rng.dirichlet(np.ones(3))
+    return P
+
+
+def policies(seed, deterministic=None):
+    """``[B, S, A]`` Dirichlet policies; policy 0 is ``deterministic`` (an action per state) if given."""
+    rng = np.random.default_rng(seed)
+    pi = rng.dirichlet(np.ones(A), size=(B, S))
+    if deterministic is not None:
+        pi[0] = np.eye(A)[deterministic]
+    return pi
+
+
+def build_instances():
+    out = {}
+    m = ja.envs.attention_allocation(3, 3)
+    out["attention-average"] = dict(P=m.P, mu=m.mu, gamma=None, factors=attention_factors(m),
+                                    pi=policies(0, deterministic=np.full(S, 3)))  # never monitor: absorbing, transients
+    g = ja.envs.garnet(S, A, 3, 2, seed=1)
+    out["garnet-average"] = dict(P=g.P, mu=g.mu, gamma=None, pi=policies(1))
+    out["periodic-average"] = dict(P=periodic_chain(), mu=np.full(S, 1.0 / S), gamma=None,
+                                   pi=policies(2, deterministic=np.zeros(S, int)))  # the deterministic 27-cycle
+    for seed, gamma in [(3, 0.99), (4, 0.9)]:
+        g = ja.envs.garnet(S, A, 3, 2, seed=seed, criterion="discounted", gamma=gamma)
+        mu = np.random.default_rng(seed).dirichlet(np.ones(S))  # a non-uniform start
+        out[f"garnet-{gamma}"] = dict(P=g.P, mu=mu, gamma=gamma, pi=policies(seed, deterministic=np.arange(S) % A))
+    return out
+
+
+INSTANCES = build_instances()
+
+
+def operator(instance, form):
+    if form == "dense":
+        return T.DenseTransitions(instance["P"])
+    if form == "sparse":
+        return padded_sparse(instance["P"])
+    return T.KroneckerTransitions(instance["factors"])
+
+
+def system(P, pi, mu, gamma):
+    """``E [B, S, S]`` and ``b [S]`` of the documented systems, in numpy float64."""
+    P_pi_T = np.einsum("bsa,sat->bts", pi, P)
+    if gamma is None:
+        return np.eye(S) - P_pi_T + 1.0 / S, np.full(S, 1.0 / S)
+    return np.eye(S) - gamma * P_pi_T, (1.0 - gamma) * mu
+
+
+def oracle(P, pi, mu, gamma):
+    P_pi = np.einsum("bsa,sat->bst", pi, P)
+    if gamma is not None:
+        return np.stack([np.linalg.solve(np.eye(S) - gamma * M.T, (1.0 - gamma) * mu) for M in P_pi])
+    out = []
+    for M in P_pi:
+        stacked = np.vstack([M.T - np.eye(S), np.ones((1, S))])
+        rho, _, rank, _ = np.linalg.lstsq(stacked, np.r_[np.zeros(S), 1.0], rcond=None)
+        assert rank == S  # unichain: one stationary distribution
+        out.append(rho)
+    return np.stack(out)
+
+
+def recomputed_residual(P, pi, mu, gamma, rho):
+    E, b = system(P, pi, mu, gamma)
+    r = b - np.einsum("bts,bs->bt", E, rho)
+    return np.abs(r).max(axis=-1) / np.abs(b).max(), r, E
+
+
+evaluate = jax.jit(evaluation.evaluate_policies, static_argnames=("gamma", "method", "tol"))
+
+
+def run(instance, form, method, precision, pi=None, evaluate=evaluate):
+    op = operator(instance, form)
+    pi = instance["pi"] if pi is None else pi
+    dtype = jnp.float32 if precision == "float32" else jnp.float64
+    with precision_scope("float64"):
+        out = evaluate(T.astype(op, dtype), T.astype(op, jnp.float64), jnp.asarray(pi), jnp.asarray(instance["mu"]),
+                       instance["gamma"], method=method, tol=TOL)
+        return np.asarray(out.rho), np.asarray(out.residual)
+
+
+QUICK = {(None, "dense", "krylov", "float32"), (None, "kronecker", "krylov", "float64"), (None, "dense", "lu", "float64"),
+         (0.99, "sparse", "krylov", "float32")}
+"""Compilations (criterion, form, method, dtype) of the quick run; the others (about 8 s of XLA
+compilation each on 2 busy cores) are marked slow."""
+
+CASES = []
+for _name, _instance in INSTANCES.items():
+    for _form in ["dense", "sparse"] + (["kronecker"] if "factors" in _instance else []):
+        for _method in ["krylov"] + (["lu"] if _form == "dense" else []):
+            for _precision in ["float32", "float64"]:
+                _quick = (_instance["gamma"], _form, _method, _precision) in QUICK
+                CASES.append(pytest.param(_name, _form, _method, _precision, id=f"{_name}-{_form}-{_method}-{_precision}",
+                                          marks=[] if _quick else [pytest.mark.slow]))
+
+
+@pytest.mark.parametrize("name, form, method, precision", CASES)
+def test_matches_the_numpy_oracle_with_an_honest_residual(name, form, method, precision):
+    instance = INSTANCES[name]
+    P, pi, mu, gamma = instance["P"], instance["pi"], instance["mu"], instance["gamma"]
+    rho, residual = run(instance, form, method, precision)
+    assert rho.shape == (B, S) and rho.dtype == np.float64
+    assert residual.shape == (B,) and residual.dtype == np.float64
+    reference = oracle(P, pi, mu, gamma)
+    # the residual is recorded, meets the tolerance, and is the true one
+    assert (residual <= TOL).all(), residual
+    again, r, E = recomputed_residual(P, pi, mu, gamma, rho)
+    np.testing.assert_allclose(residual, again, rtol=0, atol=1e-12)
+    # accuracy: 1e-6 relative, and within what the reported residual allows
+    error = np.abs(rho - reference)
+    assert error.max() <= 1e-6 * np.abs(reference).max(), error.max()
+    _, b = system(P, pi, mu, gamma)
+    inverse_norms = np.array([np.abs(np.linalg.inv(M)).sum(axis=0).max() for M in E])  # ||E^{-1}||_1
+    allowed = inverse_norms * S * residual * np.abs(b).max() * (1 + 1e-6) + 1e-13
+    assert (error.sum(axis=-1) <= allowed).all(), (error.sum(axis=-1), allowed)
+    # distributions: sum to 1 (|1 - 1^T rho| <= S ||r||_inf / ((1-gamma) or 1)), nonnegative up to the error
+    np.testing.assert_allclose(rho.sum(axis=-1), 1.0, rtol=0, atol=S * TOL * np.abs(b).max() / ((1 - gamma) if gamma else 1.0))
+    assert (rho >= -1e-6 * np.abs(reference).max()).all()
+
+
+def test_periodic_deterministic_cycle_is_uniform_and_attention_never_monitoring_is_absorbed():
+    # closed forms: the 27-cycle visits every state equally; never monitoring ends in the all-incident state
+    # (float32 working precision, refined in float64 to a residual below 1e-7)
+    rho, _ = run(INSTANCES["periodic-average"], "dense", "krylov", "float32")
+    np.testing.assert_allclose(rho[0], 1.0 / S, rtol=0, atol=1e-8)
+    rho, _ = run(INSTANCES["attention-average"], "dense", "krylov", "float32")
+    np.testing.assert_allclose(rho[0], np.eye(S)[-1], rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("form, precision", [pytest.param("dense", "float64", marks=pytest.mark.slow), ("sparse", "float32")])
+def test_a_policy_does_not_depend_on_its_block(form, precision):
+    instance = INSTANCES["garnet-0.99"]
+    rng = np.random.default_rng(7)
+    others = rng.dirichlet(np.ones(A), size=(5, S))
+    pi = instance["pi"]
+    first, res_first = run(instance, form, "krylov", precision, pi=pi)
+    # policy 2 of the first block, at positions 0 and 3 among other policies (one of them deterministic)
+    block = np.stack([pi[2], others[0], pi[0], others[1]])
+    second, res_second = run(instance, form, "krylov", precision, pi=block)
+    block = np.stack([others[2], others[3], others[4], pi[2]])
+    third, res_third = run(instance, form, "krylov", precision, pi=block)
+    np.testing.assert_array_equal(first[2], second[0])
+    np.testing.assert_array_equal(first[2], third[3])
+    np.testing.assert_array_equal(first[0], second[2])
+    np.testing.assert_array_equal(res_first[[2, 2, 0]], [res_second[0], res_third[3], res_second[2]])
+
+
+def test_argument_errors():
+    instance = INSTANCES["garnet-0.9"]
+    dense, sparse = T.DenseTransitions(instance["P"]), padded_sparse(instance["P"])
+    kron = T.KroneckerTransitions(INSTANCES["attention-average"]["factors"])
+    pi, mu = instance["pi"], instance["mu"]
+    with precision_scope("float64"):
+        pi64, mu64 = jnp.asarray(pi), jnp.asarray(mu)
+        for op in (sparse, kron):
+            with pytest.raises(ValueError, match="lu"):
+                evaluation.evaluate_policies(T.astype(op, jnp.float32), T.astype(op, jnp.float64), pi64, mu64, 0.9, method="lu")
+        with pytest.raises(ValueError, match="op64"):
+            evaluation.evaluate_policies(T.astype(dense, jnp.float32), T.astype(dense, jnp.float32), pi64, mu64, 0.9)
+        with pytest.raises(ValueError, match="method"):
+            evaluation.evaluate_policies(T.astype(dense, jnp.float64), T.astype(dense, jnp.float64), pi64, mu64, 0.9, method="cg")
+    # outside a float64 context: refused even with a float64 (numpy) operator
+    with pytest.raises(ValueError, match="op64"):
+        evaluation.evaluate_policies(dense, dense, pi.astype(np.float32), mu.astype(np.float32), 0.9)
+
+
+def test_a_residual_above_tolerance_is_reported_not_hidden(monkeypatch):
+    # one GMRES(1) cycle and no correction on gamma = 0.999: far from converged
+    monkeypatch.setattr(evaluation, "MAX_RESTARTS", 1)
+    monkeypatch.setattr(evaluation, "REFINEMENTS", 0)
+    monkeypatch.setattr(evaluation, "RESTART", 1)
+    g = ja.envs.garnet(S, A, 3, 2, seed=5, criterion="discounted", gamma=0.999)
+    instance = dict(P=g.P, mu=g.mu, gamma=0.999, pi=policies(5))
+    fresh = jax.jit(partial(evaluation.evaluate_policies), static_argnames=("gamma", "method", "tol"))  # traced with the patches
+    rho, residual = run(instance, "dense", "krylov", "float64", evaluate=fresh)
+    assert (residual > TOL).all(), residual
+    again, _, _ = recomputed_residual(g.P, instance["pi"], g.mu, 0.999, rho)
+    np.testing.assert_allclose(residual, again, rtol=1e-9)
+    assert np.isfinite(rho).all()
