@@ -45,9 +45,10 @@ renormalised, is a convex combination, in O, with the same return. Nothing here 
 (``max_iterations``, bounded GMRES restarts, bounded mixing) and an uncertified row is reported as
 such, never as an optimum.
 
-Layering note: the jitted JAX core (``_iterate``, ``_certify``, ``_upper_bound``) is a kernel in
-all but location; ``tests/test_layers.py`` allows solvers/ no direct ``jax`` import, so it belongs
-in ``kernels/`` (see the branch's report).
+Layering note: the JAX core (``_value_solve``, ``_iterate``, ``_certify``, and the jitted
+``_solve`` and ``_upper_bound``) is a kernel in all but location: ``tests/test_layers.py`` allows
+solvers/ no direct ``jax`` import, so it should move to ``kernels/`` (e.g.
+``kernels/policy_iteration.py``), leaving the numpy door and the bounds assembly here.
 """
 
 from __future__ import annotations
