@@ -12,8 +12,10 @@ import numpy as np
 
 from jaxagg.errors import DegenerateAgentWarning, ValidationError
 from jaxagg.momdp import MOMDP
+from jaxagg.solvers import mdp as solvers_mdp
 from jaxagg.solvers import polytope as solvers_polytope
 from jaxagg.solvers import program as solvers_program
+from jaxagg.validation import choice
 from jaxagg.solvers.polytope import OccupancyPolytope, policy_from_occupancy
 from jaxagg.solvers.program import ReturnBounds
 
@@ -27,6 +29,12 @@ __all__ = [
     "policy_from_occupancy",
     "return_bounds",
 ]
+
+BOUNDS_METHODS = ("auto", "lp", "policy-iteration")
+POLICY_ITERATION_MIN_PAIRS = 2000
+"""``return_bounds(method="auto")`` solves the 2n LPs up to this many state-action pairs and uses
+certified policy iteration beyond (measured: bench/bounds.py; policy iteration's one-off
+compilation, 6-20 s, outweighs the LPs on small instances)."""
 
 _POLYTOPES: weakref.WeakKeyDictionary[MOMDP, OccupancyPolytope] = weakref.WeakKeyDictionary()
 _BOUNDS: weakref.WeakKeyDictionary[MOMDP, ReturnBounds] = weakref.WeakKeyDictionary()
@@ -43,7 +51,7 @@ def occupancy_polytope(momdp: MOMDP) -> OccupancyPolytope:
     cached = _POLYTOPES.get(momdp)
     if cached is None:
         check_average_reward_structure(momdp)
-        cached = _POLYTOPES[momdp] = solvers_polytope.build_polytope(momdp.P, momdp.mu, momdp.gamma)
+        cached = _POLYTOPES[momdp] = solvers_polytope.build_polytope(momdp.transitions, momdp.mu, momdp.gamma)
     return cached
 
 
@@ -59,7 +67,7 @@ def check_average_reward_structure(momdp: MOMDP) -> None:
     """
     if momdp.criterion != "average":
         return
-    components = np.unique(solvers_polytope.maximal_end_components(momdp.P))
+    components = np.unique(solvers_polytope.maximal_end_components(momdp.transitions))
     components = components[components >= 0]
     if components.size > 1:
         raise ValidationError(
@@ -69,16 +77,37 @@ def check_average_reward_structure(momdp: MOMDP) -> None:
             "Use the discounted criterion (gamma close to 1) instead")
 
 
-def return_bounds(momdp: MOMDP) -> ReturnBounds:
-    """``min_O J_i`` and ``max_O J_i`` for every agent: 2n LPs, cached per instance.
+def return_bounds(momdp: MOMDP, method: str = "auto") -> ReturnBounds:
+    """``min_O J_i`` and ``max_O J_i`` for every agent, cached per instance (the first call's
+    method serves every later call).
+
+    ``method``: ``"lp"`` (2n LPs), ``"policy-iteration"`` (the 2n MDPs solved together by batched
+    policy iteration on the transition operator, each certified in float64 by a dual bound;
+    any bound whose certificate fails is solved by LP instead; see :mod:`jaxagg.solvers.mdp`),
+    or ``"auto"``: LPs up to :data:`POLICY_ITERATION_MIN_PAIRS` state-action pairs, policy
+    iteration beyond. ``bounds.method`` and ``bounds.certificates`` record what was done.
 
     Warns with :class:`~jaxagg.errors.DegenerateAgentWarning` for agents whose range is empty
     (up to :data:`jaxagg.solvers.program.DEGENERATE_RTOL`); their normalised return is 1.
     """
+    choice("method", method, BOUNDS_METHODS)
     cached = _BOUNDS.get(momdp)
     if cached is not None:
         return cached
-    bounds = solvers_program.return_bounds(occupancy_polytope(momdp), momdp.reward_matrix)
+    _check_momdp(momdp)
+    if method == "auto":
+        method = "policy-iteration" if momdp.dim > POLICY_ITERATION_MIN_PAIRS else "lp"
+    if method == "lp":
+        bounds = solvers_program.return_bounds(occupancy_polytope(momdp), momdp.reward_matrix)
+    else:
+        check_average_reward_structure(momdp)
+
+        def by_lp(agent: int, sense: str) -> np.ndarray:
+            return solvers_program.solve_linear(occupancy_polytope(momdp), momdp.reward_matrix[agent], sense=sense,
+                                                what=f"{sense}imum return LP of agent {agent}")
+
+        bounds, _ = solvers_mdp.return_bounds_by_policy_iteration(momdp.transitions, momdp.mu, momdp.gamma, momdp.reward_matrix,
+                                                                  fallback=by_lp)
     if bounds.degenerate.any():
         warnings.warn(
             f"agent(s) {np.flatnonzero(bounds.degenerate).tolist()} get the same return from every policy; "
@@ -104,12 +133,12 @@ def occupancy_of_policy(momdp: MOMDP, policy: np.ndarray) -> np.ndarray:
     """The exact (float64) occupancy ``[S*A]`` of a stationary policy ``[S, A]`` started from
     ``mu`` (discounted, or the Cesàro limit under average reward, multichain included)."""
     _check_momdp(momdp)
-    return solvers_polytope.occupancy_of_policy(momdp.P, momdp.mu, momdp.gamma, policy)
+    return solvers_polytope.occupancy_of_policy(momdp.transitions, momdp.mu, momdp.gamma, policy)
 
 
 def is_unichain_for_full_support(momdp: MOMDP) -> bool:
     """Whether every full-support policy of ``momdp`` has a single recurrent class."""
-    return solvers_polytope.is_unichain_for_full_support(momdp.P)
+    return solvers_polytope.is_unichain_for_full_support(momdp.transitions)
 
 
 def _check_momdp(momdp: object) -> None:

@@ -23,9 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxagg.errors import ValidationError
+from jaxagg.errors import ConvergenceError, ValidationError
+from jaxagg.kernels import transitions as T
+from jaxagg.kernels.evaluation import TOL as EVALUATION_TOL
 from jaxagg.kernels.precision import PRECISIONS, precision_scope
-from jaxagg.kernels.returns import MeasureProblem, evaluate_indices, hull_block, policy_block, sample_devices, stream
+from jaxagg.kernels.returns import POLICY_BLOCKS, MeasureProblem, evaluate_indices, hull_block, sample_devices, stream
 from jaxagg.momdp import MOMDP
 from jaxagg.polytope import is_unichain_for_full_support, return_bounds
 from jaxagg.samples import ReturnSample, index_ranges
@@ -37,6 +39,14 @@ SAMPLED_MEASURES = ("policy", "hull", "uniform")
 INDEXED_MEASURES = ("policy", "hull")
 """Measures whose sample i depends only on (seed, i): they can be resumed and re-evaluated."""
 DEFAULT_CHUNK = 4096
+METHODS = ("auto", "krylov", "lu")
+"""How the ``policy`` measure evaluates its policies (see :func:`engine_settings`)."""
+LU_MAX_STATES = 64
+"""``method="auto"`` uses a dense LU per policy up to this many states (dense transitions only),
+batched GMRES beyond (measured crossover: bench/sampling.py)."""
+DENSE_KERNEL_MAX_STATES = 400
+"""``method="auto"`` runs GMRES on dense transitions up to this many states (one GEMM per product
+wins there), and on the instance's own operator form (sparse or Kronecker) beyond."""
 FLOAT32_MIN_ONE_MINUS_GAMMA = 1e-3
 """Below this ``1 - gamma`` float32 samples are off by more than about 1e-4 of the return range
 (measured: about ``7e-8 / (1 - gamma)``; 9% at ``1 - 1e-6``), so ``"auto"`` picks float64 and an
@@ -55,6 +65,8 @@ def sample(
     progress: bool | Callable[[int], None] = False,
     devices: list | None = None,
     uniform_options: dict | None = None,
+    method: str = "auto",
+    operator: str | None = None,
 ) -> ReturnSample:
     """Draw ``num_samples`` points of ``measure`` and return every agent's return at each.
 
@@ -75,6 +87,19 @@ def sample(
         devices: devices to shard chunks over (default: all accelerators, or one CPU device).
         uniform_options: for ``measure="uniform"``: ``chains``, ``thin``, ``burn_in``,
             ``rounding_rounds``, ``directions`` (see :func:`jaxagg.uniform.uniform_occupancies`).
+        method: how the ``policy`` measure evaluates policies: ``"krylov"`` (batched GMRES on the
+            shared transition operator, any size, all host devices at once), ``"lu"`` (a dense
+            LU per policy, small instances) or ``"auto"`` (see :func:`engine_settings`). Either
+            way every sample's float64 residual ``||E rho - b||_inf / ||b||_inf`` is computed,
+            its maximum recorded in ``info["residual_max"]``, and a sample above
+            :data:`jaxagg.kernels.evaluation.TOL` raises :class:`~jaxagg.errors.ConvergenceError`.
+            Sample ``i`` depends only on ``(seed, i, method, operator)``: both are recorded in
+            ``info["evaluation"]`` and a resume keeps them.
+        operator: the transition operator form GMRES runs on: ``"dense"`` or the instance's own
+            form; default as :func:`engine_settings` picks (pass the recorded one to continue).
+
+    Raises:
+        ConvergenceError: a sampled policy's linear solve did not reach the tolerance.
 
     Returns:
         A ReturnSample with ``returns [N, n]`` (float64 copy of the kernel's precision), the
@@ -95,12 +120,15 @@ def sample(
         if start:
             raise ValidationError("start: 'uniform' samples come from Markov chains and cannot start at an index")
         return _uniform(momdp, num_samples, seed, precision, bounds, uniform_options or {}, progress)
-    block_fn, operands_fn = _measure_kernel(momdp, measure)
+    engine = engine_settings(momdp, method, operator) if measure == "policy" else None
+    block_fn, operands_fn = _measure_kernel(momdp, measure, engine)
     began = time.perf_counter()
-    with precision_scope(precision), _progress(progress, num_samples) as tick:
-        returns = stream(block_fn, operands_fn(PRECISIONS[precision]), jax.random.key(seed), num_samples,
-                         start=start, chunk_size=chunk_size, progress=tick, devices=devices)
+    with precision_scope("float64"), _progress(progress, num_samples) as tick:
+        returns, residuals = stream(block_fn, operands_fn(PRECISIONS[precision]), jax.random.key(seed), num_samples,
+                                    start=start, chunk_size=chunk_size, progress=tick, devices=devices,
+                                    concurrent=None if engine is None or engine["method"] == "lu" else True)
     seconds = time.perf_counter() - began
+    _check_residuals(residuals, start, precision)
     info = {
         "precision": precision,
         "start": int(start),
@@ -111,8 +139,41 @@ def sample(
         "backend": jax.default_backend(),
         "jax": jax.__version__,
     }
+    if engine is not None:
+        info.update(evaluation=engine, residual_max=float(residuals.max()))
     return ReturnSample(returns=_snap_degenerate(returns, bounds), measure=measure, seed=seed,
                         max_returns=bounds.upper, min_returns=bounds.lower, info=info, fingerprint=momdp.fingerprint)
+
+
+def engine_settings(momdp: MOMDP, method: str = "auto", operator: str | None = None) -> dict[str, Any]:
+    """How the ``policy`` measure evaluates policies on ``momdp``: ``{"method", "operator",
+    "tol"}``. ``"auto"``: a dense LU up to :data:`LU_MAX_STATES` states when the transitions are
+    dense, else GMRES, on dense transitions up to :data:`DENSE_KERNEL_MAX_STATES` states (when
+    they fit in memory) and on the instance's own operator beyond. ``operator`` forces a form
+    (``"dense"`` or the instance's own), as recorded by an earlier run."""
+    choice("method", method, METHODS)
+    native = momdp.transition_form
+    small = momdp.num_states <= DENSE_KERNEL_MAX_STATES and momdp.num_states**2 * momdp.num_actions * 8 <= 2**28
+    if operator is None:
+        operator = "dense" if native == "dense" or small or method == "lu" else native
+    elif operator not in ("dense", native):
+        raise ValidationError(f"operator: expected 'dense' or this instance's own form {native!r}, got {operator!r}")
+    if method == "auto":
+        method = "lu" if operator == "dense" and momdp.num_states <= LU_MAX_STATES else "krylov"
+    if method == "lu" and operator != "dense":
+        raise ValidationError(f"method: 'lu' needs dense transitions, but this run uses the {operator} operator")
+    return {"method": method, "operator": operator, "tol": EVALUATION_TOL}
+
+
+def _check_residuals(residuals: np.ndarray, start: int, precision: str) -> None:
+    """Refuse a sample whose linear solve missed the tolerance, naming the worst ones."""
+    bad = np.flatnonzero(~(residuals <= EVALUATION_TOL))
+    if bad.size:
+        worst = bad[np.argsort(-np.nan_to_num(residuals[bad], nan=np.inf))[:3]]
+        raise ConvergenceError(
+            f"policy evaluation: {bad.size} sample(s) missed the residual tolerance {EVALUATION_TOL:g} "
+            f"(worst: index {', '.join(f'{start + i} at {residuals[i]:.2g}' for i in worst)}) in {precision}; "
+            "the chain mixes too slowly for this precision: try precision='float64' or method='lu'")
 
 
 def extend(momdp: MOMDP, sample_: ReturnSample, more: int, **options: Any) -> ReturnSample:
@@ -134,22 +195,33 @@ def extend(momdp: MOMDP, sample_: ReturnSample, more: int, **options: Any) -> Re
     if given != recorded:
         raise ValidationError(f"precision: the sample was drawn in {recorded}; continuing it in {given!r} would mix "
                               "precisions (leave precision out to keep the sample's)")
+    if sample_.measure == "policy":
+        engine = recorded_engine(sample_)
+        for key in ("method", "operator"):
+            given = options.setdefault(key, engine[key])
+            if given not in (engine[key], "auto"):
+                raise ValidationError(f"{key}: the sample was evaluated with {key} {engine[key]!r}; continuing it with {given!r} "
+                                      f"would change how its samples are computed (leave {key} out to keep the sample's)")
+            options[key] = engine[key]
     return sample_.extend(sample(momdp, more, sample_.measure, sample_.seed, start=start, **options))
 
 
 def sample_occupancies(momdp: MOMDP, indices: np.ndarray, measure: str = "policy", seed: int = 0, *,
-                       precision: str = "auto") -> np.ndarray:
+                       precision: str = "auto", method: str = "auto", operator: str | None = None) -> np.ndarray:
     """The occupancies ``[k, S*A]`` behind samples ``indices [k]`` of ``sample(momdp, ...,
-    measure, seed, precision=precision)``, recomputed exactly from their keys (nothing is stored
-    during sampling). ``measure`` is ``"policy"`` or ``"hull"`` (indexed draws)."""
+    measure, seed, precision=precision, method=method)``, recomputed exactly from their keys
+    (nothing is stored during sampling). ``measure`` is ``"policy"`` or ``"hull"`` (indexed
+    draws); ``method`` and ``operator`` as recorded in the sample's ``info["evaluation"]``."""
     _check_instance(momdp)
     precision = resolve_precision(momdp, precision)
     seed = check_seed("seed", seed)
+    choice("measure", measure, INDEXED_MEASURES)
     indices = np.asarray(indices).reshape(-1)
     if indices.size and (indices.dtype.kind not in "iu" or indices.min() < 0 or indices.max() >= 2**32):
         raise ValidationError("indices: expected integer sample indices in [0, 2**32)")
-    block_fn, operands_fn = _measure_kernel(momdp, measure)
-    with precision_scope(precision):
+    engine = engine_settings(momdp, method, operator) if measure == "policy" else None
+    block_fn, operands_fn = _measure_kernel(momdp, measure, engine)
+    with precision_scope("float64"):
         _, d = evaluate_indices(block_fn, operands_fn(PRECISIONS[precision]), jax.random.key(seed), indices)
     return np.asarray(d, dtype=np.float64)
 
@@ -172,8 +244,9 @@ def _uniform(momdp: MOMDP, num_samples: int, seed: int, precision: str, bounds, 
 
 
 # ------------------------------------------------------------------ helpers
-def _measure_kernel(momdp: MOMDP, measure: str) -> tuple[Callable, Callable[[Any], tuple]]:
-    """The block kernel of ``measure`` and a function building its operands for a dtype."""
+def _measure_kernel(momdp: MOMDP, measure: str, engine: dict | None) -> tuple[Callable, Callable[[Any], tuple]]:
+    """The block kernel of ``measure`` (with the ``engine`` settings for ``policy``) and a
+    function building its operands for a working dtype."""
     if measure == "uniform":
         raise ValidationError("measure: 'uniform' points come from Markov chains, not indexed draws; "
                               "jaxagg.uniform.uniform_occupancies gives the occupancies of a chain run")
@@ -185,12 +258,13 @@ def _measure_kernel(momdp: MOMDP, measure: str) -> tuple[Callable, Callable[[Any
                 "policy to be unichain, but this MOMDP has several closed classes of states; use the "
                 "discounted criterion or the 'hull' measure"
             )
+        operator = T.DenseTransitions(momdp.P) if engine["operator"] == "dense" else momdp.transitions
 
         def policy_operands(dtype):
-            return (MeasureProblem(jnp.asarray(momdp.P, dtype), jnp.asarray(momdp.mu, dtype),
-                                   jnp.asarray(momdp.reward_matrix, dtype), momdp.gamma),)
+            return (MeasureProblem(T.astype(operator, dtype), T.astype(operator, jnp.float64), jnp.asarray(momdp.mu, jnp.float64),
+                                   jnp.asarray(momdp.reward_matrix, jnp.float64), momdp.gamma),)
 
-        return policy_block, policy_operands
+        return POLICY_BLOCKS[engine["method"]], policy_operands
     vertices = return_bounds(momdp).argmax  # hull: [n, S*A]
 
     def hull_operands(dtype):
@@ -244,6 +318,16 @@ def _snap_degenerate(returns: np.ndarray, bounds) -> np.ndarray:
     returns = np.array(returns, dtype=np.float64)
     returns[:, bounds.degenerate] = bounds.lower[bounds.degenerate]
     return returns
+
+
+def recorded_engine(sample_: ReturnSample) -> dict[str, str]:
+    """The ``method`` and ``operator`` a ``policy`` sample was evaluated with (its info, or its
+    last part's); samples from before the Krylov engine were dense LUs."""
+    parts = sample_.info.get("parts") or [{"info": sample_.info}]
+    engine = sample_.info.get("evaluation") or (parts[-1].get("info") or {}).get("evaluation") or {}
+    if not isinstance(engine, dict) or engine.get("method") not in ("krylov", "lu") or not isinstance(engine.get("operator"), str):
+        return {"method": "lu", "operator": "dense"}
+    return {"method": engine["method"], "operator": engine["operator"]}
 
 
 def _recorded_precision(sample_: ReturnSample) -> str:

@@ -37,9 +37,10 @@ MAX_RESTARTS = 40
 REFINEMENTS = 3
 """Float64 residual-correction rounds at most after the first solve (each runs only while a
 policy of the block is above a tenth of the tolerance)."""
-WORKING_TOL = {jnp.dtype(jnp.float32): 1e-5, jnp.dtype(jnp.float64): 1e-9}
+WORKING_TOL = {jnp.dtype(jnp.float32): 1e-5, jnp.dtype(jnp.float64): 1e-12}
 """Relative 2-norm residual at which GMRES stops in the working precision (float32 stagnates
-near 1e-6); the float64 corrections take the residual from there to :data:`TOL` and below."""
+near 1e-6). The float64 corrections then aim below ``min(tol / 10, WORKING_TOL)``: a tenth of
+the tolerance in float32, near float64's own accuracy when the working precision is float64."""
 
 
 class Evaluation(NamedTuple):
@@ -103,13 +104,16 @@ def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu:
         gamma: discount factor, or ``None`` for average reward (static).
         method: ``"krylov"`` (batched GMRES, any operator form) or ``"lu"`` (dense LU per
             policy; a :class:`~jaxagg.kernels.transitions.DenseTransitions` only).
-        tol: relative residual the corrections aim below.
+        tol: relative residual the corrections aim below (a tenth of it, or float64's
+            :data:`WORKING_TOL` when working in float64).
     """
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
     if jnp.dtype(T.dtype_of(op64)) != jnp.float64 or not jax.config.jax_enable_x64:
         raise ValueError("op64: expected a float64 operator inside a float64 context (precision_scope('float64'))")
     dtype = jnp.dtype(T.dtype_of(op))
+    if dtype not in WORKING_TOL:
+        raise ValueError(f"op: expected a float32 or float64 operator, got {dtype}")
     B = pi.shape[0]
     pi_w, pi64 = pi.astype(dtype), pi.astype(jnp.float64)
     b64 = system_rhs(jnp.asarray(mu, jnp.float64), gamma, B)
@@ -127,7 +131,7 @@ def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu:
         def solve(rhs, relative_tol):
             return jax.vmap(jax.scipy.linalg.lu_solve)(factors, rhs)
     working_tol = WORKING_TOL[dtype]
-    target = tol / 10
+    target = min(tol / 10, working_tol)
 
     def correct(state):
         rho, r, residual, rounds = state

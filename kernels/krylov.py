@@ -152,7 +152,8 @@ def _back_substitute(R: jax.Array, g: jax.Array, steps: jax.Array) -> jax.Array:
     steps [B]`` (``R [B, m, m]`` upper triangular); a zero pivot (a breakdown: the solution was
     already in the space) gives ``y_i = 0``."""
     m = R.shape[-1]
-    scale = jnp.max(jnp.abs(R), axis=(-2, -1))
+    own = jnp.arange(m)[None, :] < steps[:, None]  # [B, m]: the row's own columns
+    scale = jnp.max(jnp.where(own[:, None, :], jnp.abs(R), 0.0), axis=(-2, -1))
     floor = jnp.finfo(R.dtype).eps * jnp.where(scale > 0, scale, 1.0)
 
     def solve_row(k, y):

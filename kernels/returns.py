@@ -1,5 +1,8 @@
 """Streaming N samples of every agent's return, chunk by chunk, with memory bounded by a chunk.
 
+Every block also returns each sample's float64 residual (:mod:`jaxagg.kernels.evaluation`), so
+that the caller can record it and refuse a sample that did not meet the tolerance.
+
 Reproducibility by construction: sample ``i`` is computed from ``fold_in(key, i)`` alone, and
 every sample goes through the same compiled *block* of :data:`BLOCK` samples (``lax.map`` over
 blocks). A chunk is a whole number of blocks; the last one is padded and the padding dropped.
@@ -18,7 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxagg.kernels.occupancy import batch_occupancy
+from jaxagg.kernels import transitions as T
+from jaxagg.kernels.evaluation import evaluate_policies
 from jaxagg.kernels.policies import random_policies
 
 BLOCK = 32
@@ -26,49 +30,69 @@ BLOCK = 32
 
 
 class MeasureProblem(NamedTuple):
-    """What the samplers need of a MOMDP, as device arrays of the working precision.
+    """What the ``policy`` sampler needs of a MOMDP, as device arrays.
 
     Attributes:
-        P: ``[S, A, S]`` transitions.
-        mu: ``[S]`` initial distribution.
-        rewards: ``[n, S*A]`` reward matrix.
-        gamma: discount factor, or ``None`` for average reward (static).
+        transitions: transition operator in the working precision (float32 or float64).
+        transitions64: the same operator in float64 (residuals and corrections).
+        mu: ``[S]`` initial distribution (float64).
+        rewards: ``[n, S*A]`` reward matrix (float64).
+        gamma: discount factor, or ``None`` for average reward.
     """
 
-    P: jax.Array
+    transitions: T.Transitions
+    transitions64: T.Transitions
     mu: jax.Array
     rewards: jax.Array
     gamma: float | None
 
 
-def policy_block(key: jax.Array, indices: jax.Array, problem: MeasureProblem) -> tuple[jax.Array, jax.Array]:
-    """``policy`` measure for one block of global sample ``indices [BLOCK]``:
-    returns ``[BLOCK, n]`` and occupancies ``[BLOCK, S*A]``."""
-    S, A, _ = problem.P.shape
-    pi = random_policies(key, indices, S, A, problem.P.dtype)
-    d = batch_occupancy(pi, problem.P, problem.mu, problem.gamma).reshape(indices.shape[0], S * A)
-    return d @ problem.rewards.T, d
+def _policy_block(key: jax.Array, indices: jax.Array, problem: MeasureProblem, method: str):
+    """``policy`` measure for one block of global sample ``indices [BLOCK]``: returns
+    ``[BLOCK, n]``, occupancies ``[BLOCK, S*A]`` and residuals ``[BLOCK]``, all float64 (the
+    linear solves run in the operator's working precision, then are corrected in float64)."""
+    S, A = T.shape_of(problem.transitions)
+    # the same float32 draws in every precision, normalised in float64: the sampled policy is the
+    # float64 one (the working-precision solve is only the start of the float64 corrections)
+    pi = random_policies(key, indices, S, A, jnp.float64)
+    evaluated = evaluate_policies(problem.transitions, problem.transitions64, pi, problem.mu, problem.gamma, method=method)
+    d = (evaluated.rho[:, :, None] * pi).reshape(indices.shape[0], S * A)
+    return d @ problem.rewards.T, d, evaluated.residual
+
+
+def policy_block_krylov(key: jax.Array, indices: jax.Array, problem: MeasureProblem):
+    """:func:`_policy_block` by batched GMRES on the shared operator."""
+    return _policy_block(key, indices, problem, "krylov")
+
+
+def policy_block_lu(key: jax.Array, indices: jax.Array, problem: MeasureProblem):
+    """:func:`_policy_block` by a dense LU per policy (small S)."""
+    return _policy_block(key, indices, problem, "lu")
+
+
+POLICY_BLOCKS = {"krylov": policy_block_krylov, "lu": policy_block_lu}
+"""The ``policy`` block kernel of each evaluation method."""
 
 
 def hull_block(key: jax.Array, indices: jax.Array, vertices: jax.Array, vertex_returns: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``hull`` measure for one block: ``lambda ~ Dirichlet(1_n)``, ``d = lambda @ vertices``.
 
     ``vertices [k, S*A]`` are the agents' optimal occupancies, ``vertex_returns [k, n]`` their
-    returns; returns are linear, so ``J = lambda @ vertex_returns`` without forming ``d``."""
+    returns; returns are linear, so ``J = lambda @ vertex_returns`` without forming ``d``. No
+    linear solve, so the residuals are 0."""
     keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, indices)
     k = vertices.shape[0]
     e = jax.vmap(lambda kk: jax.random.exponential(kk, (k,), dtype=jnp.float32))(keys)  # same draws in every precision
     e = jnp.maximum(e, jnp.finfo(jnp.float32).tiny).astype(vertices.dtype)
     lam = e / e.sum(axis=-1, keepdims=True)
-    return lam @ vertex_returns, lam @ vertices
+    return lam @ vertex_returns, lam @ vertices, jnp.zeros(indices.shape, vertices.dtype)
 
 
 @partial(jax.jit, static_argnames=("block_fn",))
 def _run_blocks(block_fn: Callable, key: jax.Array, indices: jax.Array, operands) -> tuple[jax.Array, jax.Array]:
     """``block_fn`` over global sample ``indices [num_blocks, BLOCK]``, one block at a time:
-    ``[num_blocks, BLOCK, n]`` returns and ``[num_blocks, BLOCK, D]`` occupancies (XLA drops the
-    occupancies when the caller ignores them)."""
-    return jax.lax.map(lambda block: block_fn(key, block, *operands), indices)
+    ``[num_blocks, BLOCK, n]`` returns and ``[num_blocks, BLOCK, D]`` occupancies."""
+    return jax.lax.map(lambda block: block_fn(key, block, *operands)[:2], indices)
 
 
 def sample_devices(devices: Sequence[jax.Device] | None = None) -> list[jax.Device]:
@@ -83,10 +107,16 @@ def sample_devices(devices: Sequence[jax.Device] | None = None) -> list[jax.Devi
 
 
 @partial(jax.jit, static_argnames=("block_fn", "num_blocks"))
-def _returns_of_range(block_fn: Callable, key: jax.Array, start: jax.Array, num_blocks: int, operands) -> jax.Array:
-    """Returns ``[num_blocks, BLOCK, n]`` of samples ``start .. start + num_blocks*BLOCK - 1``."""
+def _returns_of_range(block_fn: Callable, key: jax.Array, start: jax.Array, num_blocks: int, operands) -> tuple[jax.Array, jax.Array]:
+    """Returns ``[num_blocks, BLOCK, n]`` and residuals ``[num_blocks, BLOCK]`` of samples
+    ``start .. start + num_blocks*BLOCK - 1`` (the occupancies are never materialised)."""
     indices = start + jnp.arange(num_blocks * BLOCK, dtype=jnp.uint32).reshape(num_blocks, BLOCK)
-    return jax.lax.map(lambda block: block_fn(key, block, *operands)[0], indices)
+
+    def one_block(block):
+        returns, _, residual = block_fn(key, block, *operands)
+        return returns, residual
+
+    return jax.lax.map(one_block, indices)
 
 
 def stream(
@@ -99,27 +129,33 @@ def stream(
     chunk_size: int = 4096,
     progress: Callable[[int], None] | None = None,
     devices: Sequence[jax.Device] | None = None,
-) -> np.ndarray:
-    """Returns ``[num_samples, n]`` of samples ``start .. start + num_samples - 1``, computed in
-    chunks of ``chunk_size`` (rounded up to a multiple of :data:`BLOCK` times the device count),
-    so that memory is bounded by one chunk's returns plus one block's working arrays.
+    concurrent: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Returns ``[num_samples, n]`` and residuals ``[num_samples]`` of samples ``start .. start +
+    num_samples - 1``, computed in chunks of ``chunk_size`` (rounded up to a multiple of
+    :data:`BLOCK` times the device count), so that memory is bounded by one chunk's returns plus
+    one block's working arrays.
 
     Each chunk is split into equal runs of blocks, one per device; ``operands`` are placed on
-    every device once. Accelerators run their shares concurrently. Host (CPU) devices run them
-    one after the other: jaxlib's CPU backend can deadlock when several host devices execute
-    LAPACK solves at once, and one host device already uses the machine's BLAS threads.
+    every device once. Every sample goes through the same compiled block, so the numbers do not
+    depend on the chunk size or the number of devices.
 
     Args:
-        block_fn: ``block_fn(key, indices [BLOCK], *operands) -> (returns [BLOCK, n], d [BLOCK, D])``.
+        block_fn: ``block_fn(key, indices [BLOCK], *operands) -> (returns [BLOCK, n], d [BLOCK, D],
+            residual [BLOCK])``.
         operands: arrays (a pytree) that ``block_fn`` needs.
         progress: called with the number of samples finished after each chunk.
         devices: devices to spread chunks over (:func:`sample_devices` picks the default).
+        concurrent: whether the devices' shares run at the same time. Default: on accelerators
+            only. Host (CPU) devices must not run LAPACK solves concurrently (jaxlib's CPU
+            backend can deadlock); the Krylov kernels call no LAPACK, so their caller passes True.
     """
     devices = sample_devices(devices)
-    concurrent = all(device.platform != "cpu" for device in devices)
+    if concurrent is None:
+        concurrent = all(device.platform != "cpu" for device in devices)
     placed = [jax.device_put((operands, key), device) for device in devices]
     per_device = max(1, math.ceil(chunk_size / (BLOCK * len(devices))))
-    parts = []
+    returns_parts, residual_parts = [], []
     done = 0
     while done < num_samples:
         count = min(per_device * BLOCK * len(devices), num_samples - done)
@@ -129,13 +165,15 @@ def stream(
             first = jax.device_put(np.uint32(start + done + k * blocks * BLOCK), device)
             runs.append(_returns_of_range(block_fn, device_key, first, blocks, device_operands))
             if not concurrent:
-                runs[-1].block_until_ready()
-        returns = np.concatenate([np.asarray(r).reshape(-1, r.shape[-1]) for r in runs])
-        parts.append(returns[:count])
+                jax.block_until_ready(runs[-1])
+        returns = np.concatenate([np.asarray(r).reshape(-1, r.shape[-1]) for r, _ in runs])
+        residuals = np.concatenate([np.asarray(e).reshape(-1) for _, e in runs])
+        returns_parts.append(returns[:count])
+        residual_parts.append(residuals[:count])
         done += count
         if progress is not None:
             progress(count)
-    return np.concatenate(parts)
+    return np.concatenate(returns_parts), np.concatenate(residual_parts)
 
 
 def evaluate_indices(block_fn: Callable, operands: tuple, key: jax.Array, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

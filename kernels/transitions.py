@@ -91,7 +91,9 @@ def dtype_of(op: Transitions):
         return op.P.dtype
     if isinstance(op, SparseTransitions):
         return op.probabilities.dtype
-    return op.factors[0].dtype
+    if isinstance(op, KroneckerTransitions):
+        return op.factors[0].dtype
+    raise ValueError(f"transitions: expected a transition operator, got {type(op).__name__}")
 
 
 def astype(op: Transitions, dtype) -> Transitions:
@@ -101,7 +103,9 @@ def astype(op: Transitions, dtype) -> Transitions:
     if isinstance(op, SparseTransitions):
         return SparseTransitions(jnp.asarray(op.successors, jnp.int32), jnp.asarray(op.probabilities, dtype),
                                  jnp.asarray(op.predecessors, jnp.int32), jnp.asarray(op.weights, dtype))
-    return KroneckerTransitions(tuple(jnp.asarray(K, dtype) for K in op.factors))
+    if isinstance(op, KroneckerTransitions):
+        return KroneckerTransitions(tuple(jnp.asarray(K, dtype) for K in op.factors))
+    raise ValueError(f"transitions: expected a transition operator, got {type(op).__name__}")
 
 
 def nbytes(op: Transitions) -> int:
@@ -150,36 +154,42 @@ def policy_pull(op: Transitions, pi: jax.Array, v: jax.Array) -> jax.Array:
 
 def _kronecker_push(factors: tuple, y: jax.Array) -> jax.Array:
     """``y [B, S, A] -> [B, S]``: per action, contract each factor axis with ``K_f[a]``, then sum
-    over actions."""
+    over actions. The action axis stays last throughout (no transposes)."""
     sizes = tuple(K.shape[1] for K in factors)
     B, A = y.shape[0], y.shape[-1]
-    t = jnp.moveaxis(y, -1, 1).reshape(B, A, *sizes)  # [B, A, p_1, ..., p_F]
+    t = y.reshape(B, *sizes, A)
     for f, K in enumerate(factors):
-        t = _contract_axis(t, K, 2 + f, transpose=False)
-    return t.sum(axis=1).reshape(B, -1)
+        t = _contract_axis(t, K, 1 + f, transpose=False)
+    return t.sum(axis=-1).reshape(B, -1)
 
 
 def _kronecker_pull(factors: tuple, v: jax.Array) -> jax.Array:
     """``v [B, S] -> [B, S, A]``: per action, contract each factor axis with ``K_f[a]^T``."""
     sizes = tuple(K.shape[1] for K in factors)
     B, A = v.shape[0], factors[0].shape[0]
-    t = jnp.broadcast_to(v.reshape(B, 1, *sizes), (B, A, *sizes))
+    t = jnp.broadcast_to(v.reshape(B, *sizes, 1), (B, *sizes, A))
     for f, K in enumerate(factors):
-        t = _contract_axis(t, K, 2 + f, transpose=True)
-    return jnp.moveaxis(t.reshape(B, A, -1), 1, -1)
+        t = _contract_axis(t, K, 1 + f, transpose=True)
+    return t.reshape(B, -1, A)
 
 
 def _contract_axis(t: jax.Array, K: jax.Array, axis: int, transpose: bool) -> jax.Array:
-    """Contract axis ``axis`` of ``t [B, A, ...]`` with ``K [A, p, p]`` batched over ``A``:
-    ``out[..., j, ...] = sum_i t[..., i, ...] K[a, i, j]`` (``transpose``: ``K[a, j, i]``)."""
-    letters = "cdefghijklmnopqrstuvwxyz"
-    ndim = t.ndim
-    axes = ["b", "a"] + [letters[k] for k in range(ndim - 2)]
-    src = axes[axis]
-    out = list(axes)
-    out[axis] = "Z"
-    k_spec = f"a{src}Z" if not transpose else f"aZ{src}"
-    return jnp.einsum(f"{''.join(axes)},{k_spec}->{''.join(out)}", t, K)
+    """Contract axis ``axis`` of ``t [B, ..., A]`` with ``K [A, p, p]`` batched over the last axis
+    ``A``: ``out[..., j, ..., a] = sum_i t[..., i, ..., a] K[a, i, j]`` (``transpose``:
+    ``K[a, j, i]``).
+
+    Written as ``p`` broadcast multiply-adds on the view ``[B, L, p, R, A]`` (one fused loop, no
+    transposes: factors are small) rather than as a ``dot_general``, whose layout changes
+    dominated the time."""
+    shape = t.shape
+    p = shape[axis]
+    left = math.prod(shape[1:axis])
+    right = math.prod(shape[axis + 1:-1])
+    view = t.reshape(shape[0], left, p, right, shape[-1])
+    M = K if transpose else jnp.swapaxes(K, 1, 2)  # M[a, j, i]: out_j = sum_i M[a, j, i] t_i
+    weights = jnp.moveaxis(M, 0, -1)  # [p_j, p_i, A]
+    out = sum(view[:, :, i:i + 1, :, :] * weights[None, None, :, i, None, :] for i in range(p))
+    return out.reshape(shape)
 
 
 # ------------------------------------------------------------------ construction (numpy)

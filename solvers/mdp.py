@@ -37,7 +37,7 @@ greedy policy can still have several closed classes. If their gains differ, its 
 no solution and GMRES reports a large residual: the row then evaluates the mixture
 ``(pi_old + pi_new) / 2`` instead (its support contains ``pi_old``'s, so every closed set of it
 contains ``pi_old``'s recurrent class: it is unichain when ``pi_old`` is), halving towards
-``pi_old`` at most :data:`MIXING_STEPS` times; it is still an improvement (``Q(s, mix) >= g +
+``pi_old`` at most :data:`jaxagg.kernels.policy_iteration.MIXING_STEPS` times; it is still an improvement (``Q(s, mix) >= g +
 h(s)``). A row that cannot be evaluated stops (``stuck``) and its certificate decides. If the gains
 agree the system is consistent and the solution is a valid bias; the final stationary distribution
 of such a policy may then be a signed combination of its classes' distributions: its positive part,
@@ -45,46 +45,26 @@ renormalised, is a convex combination, in O, with the same return. Nothing here 
 (``max_iterations``, bounded GMRES restarts, bounded mixing) and an uncertified row is reported as
 such, never as an optimum.
 
-Layering note: the JAX core (``_value_solve``, ``_iterate``, ``_certify``, and the jitted
-``_solve`` and ``_upper_bound``) is a kernel in all but location: ``tests/test_layers.py`` allows
-solvers/ no direct ``jax`` import, so it should move to ``kernels/`` (e.g.
-``kernels/policy_iteration.py``), leaving the numpy door and the bounds assembly here.
+The JAX core (evaluation, improvement, certificates: one compiled program) lives in
+:mod:`jaxagg.kernels.policy_iteration`; this module is its numpy door and assembles the bounds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxagg.errors import ConvergenceError, ShapeError, SolverError, ValidationError
-from jaxagg.kernels import krylov
+from jaxagg.kernels import policy_iteration
 from jaxagg.kernels import transitions as T
-from jaxagg.kernels.evaluation import evaluate_policies
-from jaxagg.kernels.precision import precision_scope
 from jaxagg.solvers.program import DEGENERATE_RTOL, ReturnBounds
 
 TOL = 1e-9
 """Default certification tolerance, relative to ``scale`` (half the reward range)."""
 MAX_ITERATIONS = 100
 """Policy evaluations at most per MDP (the first, of the uniform policy, included)."""
-RESTART = 30
-"""GMRES Krylov dimension per cycle for the value systems."""
-MAX_RESTARTS = 60
-"""GMRES cycles at most per value solve."""
-VALUE_TOL = 1e-12
-"""Relative 2-norm residual at which a value solve stops."""
-EVALUABLE_TOL = 1e-8
-"""A value solve whose relative residual stays above this has no solution (a multichain policy
-whose classes' gains differ) or did not converge: the policy is not accepted (module docstring)."""
-MIXING_STEPS = 4
-"""Halvings towards the previous policy at most when a greedy policy cannot be evaluated."""
-OCCUPANCY_TOL = 1e-12
-"""Residual tolerance passed to ``evaluate_policies`` for the returned policies."""
 FEASIBILITY_TOL = 1e-9
 """Largest membership residual in O (``max |E d - b|``, negativity) of a certified occupancy."""
 FALLBACK_SLACK = 1e-6
@@ -162,108 +142,6 @@ class BoundCertificate(NamedTuple):
     iterations: int
 
 
-# ---------------------------------------------------------------- the JAX core (a kernel)
-def _value_solve(op, pi, rewards, x0, gamma, average):
-    """``(h [K, S], relative residual [K])`` of the value systems of policies ``pi [K, S, A]``
-    (``gamma`` a traced scalar, ignored when ``average``)."""
-    r_pi = (pi * rewards).sum(axis=-1)
-
-    def matvec(v):
-        flow = T.policy_pull(op, pi, v)
-        if average:
-            return v - flow + v.mean(axis=-1, keepdims=True)
-        return v - gamma * flow
-
-    out = krylov.gmres(matvec, r_pi, x0, restart=RESTART, max_restarts=MAX_RESTARTS, tol=VALUE_TOL)
-    residual = jnp.where(jnp.isfinite(out.residual), out.residual, jnp.inf)
-    return out.x, residual
-
-
-def _iterate(op, rewards, tie, gamma, max_iterations, average):
-    """Batched policy iteration from the uniform policy; ``rewards [K, S, A]``, ``tie [K]``.
-
-    One value solve per loop step (one GMRES in the compiled program): each row evaluates its
-    candidate; an evaluable candidate is accepted and the next greedy candidate computed from it
-    (a row whose greedy candidate equals its policy has converged); a candidate that cannot be
-    evaluated is replaced by the mixture with the accepted policy (module docstring)."""
-    K, S, A = rewards.shape
-    dtype = rewards.dtype
-    discount = 1.0 if average else gamma
-
-    def greedy(pi, h):
-        q = rewards + discount * T.pull(op, h)
-        current = (pi * q).sum(axis=-1)
-        improve = q.max(axis=-1) > current + tie[:, None]
-        onehot = jax.nn.one_hot(q.argmax(axis=-1), A, dtype=dtype)
-        return jnp.where(improve[..., None], onehot, pi), improve.any(axis=-1)
-
-    def body(state):
-        evaluations, pi, h, res, cand, tries, active, iterations, mixes, stuck = state
-        h_c, res_c = _value_solve(op, cand, rewards, h, gamma, average)
-        evaluated = active & (res_c <= EVALUABLE_TOL)
-        failed = active & ~evaluated
-        pi = jnp.where(evaluated[:, None, None], cand, pi)
-        h = jnp.where(evaluated[:, None], h_c, h)
-        res = jnp.where(evaluated, res_c, res)
-        iterations = iterations + evaluated.astype(jnp.int32)
-        next_cand, changed = greedy(pi, h)
-        give_up = failed & (tries >= MIXING_STEPS)
-        mixing = failed & ~give_up
-        cand = jnp.where(mixing[:, None, None], 0.5 * (pi + cand), jnp.where(evaluated[:, None, None], next_cand, cand))
-        tries = jnp.where(mixing, tries + 1, 0)
-        active = (evaluated & changed) | mixing
-        return (evaluations + 1, pi, h, res, cand, tries, active, iterations, mixes + mixing.astype(jnp.int32),
-                stuck | give_up)
-
-    uniform = jnp.full((K, S, A), 1.0 / A, dtype)
-    zeros = jnp.zeros((K,), jnp.int32)
-    state = (jnp.zeros((), jnp.int32), uniform, jnp.zeros((K, S), dtype), jnp.full((K,), jnp.inf, dtype), uniform, zeros,
-             jnp.ones((K,), bool), zeros, zeros, jnp.zeros((K,), bool))
-    state = jax.lax.while_loop(lambda s: (s[0] < max_iterations) & s[6].any(), body, state)
-    _, pi, h, res, _, _, active, iterations, mixes, stuck = state
-    return pi, h, res, ~active & ~stuck, iterations, mixes, stuck
-
-
-@partial(jax.jit, static_argnames=("average",))
-def _upper_bound(op, rewards, mu, h, gamma, average):
-    """``[K]``: the certificate of ``h [K, S]`` for rewards ``[K, S, A]`` (module docstring)."""
-    discount = 1.0 if average else gamma
-    advantage = (rewards + discount * T.pull(op, h) - h[:, :, None]).max(axis=(1, 2))
-    return advantage if average else advantage + (1.0 - gamma) * (h @ mu)
-
-
-def _certify(op, rewards, mu, pi, h, rho, gamma, average):
-    """``(lower [K], upper [K], occupancy [K, S*A], membership residual [K])``."""
-    K, S, A = rewards.shape
-    rho = jnp.clip(rho, 0.0, None)
-    if average:  # a signed mix of closed classes -> its positive part (module docstring)
-        rho = rho / rho.sum(axis=-1, keepdims=True)
-    d = rho[:, :, None] * pi
-    lower = (d * rewards).sum(axis=(1, 2))
-    flow = T.policy_push(op, pi, rho)
-    e = rho - flow if average else rho - gamma * flow - (1.0 - gamma) * mu
-    residual = jnp.maximum(jnp.abs(e).max(axis=-1), jnp.abs(d.sum(axis=(1, 2)) - 1.0))
-    residual = jnp.where(jnp.isfinite(residual), residual, jnp.inf)
-    return lower, _upper_bound(op, rewards, mu, h, gamma, average), d.reshape(K, S * A), residual
-
-
-def _evaluate_traced_gamma(op, pi, mu, gamma, average):
-    """``evaluate_policies`` with a traced discount factor (it only multiplies), so that one
-    compiled program serves every ``gamma``."""
-    return evaluate_policies(op, op, pi, mu, None if average else gamma, method="krylov", tol=OCCUPANCY_TOL)
-
-
-@partial(jax.jit, static_argnames=("average",))
-def _solve(op, rewards, mu, tie, gamma, max_iterations, average):
-    """Policy iteration, exact occupancies of the final policies, certificates: one program
-    (``gamma`` and ``max_iterations`` are traced, so changing them does not recompile)."""
-    pi, h, value_residual, converged, iterations, mixes, stuck = _iterate(op, rewards, tie, gamma, max_iterations, average)
-    evaluation = _evaluate_traced_gamma(op, pi, mu, gamma, average)
-    lower, upper, occupancy, residual = _certify(op, rewards, mu, pi, h, evaluation.rho, gamma, average)
-    return dict(pi=pi, h=h, value_residual=value_residual, converged=converged, iterations=iterations, mixes=mixes, stuck=stuck,
-                evaluation_residual=evaluation.residual, lower=lower, upper=upper, occupancy=occupancy, residual=residual)
-
-
 # ---------------------------------------------------------------- the solver
 def solve_mdps(op: T.Transitions, rewards: np.ndarray, mu: np.ndarray, gamma: float | None, *, tol: float = TOL,
                max_iterations: int = MAX_ITERATIONS) -> MDPSolutions:
@@ -303,11 +181,7 @@ def solve_mdps(op: T.Transitions, rewards: np.ndarray, mu: np.ndarray, gamma: fl
     high, low = rewards.max(axis=(1, 2)), rewards.min(axis=(1, 2))
     centre, scale = (high + low) / 2.0, (high - low) / 2.0
     centred = rewards - centre[:, None, None]
-    with precision_scope("float64"):
-        op64 = T.astype(op, jnp.float64)
-        out = _solve(op64, jnp.asarray(centred), jnp.asarray(mu), jnp.asarray(0.1 * tol * scale), jnp.asarray(gamma or 0.0),
-                     jnp.asarray(max_iterations, jnp.int32), gamma is None)
-        out = {key: np.asarray(value) for key, value in out.items()}
+    out = policy_iteration.solve(op, centred, mu, 0.1 * tol * scale, gamma, max_iterations)
     gap = out["upper"] - out["lower"]
     certified = np.isfinite(gap) & (gap <= tol * scale) & (out["residual"] <= FEASIBILITY_TOL)
     lower, upper = out["lower"] + centre, out["upper"] + centre
@@ -325,10 +199,7 @@ def certificate_bound(op: T.Transitions, rewards: np.ndarray, mu: np.ndarray, ga
     h = np.asarray(h, dtype=np.float64)
     if rewards.ndim != 3 or rewards.shape[1:] != (S, A) or h.shape != (rewards.shape[0], S):
         raise ShapeError(f"rewards, h: expected [K, {S}, {A}] and [K, {S}], got {rewards.shape} and {h.shape}")
-    with precision_scope("float64"):
-        bound = _upper_bound(T.astype(op, jnp.float64), jnp.asarray(rewards), jnp.asarray(mu, jnp.float64), jnp.asarray(h),
-                             jnp.asarray(0.0 if gamma is None else float(gamma)), gamma is None)
-        return np.asarray(bound)
+    return policy_iteration.upper_bound(op, rewards, mu, h, gamma)
 
 
 def return_bounds_by_policy_iteration(
@@ -395,7 +266,8 @@ def return_bounds_by_policy_iteration(
                                                  lower=float(low), upper=float(high), gap=float(high - low),
                                                  iterations=int(solved.iterations[k])))
     degenerate = upper - lower <= degenerate_rtol * np.abs(R).max(axis=1)
-    bounds = ReturnBounds(lower=lower, upper=upper, argmin=occupancy["min"], argmax=occupancy["max"], degenerate=degenerate)
+    bounds = ReturnBounds(lower=lower, upper=upper, argmin=occupancy["min"], argmax=occupancy["max"], degenerate=degenerate,
+                          method="policy-iteration", certificates=tuple(certificates))
     return bounds, tuple(certificates)
 
 

@@ -6,7 +6,9 @@ O = {d in R^{S*A} : d >= 0, E d = b} with d flattened state-major (``d[s*A + a]`
 * average reward: row s is ``sum_a d(s,a) - sum_{s',a'} P(s',a',s) d(s',a') = 0``, plus a last row
   ``sum d = 1`` (one flow row is redundant; HiGHS's presolve drops it).
 
-Everything here takes arrays (``P [S, A, S]``, ``mu [S]``, ``gamma`` or ``None`` for average
+Everything here takes arrays (``P``: a dense ``[S, A, S]`` array or any transition operator of
+:mod:`jaxagg.kernels.transitions`, turned into one sparse ``[S*A, S]`` matrix by
+:func:`transition_matrix` without ever densifying; ``mu [S]``, ``gamma`` or ``None`` for average
 reward, reward matrices ``[n, S*A]``), never a MOMDP: :mod:`jaxagg.polytope` is the MOMDP-level
 door that builds O once per instance and caches it. The float64 maps here are the exact
 reference (multichain average reward included); the fast batched JAX kernels live in
@@ -20,9 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+import scipy.sparse.linalg
 from scipy.sparse.csgraph import connected_components
 
 from jaxagg.errors import ShapeError, ValidationError
+from jaxagg.kernels import transitions as T
+
+LARGE_CLASS = 2000
+"""Recurrent classes larger than this get their stationary distribution from a sparse solve."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,12 +62,50 @@ class OccupancyPolytope:
         return self.residual(occupancy) <= tol
 
 
-def build_polytope(P: np.ndarray, mu: np.ndarray, gamma: float | None) -> OccupancyPolytope:
-    """O of transitions ``P [S, A, S]`` and initial distribution ``mu [S]``, discounted by
-    ``gamma`` or (``gamma=None``) under the average-reward criterion; built vectorised."""
-    S, A, _ = P.shape
+def transition_matrix(P) -> sp.csr_matrix:
+    """``P`` (dense ``[S, A, S]`` or a transition operator) as a CSR matrix ``[S*A, S]`` with row
+    ``s*A + a`` the distribution ``P(. | s, a)``; built from the operator's own structure (Kronecker
+    factors by sparse Kronecker products), never through a dense ``[S, A, S]``."""
+    if isinstance(P, T.SparseTransitions):
+        S, A = T.shape_of(P)
+        successors, probabilities = np.asarray(P.successors), np.asarray(P.probabilities, dtype=np.float64)
+        rows = np.repeat(np.arange(S * A), successors.shape[-1])
+        matrix = sp.csr_matrix((probabilities.reshape(-1), (rows, successors.reshape(-1))), shape=(S * A, S))
+    elif isinstance(P, T.KroneckerTransitions):
+        S, A = T.shape_of(P)
+        blocks = []
+        for a in range(A):
+            M = sp.identity(1, format="csr")
+            for K in P.factors:
+                M = sp.kron(M, sp.csr_matrix(np.asarray(K[a], dtype=np.float64)), format="csr")
+            blocks.append(M.tocoo())
+        rows = np.concatenate([block.row * A + a for a, block in enumerate(blocks)])
+        cols = np.concatenate([block.col for block in blocks])
+        data = np.concatenate([block.data for block in blocks])
+        matrix = sp.csr_matrix((data, (rows, cols)), shape=(S * A, S))
+    else:
+        dense = np.asarray(P.P if isinstance(P, T.DenseTransitions) else P, dtype=np.float64)
+        S, A, _ = dense.shape
+        matrix = sp.csr_matrix(dense.reshape(S * A, S))
+    matrix.eliminate_zeros()
+    matrix.sort_indices()
+    return matrix
+
+
+def sizes_of(P) -> tuple[int, int]:
+    """``(S, A)`` of a dense array or an operator."""
+    if isinstance(P, (T.DenseTransitions, T.SparseTransitions, T.KroneckerTransitions)):
+        return T.shape_of(P)
+    return np.shape(P)[0], np.shape(P)[1]
+
+
+def build_polytope(P, mu: np.ndarray, gamma: float | None) -> OccupancyPolytope:
+    """O of transitions ``P`` (dense ``[S, A, S]`` or an operator) and initial distribution
+    ``mu [S]``, discounted by ``gamma`` or (``gamma=None``) under the average-reward criterion;
+    built vectorised as sparse matrices."""
+    S, A = sizes_of(P)
     outflow = sp.kron(sp.identity(S, format="csc"), np.ones((1, A)), format="csc")  # [S, S*A]
-    inflow = sp.csc_matrix(P.reshape(S * A, S).T)  # [S, S*A]: P(s', a', s) at (s, s'A+a')
+    inflow = transition_matrix(P).T.tocsc()  # [S, S*A]: P(s', a', s) at (s, s'A+a')
     if gamma is not None:
         E = (outflow - gamma * inflow).tocsc()
         b = (1.0 - gamma) * np.asarray(mu, dtype=np.float64)
@@ -83,47 +128,65 @@ def policy_from_occupancy(occupancy: np.ndarray, num_states: int, num_actions: i
     return np.where(empty, 1.0 / num_actions, d / safe)
 
 
-def occupancy_of_policy(P: np.ndarray, mu: np.ndarray, gamma: float | None, policy: np.ndarray) -> np.ndarray:
+def occupancy_of_policy(P, mu: np.ndarray, gamma: float | None, policy: np.ndarray) -> np.ndarray:
     """The exact (float64) occupancy ``[S*A]`` of a stationary policy ``[S, A]`` (SPEC §1),
-    the reference every kernel is checked against.
+    the reference every kernel is checked against. ``P`` is dense ``[S, A, S]`` or an operator.
 
     Discounted: ``rho = (1-gamma) (I - gamma P_pi^T)^{-1} mu``. Average reward (``gamma=None``):
     ``rho`` is the Cesàro limit of the state distribution started from ``mu`` (exact for
     multichain ``P_pi`` too: see :func:`limiting_distribution`). Then ``d(s,a) = rho(s) pi(a|s)``.
+    Sparse direct solves throughout.
     """
-    pi = check_policy(policy, P.shape[0], P.shape[1])
-    P_pi = np.einsum("sa,sat->st", pi, P)
+    S, A = sizes_of(P)
+    pi = check_policy(policy, S, A)
+    P_pi = policy_matrix(transition_matrix(P), pi)
+    mu = np.asarray(mu, dtype=np.float64)
     if gamma is not None:
-        rho = (1.0 - gamma) * np.linalg.solve(np.eye(P.shape[0]) - gamma * P_pi.T, mu)
+        rho = (1.0 - gamma) * scipy.sparse.linalg.spsolve((sp.identity(S, format="csc") - gamma * P_pi.T).tocsc(), mu)
     else:
         rho = limiting_distribution(P_pi, mu)
-    return (rho[:, None] * pi).reshape(-1)
+    return (np.asarray(rho).reshape(S)[:, None] * pi).reshape(-1)
 
 
-def limiting_distribution(P_pi: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    """Cesàro limit ``lim (1/T) sum_t mu^T P_pi^t`` of a finite Markov chain, exactly, ``[S]``.
+def policy_matrix(flat: sp.csr_matrix, pi: np.ndarray) -> sp.csr_matrix:
+    """``P_pi [S, S]`` (CSR) from the ``[S*A, S]`` transition matrix and a policy ``[S, A]``."""
+    S, A = pi.shape
+    selector = sp.csr_matrix((pi.reshape(-1), (np.repeat(np.arange(S), A), np.arange(S * A))), shape=(S, S * A))
+    P_pi = (selector @ flat).tocsr()
+    P_pi.eliminate_zeros()
+    return P_pi
+
+
+def limiting_distribution(P_pi, mu: np.ndarray) -> np.ndarray:
+    """Cesàro limit ``lim (1/T) sum_t mu^T P_pi^t`` of a finite Markov chain, exactly, ``[S]``
+    (``P_pi [S, S]`` dense or sparse).
 
     The closed (recurrent) classes are the strongly connected components with no edge leaving;
     each has a unique stationary distribution; ``mu``'s mass reaches class C with the absorption
     probability from the transient states. Works for periodic and multichain ``P_pi``.
     """
+    P_pi = sp.csr_matrix(P_pi)
     S = P_pi.shape[0]
     label, closed = closed_classes(P_pi > 0)
     transient = np.isin(label, closed, invert=True)
-    T = np.flatnonzero(transient)
+    T_ = np.flatnonzero(transient)
     rho = np.zeros(S)
-    if T.size:
+    if T_.size:
         # absorption[t, k]: probability that the chain from transient state t enters class closed[k]
-        into_class = np.stack([P_pi[np.ix_(T, np.flatnonzero(label == c))].sum(axis=1) for c in closed], axis=1)
-        absorption = np.linalg.solve(np.eye(T.size) - P_pi[np.ix_(T, T)], into_class)
-        reach = absorption.T @ mu[T]
+        class_of = np.searchsorted(closed, label)  # valid where the label is a closed class
+        to_closed = P_pi[T_][:, ~transient].tocoo()
+        into_class = np.zeros((T_.size, closed.size))
+        np.add.at(into_class, (to_closed.row, class_of[np.flatnonzero(~transient)][to_closed.col]), to_closed.data)
+        system = (sp.identity(T_.size, format="csc") - P_pi[T_][:, T_]).tocsc()
+        absorption = scipy.sparse.linalg.splu(system).solve(into_class)
+        reach = absorption.T @ mu[T_]
     else:
         reach = np.zeros(closed.size)
     for k, c in enumerate(closed):
         members = np.flatnonzero(label == c)
         mass = mu[members].sum() + reach[k]
         if mass > 0:
-            rho[members] = mass * _stationary(P_pi[np.ix_(members, members)])
+            rho[members] = mass * _stationary(P_pi[members][:, members])
     return rho
 
 
@@ -141,45 +204,63 @@ def closed_classes(support: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return label, np.flatnonzero(~leaves)
 
 
-def maximal_end_components(P: np.ndarray) -> np.ndarray:
-    """The maximal end components of the MDP ``P [S, A, S]``: sets of states with actions that
-    keep the chain inside the set and let it move between any two of its states. Every
-    recurrent class of every policy lies in one. Returns ``label [S]``: the component of each
-    state, ``-1`` for states in none (transient under every policy).
+def maximal_end_components(P) -> np.ndarray:
+    """The maximal end components of the MDP ``P`` (dense ``[S, A, S]`` or an operator): sets of
+    states with actions that keep the chain inside the set and let it move between any two of
+    its states. Every recurrent class of every policy lies in one. Returns ``label [S]``: the
+    component of each state, ``-1`` for states in none (transient under every policy).
 
     The classic refinement: strongly connected components of the graph of the allowed actions;
-    drop actions that can leave their state's component; repeat until nothing changes.
+    drop actions that can leave their state's component; repeat until nothing changes. Works on
+    the sparse ``[S*A, S]`` support, so its cost is linear in the transitions' non-zeros.
     """
-    S = P.shape[0]
-    support = P > 0
-    allowed = np.ones(P.shape[:2], dtype=bool)
+    S, A = sizes_of(P)
+    support = transition_matrix(P).tocoo()
+    pair, target = support.row, support.col  # one entry per (s, a) -> s' with positive probability
+    source = pair // A
+    allowed = np.ones(S * A, dtype=bool)
     alive = np.ones(S, dtype=bool)
     while True:
-        edges = (support & allowed[:, :, None]).any(axis=1) & alive[:, None] & alive[None, :]
-        _, label = connected_components(sp.csr_matrix(edges), directed=True, connection="strong")
-        stays = label[:, None, None] == label[None, None, :]
-        keeps = ~support | (stays & alive[None, None, :])
-        refined = allowed & keeps.all(axis=2) & alive[:, None]
+        edge = allowed[pair] & alive[source] & alive[target]
+        graph = sp.csr_matrix((np.ones(int(edge.sum())), (source[edge], target[edge])), shape=(S, S))
+        _, label = connected_components(graph, directed=True, connection="strong")
+        leaves = ~(alive[target] & (label[source] == label[target]))
+        refined = allowed & np.repeat(alive, A)
+        refined[pair[leaves]] = False
         if (refined == allowed).all():
             break
         allowed = refined
-        alive = allowed.any(axis=1)
+        alive = allowed.reshape(S, A).any(axis=1)
     return np.where(alive, label, -1)
 
 
-def is_unichain_for_full_support(P: np.ndarray) -> bool:
-    """Whether every full-support policy's chain on ``P [S, A, S]`` has a single recurrent
-    class: the graph with an edge s -> s' when some action can move s to s' has one closed class."""
-    _, closed = closed_classes(P.max(axis=1) > 0)
+def is_unichain_for_full_support(P) -> bool:
+    """Whether every full-support policy's chain on ``P`` (dense or an operator) has a single
+    recurrent class: the graph with an edge s -> s' when some action can move s to s' has one
+    closed class."""
+    S, A = sizes_of(P)
+    support = transition_matrix(P).tocoo()
+    graph = sp.csr_matrix((np.ones(support.nnz), (support.row // A, support.col)), shape=(S, S))
+    _, closed = closed_classes(graph)
     return closed.size == 1
 
 
-def _stationary(P_class: np.ndarray) -> np.ndarray:
-    """The unique stationary distribution of an irreducible stochastic matrix."""
+def _stationary(P_class) -> np.ndarray:
+    """The unique stationary distribution of an irreducible stochastic matrix (dense or sparse):
+    least squares on the flow equations plus ``sum = 1`` for small classes, a sparse direct solve
+    (one flow row replaced by the normalisation) past :data:`LARGE_CLASS` states."""
     m = P_class.shape[0]
-    system = np.vstack([P_class.T - np.eye(m), np.ones((1, m))])
-    rhs = np.concatenate([np.zeros(m), [1.0]])
-    pi, *_ = scipy.linalg.lstsq(system, rhs)
+    if m <= LARGE_CLASS:
+        dense = P_class.toarray() if sp.issparse(P_class) else np.asarray(P_class)
+        system = np.vstack([dense.T - np.eye(m), np.ones((1, m))])
+        rhs = np.concatenate([np.zeros(m), [1.0]])
+        pi, *_ = scipy.linalg.lstsq(system, rhs)
+    else:
+        system = (sp.csr_matrix(P_class).T - sp.identity(m, format="csr")).tolil()
+        system[m - 1, :] = np.ones(m)
+        rhs = np.zeros(m)
+        rhs[-1] = 1.0
+        pi = scipy.sparse.linalg.spsolve(system.tocsc(), rhs)
     return np.clip(pi, 0.0, None) / np.clip(pi, 0.0, None).sum()
 
 

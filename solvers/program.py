@@ -153,6 +153,9 @@ class ReturnBounds:
         lower, upper: ``[n]`` ``min_O J_i`` and ``max_O J_i``.
         argmin, argmax: ``[n, S*A]`` occupancies attaining them.
         degenerate: ``[n]`` agents whose return is (numerically) constant over O.
+        method: ``"lp"`` (2n LPs) or ``"policy-iteration"`` (:mod:`jaxagg.solvers.mdp`).
+        certificates: for policy iteration, one certificate per agent and sense (its bracket
+            ``[lower, upper]`` around the optimum and how it was found).
     """
 
     lower: np.ndarray
@@ -160,6 +163,8 @@ class ReturnBounds:
     argmin: np.ndarray
     argmax: np.ndarray
     degenerate: np.ndarray
+    method: str = "lp"
+    certificates: tuple = ()
 
     @property
     def span(self) -> np.ndarray:

@@ -24,10 +24,13 @@ from typing import Literal
 import numpy as np
 
 from jaxagg.errors import ValidationError
+from jaxagg.kernels.transitions import KroneckerTransitions
 from jaxagg.momdp import MOMDP
-from jaxagg.validation import dense_transitions, integer_at_least
+from jaxagg.validation import integer_at_least
 from jaxagg.validation import seed as check_seed
 
+MAX_STATES = 10**7
+"""Largest state space built (the rewards alone are ``n * S * A`` float64)."""
 INCIDENT_PENALTY = 100.0
 MONITOR_COST = 1.0
 THETA_GRID = np.round(np.arange(50, 80) / 100.0, 2)
@@ -61,7 +64,8 @@ def attention_allocation(
     """
     factories = integer_at_least("factories", factories, minimum=1)
     phases = integer_at_least("phases", phases, minimum=2)
-    dense_transitions("factories, phases", phases**factories, factories + 1)
+    if phases**factories > MAX_STATES:
+        raise ValidationError(f"factories, phases: {phases}**{factories} = {phases**factories} states; at most {MAX_STATES} are supported")
     seed = check_seed("seed", seed)
     if agents not in ("base", "subsets"):
         raise ValidationError(f"agents: expected 'base' or 'subsets', got {agents!r}")
@@ -83,7 +87,7 @@ def attention_allocation(
         info.update(factory_weights=factory_weights.tolist(), subsets=subsets.astype(int).tolist(), scales=scales.tolist())
     info.update(theta=theta.tolist(), weights=weights.tolist())
     return MOMDP(
-        P=attention_transitions(theta),
+        P=attention_operator(theta),
         R=attention_rewards(weights, phases),
         criterion=criterion,
         gamma=gamma,
@@ -110,6 +114,17 @@ def factory_transition(theta_f: np.ndarray, monitored: bool) -> np.ndarray:
         T[p[:-1], p[:-1] + 1] = theta_f
         T[-1, -1] = 1.0
     return T
+
+
+def attention_operator(theta: np.ndarray) -> KroneckerTransitions:
+    """Transitions as a Kronecker operator from ``theta [F, phases-1]``: factor ``f`` has
+    ``K_f [F+1, phases, phases]``, its monitored matrix under action ``f`` and its unmonitored
+    one under every other action. Never forms ``[S, A, S]``."""
+    factories = theta.shape[0]
+    return KroneckerTransitions(tuple(
+        np.stack([factory_transition(theta[f], monitored=(f == a)) for a in range(factories + 1)])
+        for f in range(factories)
+    ))
 
 
 def attention_transitions(theta: np.ndarray) -> np.ndarray:

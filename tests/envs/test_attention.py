@@ -278,7 +278,7 @@ def test_different_seeds_different_theta():
         dict(phases="3"),
         dict(agents="x"),
         dict(agents=None),
-        dict(factories=9, phases=3),  # 19683 states: dense P far too large
+        dict(factories=15, phases=3),  # 14 million states: past MAX_STATES
         dict(factories=30, phases=2),
         dict(agents="base", num_agents=3),
         dict(agents="subsets", num_agents=0),
@@ -292,3 +292,11 @@ def test_bad_arguments_raise_validation_error(kwargs):
 def test_validation_error_is_exported_type():
     assert jaxagg.errors.ValidationError is ValidationError
     assert issubclass(ValidationError, ValueError)
+
+
+def test_large_instance_is_built_as_kronecker_operator_without_dense_transitions():
+    m = attention_allocation(9, 3)  # S = 19683, A = 10: dense P would take 31 GiB
+    assert m.transition_form == "kronecker" and m.num_states == 19683 and m.num_actions == 10
+    assert [K.shape for K in m.transitions.factors] == [(10, 3, 3)] * 9
+    with pytest.raises(ValidationError, match="GiB"):
+        m.P
