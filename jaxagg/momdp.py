@@ -373,7 +373,8 @@ def check_transitions(name: str, P: Any) -> T.Transitions:
     if isinstance(P, T.SparseTransitions):
         successors = np.asarray(P.successors)
         if successors.ndim != 3 or successors.dtype.kind not in "iu":
-            raise ShapeError(f"{name}: expected SparseTransitions.successors as integers [S, A, b], got {successors.dtype} {successors.shape}")
+            raise ShapeError(f"{name}: expected SparseTransitions.successors as integers [S, A, b], "
+                             f"got {successors.dtype} {successors.shape}")
         probabilities = finite_array(f"{name}.probabilities", P.probabilities, ndim=3)
         if probabilities.shape != successors.shape:
             raise ShapeError(f"{name}: expected probabilities of shape {successors.shape} like the successors, got {probabilities.shape}")

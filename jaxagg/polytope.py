@@ -15,9 +15,9 @@ from jaxagg.momdp import MOMDP
 from jaxagg.solvers import mdp as solvers_mdp
 from jaxagg.solvers import polytope as solvers_polytope
 from jaxagg.solvers import program as solvers_program
-from jaxagg.validation import choice
 from jaxagg.solvers.polytope import OccupancyPolytope, policy_from_occupancy
 from jaxagg.solvers.program import ReturnBounds
+from jaxagg.validation import choice
 
 __all__ = [
     "OccupancyPolytope",

@@ -10,7 +10,6 @@ from jaxagg.momdp import MOMDP
 from jaxagg.validation import integer_at_least
 from jaxagg.validation import seed as check_seed
 
-
 DENSE_DRAW_STATES = 2000
 """Garnets up to this many states are drawn and stored densely (as in jaxagg 0.1); larger ones
 are drawn in ``O(S A b)`` memory and stored as sparse transitions."""
@@ -45,7 +44,8 @@ def garnet(
     b = integer_at_least("branching", branching, minimum=1)
     n = integer_at_least("agents", agents, minimum=1)
     if S * A * (n + b) > MAX_ENTRIES:
-        raise ValidationError(f"states, actions, agents, branching: {S} x {A} x ({n} + {b}) entries; at most {MAX_ENTRIES:.0e} are supported")
+        raise ValidationError(f"states, actions, agents, branching: {S} x {A} x ({n} + {b}) entries; "
+                              f"at most {MAX_ENTRIES:.0e} are supported")
     seed = check_seed("seed", seed)
     if b > S:
         raise ValidationError(f"branching: expected at most states={S}, got {b}")

@@ -299,4 +299,4 @@ def test_large_instance_is_built_as_kronecker_operator_without_dense_transitions
     assert m.transition_form == "kronecker" and m.num_states == 19683 and m.num_actions == 10
     assert [K.shape for K in m.transitions.factors] == [(10, 3, 3)] * 9
     with pytest.raises(ValidationError, match="GiB"):
-        m.P
+        _ = m.P

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import jaxagg as ja
+from jaxagg.kernels import transitions as T
 from jaxagg.kernels.ascent import TuneProblem, softmax_occupancies, tune_logits
 from jaxagg.kernels.hit_and_run import make_directions, run_chains
-from jaxagg.kernels import transitions as T
 from jaxagg.kernels.precision import precision_scope
 from jaxagg.kernels.returns import MeasureProblem, policy_block_krylov, stream
 
