@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--precision", choices=["float32", "float64"], default=None,
                      help="(default: float32, or float64 when 1 - gamma < 1e-3; with --resume, the file's)")
     smp.add_argument("--chunk-size", type=int, default=4096, help="samples per device call (default: %(default)s)")
+    smp.add_argument("--evaluation", choices=["auto", "krylov", "lu"], default=None,
+                     help="policy measure: batched GMRES on the transition operator, a dense LU per policy, or auto "
+                          "(LU for small dense instances; with --resume, the file's)")
     smp.add_argument("--resume", action="store_true", help="continue the sample in --out with --num-samples more "
                      "(its measure, seed and precision; options that differ are refused)")
     smp.add_argument("--force", action="store_true", help="overwrite an existing --out without --resume")
@@ -197,6 +200,8 @@ def _sample(args: argparse.Namespace) -> int:
         _refuse_resume_conflicts(args, earlier)
         if args.precision is not None:
             options["precision"] = args.precision
+        if args.evaluation is not None:
+            options["method"] = args.evaluation
         result = extend(momdp, earlier, args.num_samples, **options)
     else:
         options["precision"] = args.precision or "auto"
@@ -209,12 +214,20 @@ def _sample(args: argparse.Namespace) -> int:
                                   f"only for --measure uniform, got --measure {measure}")
         if uniform:
             options["uniform_options"] = uniform
+        if args.evaluation is not None:
+            if measure != "policy":
+                raise ValidationError(f"--evaluation: only for --measure policy, got --measure {measure}")
+            options["method"] = args.evaluation
         result = sample_measure(momdp, args.num_samples, measure,
                                 0 if args.sample_seed is None else args.sample_seed, **options)
     seconds = time.perf_counter() - began
     path = result.save(out)
     print(f"wrote {path}: {result!r} for {momdp!r} ({args.num_samples} new samples in {seconds:.1f} s "
           f"including compilation; DKW band {result.dkw_band():.4f} at 95%)")
+    if result.info.get("evaluation"):
+        engine = result.info["evaluation"]
+        print(f"policy evaluation: {engine['method']} on the {engine['operator']} operator; largest residual "
+              f"{result.info['residual_max']:.2g} (tolerance {engine['tol']:g})")
     if result.info.get("rhat"):
         print(f"hit-and-run: {result.info['chains']} chains, thin {result.info['thin']} sweeps of "
               f"{result.info['hull_dimension']} steps; max split R-hat {max(result.info['rhat']):.3f}, "

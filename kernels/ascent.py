@@ -48,7 +48,8 @@ class TuneProblem(NamedTuple):
     """The arrays of one tuning problem (a pytree).
 
     Attributes:
-        P: ``[S, A, S]`` transitions.
+        P: transitions: a transition operator (:mod:`jaxagg.kernels.transitions`; dense for the
+            LU) or a dense ``[S, A, S]`` array.
         mu: ``[S]`` initial distribution.
         R: ``[n, S, A]`` rewards.
         grid: ``[G, n]`` each agent's reference returns for the smoothed CDF.
@@ -56,7 +57,7 @@ class TuneProblem(NamedTuple):
         level: scalar approval level q (used by ``"approval"`` only).
     """
 
-    P: jax.Array
+    P: object
     mu: jax.Array
     R: jax.Array
     grid: jax.Array
@@ -158,7 +159,7 @@ def _advance(carry, schedule: jax.Array, problem: TuneProblem, *, objective: str
 
 
 @partial(jax.jit, static_argnames=("gamma", "linear_solve"))
-def softmax_occupancies(logits: jax.Array, P: jax.Array, mu: jax.Array, gamma: float | None,
+def softmax_occupancies(logits: jax.Array, P, mu: jax.Array, gamma: float | None,
                         linear_solve: str = "dense") -> jax.Array:
     """Occupancies ``[B, S, A]`` of the softmax policies of ``logits [B, S, A]`` (the iterative
     solve runs at the tight :data:`CERTIFY_GMRES` tolerance: these rank the restarts and become

@@ -19,6 +19,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxagg.kernels import krylov
+from jaxagg.kernels import transitions as T
+from jaxagg.kernels.evaluation import system_matvec, system_rhs
+
 
 def state_transitions(pi: jax.Array, P: jax.Array) -> jax.Array:
     """``P_pi[s, s'] = sum_a pi[s, a] P[s, a, s']``, ``[S, S]``."""
@@ -41,20 +45,26 @@ def stationary_distribution(P_pi: jax.Array) -> jax.Array:
 
 
 LINEAR_SOLVES = ("dense", "iterative")
-"""How a state distribution is solved for: a dense LU, or warm-startable GMRES (large S)."""
+"""How a state distribution is solved for: a dense LU, or warm-startable GMRES on the transition
+operator (the engine's batched GMRES, :mod:`jaxagg.kernels.krylov`; large S)."""
 
 
-def state_distribution(pi: jax.Array, P: jax.Array, mu: jax.Array, gamma: float | None, linear_solve: str = "dense",
+def state_distribution(pi: jax.Array, P, mu: jax.Array, gamma: float | None, linear_solve: str = "dense",
                        x0: jax.Array | None = None, **gmres_options) -> jax.Array:
     """The state distribution ``rho [S]`` of policy ``pi [S, A]``: the one dispatch over the
     criterion (``gamma=None`` is average reward) and the linear solve (``"dense"`` LU, or
     ``"iterative"``: :func:`iterative_state_distribution` warm-started at ``x0``, with
-    ``gmres_options`` such as ``tol`` and ``maxiter``). Differentiable either way."""
+    ``gmres_options`` ``tol``, ``restart`` and ``maxiter``). ``P`` is a dense ``[S, A, S]`` array
+    or a transition operator (:mod:`jaxagg.kernels.transitions`; the LU needs dense transitions).
+    Differentiable either way."""
     if linear_solve not in LINEAR_SOLVES:
         raise ValueError(f"linear_solve: expected one of {LINEAR_SOLVES}, got {linear_solve!r}")
-    P_pi = state_transitions(pi, P)
+    op = P if isinstance(P, (T.DenseTransitions, T.SparseTransitions, T.KroneckerTransitions)) else T.DenseTransitions(P)
     if linear_solve == "iterative":
-        return iterative_state_distribution(P_pi, mu, gamma, x0, **gmres_options)
+        return iterative_state_distribution(pi, op, mu, gamma, x0, **gmres_options)
+    if not isinstance(op, T.DenseTransitions):
+        raise ValueError(f"linear_solve: 'dense' needs dense transitions, got {T.form_of(op)}; use 'iterative'")
+    P_pi = state_transitions(pi, op.P)
     return stationary_distribution(P_pi) if gamma is None else discounted_state_distribution(P_pi, mu, gamma)
 
 
@@ -72,28 +82,26 @@ def batch_occupancy(pi: jax.Array, P: jax.Array, mu: jax.Array, gamma: float | N
     return jax.vmap(occupancy, in_axes=(0, None, None, None))(pi, P, mu, gamma)
 
 
-def iterative_state_distribution(P_pi: jax.Array, mu: jax.Array, gamma: float | None, x0: jax.Array | None = None,
-                                 *, tol: float = 1e-6, restart: int = 20, maxiter: int = 10) -> jax.Array:
-    """The state distribution ``rho [S]`` of :func:`occupancy` by GMRES instead of a dense LU:
-    the same linear systems (``(I - P_pi^T + v 1^T) rho = v`` with ``v = 1/S``, or
-    ``(I - gamma P_pi^T) rho = (1 - gamma) mu``), solved with matrix-vector products only
-    (``O(S^2)`` per product against ``O(S^3)`` for the LU). Differentiable: ``jax.scipy``'s
-    GMRES is a ``lax.custom_linear_solve``, so gradients solve the transposed system (implicit
-    function theorem) rather than differentiating through the iterations. ``x0 [S]`` warm-starts
-    the solve (treated as a constant). ``tol`` is GMRES's relative residual tolerance; at most
-    ``restart * maxiter`` products."""
-    S = P_pi.shape[0]
-    if gamma is None:
-        v = jnp.full((S,), 1.0 / S, dtype=P_pi.dtype)
-        b = v
+def iterative_state_distribution(pi: jax.Array, op: T.Transitions, mu: jax.Array, gamma: float | None,
+                                 x0: jax.Array | None = None, *, tol: float = 1e-6, restart: int = 20,
+                                 maxiter: int = 10) -> jax.Array:
+    """The state distribution ``rho [S]`` of :func:`occupancy` by the engine's GMRES
+    (:func:`jaxagg.kernels.krylov.gmres`) on the transition operator instead of a dense LU: the
+    same linear systems (:mod:`jaxagg.kernels.evaluation`), matrix-free (``P_pi`` is never
+    formed). Differentiable by the implicit function theorem: the solve is a
+    ``lax.custom_linear_solve``, so gradients solve the transposed system rather than
+    differentiating through the iterations. ``x0 [S]`` warm-starts the solve (a constant).
+    ``tol`` is GMRES's relative residual tolerance; at most ``restart * maxiter`` products."""
+    batched = system_matvec(op, pi[None], gamma)
+    b = system_rhs(mu, gamma, 1)[0]
+    start = None if x0 is None else jax.lax.stop_gradient(x0)[None]
 
-        def matvec(x):
-            return x - P_pi.T @ x + v * x.sum()
-    else:
-        b = (1.0 - gamma) * mu
+    def matvec(x):
+        return batched(x[None])[0]
 
-        def matvec(x):
-            return x - gamma * (P_pi.T @ x)
-    x0 = b if x0 is None else jax.lax.stop_gradient(x0)
-    rho, _ = jax.scipy.sparse.linalg.gmres(matvec, b, x0=x0, tol=tol, atol=0.0, restart=restart, maxiter=maxiter)
-    return rho
+    def gmres(linear, rhs, x_start):
+        return krylov.gmres(lambda X: linear(X[0])[None], rhs[None], x_start, restart=restart, max_restarts=maxiter,
+                            tol=tol).x[0]
+
+    return jax.lax.custom_linear_solve(matvec, b, lambda linear, rhs: gmres(linear, rhs, start),
+                                       transpose_solve=lambda linear, rhs: gmres(linear, rhs, None))

@@ -20,11 +20,12 @@ import numpy as np
 
 from jaxagg import metrics
 from jaxagg.errors import ValidationError
+from jaxagg.kernels import transitions as T
 from jaxagg.kernels.ascent import OBJECTIVES, TuneProblem, softmax_occupancies, tune_logits
 from jaxagg.kernels.occupancy import LINEAR_SOLVES
 from jaxagg.kernels.precision import PRECISIONS, precision_scope
 from jaxagg.kernels.smooth import quantile_grid
-from jaxagg.momdp import MOMDP
+from jaxagg.momdp import DENSE_LIMIT_BYTES, MOMDP
 from jaxagg.polytope import occupancy_of_policy, occupancy_polytope, policy_from_occupancy, return_bounds
 from jaxagg.rules.outcome import Outcome, make_outcome
 from jaxagg.rules.registry import get, register
@@ -94,8 +95,9 @@ def certified_ascent(
             sample; the whole sample when N <= grid_size).
         seed: seed of the random restarts.
         linear_solve: how each step's state distribution is solved for: ``"dense"`` LU,
-            ``"iterative"`` (warm-started GMRES) or ``"auto"`` (iterative from
-            :data:`ITERATIVE_MIN_STATES` states).
+            ``"iterative"`` (warm-started GMRES on the MOMDP's transition operator, matrix-free)
+            or ``"auto"`` (iterative from :data:`ITERATIVE_MIN_STATES` states, or when the dense
+            transitions are too large to build).
         precision: ``"float32"`` (default) or ``"float64"`` for the ascent; restarts are always
             ranked and certified in float64.
         lp_start: add a restart at the LP policy (``None``: when ``S*A <`` :data:`LP_START_MAX_DIM`).
@@ -120,8 +122,9 @@ def certified_ascent(
     dtype = PRECISIONS[precision]
     sorted_returns = np.asarray(sample.sorted_returns)
     scale = np.maximum(sample.returns.std(axis=0), 1e-12 * np.maximum(1.0, np.abs(sample.returns).max(axis=0)))
+    operator = momdp.transitions if options["linear_solve"] == "iterative" else T.DenseTransitions(momdp.P)
     with precision_scope(precision):
-        problem = TuneProblem(jnp.asarray(momdp.P, dtype), jnp.asarray(momdp.mu, dtype), jnp.asarray(momdp.R, dtype),
+        problem = TuneProblem(T.astype(operator, dtype), jnp.asarray(momdp.mu, dtype), jnp.asarray(momdp.R, dtype),
                               jnp.asarray(quantile_grid(sorted_returns, grid_size), dtype), jnp.asarray(scale, dtype),
                               jnp.asarray(q, dtype))
         remaining = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - began))
@@ -131,7 +134,7 @@ def certified_ascent(
         logits = np.asarray(logits, dtype=np.float64)
         trace = np.asarray(trace, dtype=np.float64)
     with precision_scope("float64"):
-        occupancies = np.asarray(softmax_occupancies(jnp.asarray(logits), jnp.asarray(momdp.P), jnp.asarray(momdp.mu),
+        occupancies = np.asarray(softmax_occupancies(jnp.asarray(logits), T.astype(operator, jnp.float64), jnp.asarray(momdp.mu),
                                                      momdp.gamma, options["linear_solve"])).reshape(restarts, -1)
     returns = occupancies @ momdp.reward_matrix.T
     values = exact_objective(returns, sample, objective, q)
@@ -229,8 +232,12 @@ def _check_options(objective, q, restarts, steps, learning_rate, temperature, gr
         raise ValidationError(f"temperature: expected (T0, T1) with T0 >= T1 > 0, got {temperature!r}")
     precision("precision", precision_)
     choice("linear_solve", linear_solve, ("auto", *LINEAR_SOLVES))
+    dense_fits = momdp.transition_form == "dense" or momdp.num_states**2 * momdp.num_actions * 8 <= DENSE_LIMIT_BYTES
     if linear_solve == "auto":
-        linear_solve = "iterative" if momdp.num_states >= ITERATIVE_MIN_STATES else "dense"
+        linear_solve = "iterative" if momdp.num_states >= ITERATIVE_MIN_STATES or not dense_fits else "dense"
+    if linear_solve == "dense" and not dense_fits:
+        raise ValidationError(f"linear_solve: 'dense' needs the dense transitions, which this MOMDP ({momdp.num_states} states) "
+                              "does not build; use 'iterative' or 'auto'")
     return {"linear_solve": linear_solve}
 
 

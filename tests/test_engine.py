@@ -1,0 +1,139 @@
+"""The scale engine at the package level: operator forms inside a MOMDP, the evaluation method's
+choice and record, residual enforcement, policy-iteration bounds at the door, concurrent host
+devices (bit-identical to one device), and a large instance without dense transitions."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+import jaxagg as ja
+from jaxagg.errors import ConvergenceError, ValidationError
+from jaxagg.kernels import evaluation
+from jaxagg.kernels import transitions as T
+from jaxagg.sampling import engine_settings
+
+
+@pytest.fixture(scope="module")
+def attention_4_3():
+    return ja.envs.attention_allocation(4, 3, seed=2)
+
+
+def test_every_operator_form_gives_the_same_instance_and_samples():
+    dense = ja.envs.garnet(12, 3, 3, 2, seed=4, criterion="discounted", gamma=0.9)
+    sparse = ja.MOMDP(T.sparse_from_dense(dense.P), dense.R, dense.mu, "discounted", 0.9)
+    assert sparse.transition_form == "sparse" and sparse.fingerprint == dense.fingerprint
+    np.testing.assert_array_equal(sparse.P, dense.P)
+    a = ja.sample(dense, 64, seed=1, method="krylov")
+    b = ja.sample(sparse, 64, seed=1, method="krylov", operator="sparse")
+    assert b.info["evaluation"]["operator"] == "sparse"
+    np.testing.assert_allclose(a.returns, b.returns, rtol=0, atol=1e-9)
+
+
+def test_operator_files_round_trip(tmp_path, attention_4_3):
+    for suffix in (".npz", ".json"):
+        again = ja.load(attention_4_3.save(tmp_path / f"m{suffix}"))
+        assert again.transition_form == "kronecker" and again.fingerprint == attention_4_3.fingerprint
+    garnet = ja.envs.garnet(2500, 2, 3, 2, seed=0)  # past the dense draw: sparse lists
+    again = ja.load(garnet.save(tmp_path / "g.npz"))
+    assert again.transition_form == "sparse" and again.fingerprint == garnet.fingerprint
+
+
+def test_bad_operators_are_refused_with_the_argument_named():
+    with pytest.raises(ValidationError, match="P.probabilities"):
+        ja.MOMDP(T.SparseTransitions(np.zeros((2, 1, 1), int), np.full((2, 1, 1), 0.5), None, None), np.ones((1, 2, 1)) * [[[0], [1]]])
+    with pytest.raises(ValidationError, match="successor states"):
+        ja.MOMDP(T.SparseTransitions(np.full((2, 1, 1), 5), np.ones((2, 1, 1)), None, None), np.ones((1, 2, 1)) * [[[0], [1]]])
+    with pytest.raises(ja.errors.ShapeError, match="factors\\[1\\]"):
+        ja.MOMDP(T.KroneckerTransitions((np.ones((2, 1, 1)), np.ones((3, 1, 1)))), np.arange(2.0).reshape(1, 1, 2))
+
+
+def test_auto_evaluation_choices_are_recorded_and_kept_on_resume(attention_4_3):
+    tiny = ja.envs.garnet(10, 3, 2, 2, seed=0)
+    assert engine_settings(tiny) == {"method": "lu", "operator": "dense", "tol": evaluation.TOL}
+    assert engine_settings(attention_4_3)["method"] == "krylov" and engine_settings(attention_4_3)["operator"] == "dense"
+    assert engine_settings(ja.envs.attention_allocation(6, 3))["operator"] == "kronecker"
+    with pytest.raises(ValidationError, match="'lu' needs dense"):
+        engine_settings(ja.envs.attention_allocation(6, 3), "lu", "kronecker")
+    first = ja.sample(attention_4_3, 40, seed=5)
+    assert first.info["evaluation"]["method"] == "krylov" and first.info["residual_max"] <= evaluation.TOL
+    with pytest.raises(ValidationError, match="evaluated with method 'krylov'"):
+        ja.extend(attention_4_3, first, 10, method="lu")
+    whole = ja.sample(attention_4_3, 70, seed=5)
+    np.testing.assert_array_equal(ja.extend(attention_4_3, first, 30).returns, whole.returns)
+
+
+def test_krylov_float32_agrees_with_the_float64_lu(attention_4_3):
+    bounds = ja.return_bounds(attention_4_3)
+    fast = ja.sample(attention_4_3, 96, seed=9, method="krylov", precision="float32")
+    exact = ja.sample(attention_4_3, 96, seed=9, method="lu", precision="float64")
+    assert np.abs(fast.returns - exact.returns).max() <= 1e-5 * (bounds.upper - bounds.lower).min()
+
+
+def test_a_sample_missing_the_residual_tolerance_raises(monkeypatch):
+    slow_chain = ja.envs.garnet(23, 2, 1, 2, seed=3, criterion="discounted", gamma=0.999)
+    monkeypatch.setattr(evaluation, "MAX_RESTARTS", 1)
+    monkeypatch.setattr(evaluation, "RESTART", 1)
+    monkeypatch.setattr(evaluation, "REFINEMENTS", 0)
+    jax.clear_caches()  # the constants are read when the block is traced
+    try:
+        with pytest.raises(ConvergenceError, match="residual tolerance"):
+            ja.sample(slow_chain, 32, seed=0, method="krylov", precision="float64")
+    finally:
+        jax.clear_caches()
+
+
+def test_policy_iteration_bounds_equal_the_lp_bounds_at_the_door():
+    m_pi = ja.envs.garnet(40, 3, 3, 3, seed=6, criterion="discounted", gamma=0.95)
+    m_lp = ja.envs.garnet(40, 3, 3, 3, seed=6, criterion="discounted", gamma=0.95)
+    by_pi = ja.polytope.return_bounds(m_pi, "policy-iteration")
+    by_lp = ja.polytope.return_bounds(m_lp, "lp")
+    assert by_pi.method == "policy-iteration" and by_lp.method == "lp"
+    assert len(by_pi.certificates) == 6 and all(c.gap <= 1e-9 * 1.0 for c in by_pi.certificates)
+    span = by_lp.upper - by_lp.lower
+    assert np.abs(by_pi.upper - by_lp.upper).max() <= 1e-8 * span.min()
+    assert np.abs(by_pi.lower - by_lp.lower).max() <= 1e-8 * span.min()
+
+
+CONCURRENT = textwrap.dedent("""
+    import json, jax, numpy as np, jaxagg as ja
+    from jaxagg import sampling
+    from jaxagg.kernels import returns
+    calls = []
+    original = returns.stream
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("concurrent"))
+        return original(*args, **kwargs)
+    sampling.stream = spy
+    m = ja.envs.attention_allocation(3, 3, seed=1)
+    assert len(jax.devices()) == 2
+    one = ja.sample(m, 300, seed=4, method="krylov", devices=jax.devices()[:1], chunk_size=64)
+    two = ja.sample(m, 300, seed=4, method="krylov", devices=jax.devices(), chunk_size=128)
+    print(json.dumps({"equal": bool(np.array_equal(one.returns, two.returns)), "concurrent": calls,
+                      "devices": two.info["devices"]}))
+""")
+
+
+def test_forced_host_devices_run_concurrently_and_bit_identically():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", CONCURRENT], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"equal": True, "concurrent": [True, True], "devices": 2}
+
+
+@pytest.mark.slow
+def test_a_large_sparse_instance_samples_and_bounds_without_dense_transitions():
+    m = ja.envs.garnet(20_000, 3, 4, 2, seed=0, criterion="discounted", gamma=0.9)
+    assert m.transition_form == "sparse"
+    s = ja.sample(m, 64, seed=0)
+    assert s.info["evaluation"] == {"method": "krylov", "operator": "sparse", "tol": evaluation.TOL}
+    bounds = ja.return_bounds(m)
+    assert bounds.method == "policy-iteration" and all(c.method == "policy-iteration" for c in bounds.certificates)
+    assert (s.returns >= bounds.lower - 1e-12).all() and (s.returns <= bounds.upper + 1e-12).all()
+    assert "P" not in m.__dict__  # the dense array was never built
