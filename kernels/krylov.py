@@ -49,13 +49,14 @@ def gmres(matvec: Callable[[jax.Array], jax.Array], b: jax.Array, x0: jax.Array 
     Args:
         matvec: ``x [B, S] -> A x [B, S]``, row-wise.
         b: ``[B, S]`` right-hand sides; a zero row gives ``x = 0``.
-        x0: ``[B, S]`` starting points (default zeros).
+        x0: ``[B, S]`` starting points (default zeros, whose residual ``b`` costs no product).
         restart: Krylov dimension per cycle (capped at ``S``).
         max_restarts: cycles at most; the loop stops earlier once every row has converged.
         tol: relative 2-norm residual at which a row stops: a scalar or one per row ``[B]``.
     """
     B, S = b.shape
     m = max(1, min(int(restart), S))
+    zero_start = x0 is None
     x0 = jnp.zeros_like(b) if x0 is None else x0
     tol = jnp.broadcast_to(jnp.asarray(tol, b.dtype), (B,))
     bnorm = jnp.linalg.norm(b, axis=-1)
@@ -80,7 +81,10 @@ def gmres(matvec: Callable[[jax.Array], jax.Array], b: jax.Array, x0: jax.Array 
         counts = counts + active.astype(jnp.int32)
         return x, r, residual, counts, done | (residual <= tol)
 
-    r0, residual0 = relative_residual(x0)
+    if zero_start:  # A 0 = 0: the first residual is b itself, no product needed
+        r0, residual0 = b, bnorm / scale
+    else:
+        r0, residual0 = relative_residual(x0)
     init = (x0, r0, residual0, jnp.zeros((B,), jnp.int32), residual0 <= tol)
     x, _, residual, counts, done = jax.lax.while_loop(keep_going, step, init)
     return KrylovResult(x=x, residual=residual, restarts=counts, converged=done)
