@@ -44,9 +44,6 @@ METHODS = ("auto", "krylov", "lu")
 LU_MAX_STATES = 64
 """``method="auto"`` uses a dense LU per policy up to this many states (dense transitions only),
 batched GMRES beyond (measured crossover: bench/sampling.py)."""
-DENSE_KERNEL_MAX_STATES = 400
-"""``method="auto"`` runs GMRES on dense transitions up to this many states (one GEMM per product
-wins there), and on the instance's own operator form (sparse or Kronecker) beyond."""
 FLOAT32_MIN_ONE_MINUS_GAMMA = 1e-3
 """Below this ``1 - gamma`` float32 samples are off by more than about 1e-4 of the return range
 (measured: about ``7e-8 / (1 - gamma)``; 9% at ``1 - 1e-6``), so ``"auto"`` picks float64 and an
@@ -147,19 +144,19 @@ def sample(
 
 def engine_settings(momdp: MOMDP, method: str = "auto", operator: str | None = None) -> dict[str, Any]:
     """How the ``policy`` measure evaluates policies on ``momdp``: ``{"method", "operator",
-    "tol"}``. ``"auto"``: a dense LU up to :data:`LU_MAX_STATES` states when the transitions are
-    dense, else GMRES, on dense transitions up to :data:`DENSE_KERNEL_MAX_STATES` states (when
-    they fit in memory) and on the instance's own operator beyond. ``operator`` forces a form
-    (``"dense"`` or the instance's own), as recorded by an earlier run."""
+    "tol"}``. ``"auto"``: a dense LU up to :data:`LU_MAX_STATES` states, else GMRES on the
+    instance's own operator (the Kronecker products beat a dense GEMM from attention (4, 3) on:
+    bench/kernels.py). ``operator`` forces a form (``"dense"`` or the instance's own), as recorded
+    by an earlier run."""
     choice("method", method, METHODS)
     native = momdp.transition_form
-    small = momdp.num_states <= DENSE_KERNEL_MAX_STATES and momdp.num_states**2 * momdp.num_actions * 8 <= 2**28
+    small = momdp.num_states <= LU_MAX_STATES
     if operator is None:
-        operator = "dense" if native == "dense" or small or method == "lu" else native
+        operator = "dense" if native == "dense" or method == "lu" or (method == "auto" and small) else native
     elif operator not in ("dense", native):
         raise ValidationError(f"operator: expected 'dense' or this instance's own form {native!r}, got {operator!r}")
     if method == "auto":
-        method = "lu" if operator == "dense" and momdp.num_states <= LU_MAX_STATES else "krylov"
+        method = "lu" if operator == "dense" and small else "krylov"
     if method == "lu" and operator != "dense":
         raise ValidationError(f"method: 'lu' needs dense transitions, but this run uses the {operator} operator")
     return {"method": method, "operator": operator, "tol": EVALUATION_TOL}

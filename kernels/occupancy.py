@@ -82,8 +82,13 @@ def batch_occupancy(pi: jax.Array, P: jax.Array, mu: jax.Array, gamma: float | N
     return jax.vmap(occupancy, in_axes=(0, None, None, None))(pi, P, mu, gamma)
 
 
+ITERATIVE_TOL = {jnp.dtype(jnp.float32): 1e-6, jnp.dtype(jnp.float64): 1e-10}
+"""Default GMRES tolerance of :func:`iterative_state_distribution` per dtype (GMRES stops as soon
+as it is met, so float64 asks for more)."""
+
+
 def iterative_state_distribution(pi: jax.Array, op: T.Transitions, mu: jax.Array, gamma: float | None,
-                                 x0: jax.Array | None = None, *, tol: float = 1e-6, restart: int = 20,
+                                 x0: jax.Array | None = None, *, tol: float | None = None, restart: int = 20,
                                  maxiter: int = 10) -> jax.Array:
     """The state distribution ``rho [S]`` of :func:`occupancy` by the engine's GMRES
     (:func:`jaxagg.kernels.krylov.gmres`) on the transition operator instead of a dense LU: the
@@ -91,7 +96,9 @@ def iterative_state_distribution(pi: jax.Array, op: T.Transitions, mu: jax.Array
     formed). Differentiable by the implicit function theorem: the solve is a
     ``lax.custom_linear_solve``, so gradients solve the transposed system rather than
     differentiating through the iterations. ``x0 [S]`` warm-starts the solve (a constant).
-    ``tol`` is GMRES's relative residual tolerance; at most ``restart * maxiter`` products."""
+    ``tol`` is GMRES's relative residual tolerance (default :data:`ITERATIVE_TOL` of ``pi``'s
+    dtype); at most ``restart * maxiter`` products."""
+    tol = ITERATIVE_TOL[jnp.dtype(pi.dtype)] if tol is None else tol
     batched = system_matvec(op, pi[None], gamma)
     b = system_rhs(mu, gamma, 1)[0]
     start = None if x0 is None else jax.lax.stop_gradient(x0)[None]

@@ -56,8 +56,9 @@ def test_bad_operators_are_refused_with_the_argument_named():
 def test_auto_evaluation_choices_are_recorded_and_kept_on_resume(attention_4_3):
     tiny = ja.envs.garnet(10, 3, 2, 2, seed=0)
     assert engine_settings(tiny) == {"method": "lu", "operator": "dense", "tol": evaluation.TOL}
-    assert engine_settings(attention_4_3)["method"] == "krylov" and engine_settings(attention_4_3)["operator"] == "dense"
-    assert engine_settings(ja.envs.attention_allocation(6, 3))["operator"] == "kronecker"
+    assert engine_settings(attention_4_3)["method"] == "krylov" and engine_settings(attention_4_3)["operator"] == "kronecker"
+    assert engine_settings(attention_4_3, "krylov", "dense")["operator"] == "dense"
+    assert engine_settings(ja.envs.attention_allocation(2, 3)) == {"method": "lu", "operator": "dense", "tol": evaluation.TOL}
     with pytest.raises(ValidationError, match="'lu' needs dense"):
         engine_settings(ja.envs.attention_allocation(6, 3), "lu", "kronecker")
     first = ja.sample(attention_4_3, 40, seed=5)

@@ -67,7 +67,7 @@ def instances():
     out.append(("sparse", T.sparse_transitions(successors, probabilities), P))
     P = random_stochastic(rng, (6, 2, 6), zero_fraction=0.6)
     out.append(("sparse-from-dense", T.sparse_from_dense(P), P))
-    for sizes, A in [((5,), 1), ((2, 4), 3), ((3, 2, 2), 4)]:
+    for sizes, A in [((5,), 1), ((2, 4), 3), ((3, 2, 2), 4), ((3, 3, 2, 3, 3), 2)]:  # the last one splits into groups
         factors, P = random_kronecker(rng, sizes, A)
         out.append((f"kronecker{sizes}xA{A}", T.KroneckerTransitions(factors), P))
     return out
@@ -234,3 +234,19 @@ def test_kronecker_dense_of_attention_factors_is_its_P():
         (z,), (w,) = all_products(op64, [jnp.asarray(y)], [jnp.asarray(v)])
     np.testing.assert_allclose(np.asarray(z), np.einsum("bsa,sat->bt", y, m.P), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(np.asarray(w), np.einsum("sat,bt->bsa", m.P, v), rtol=1e-12, atol=1e-12)
+
+
+def test_kronecker_factor_groups_of_every_count_give_the_dense_products(monkeypatch):
+    rng = np.random.default_rng(11)
+    factors, P = random_kronecker(rng, (2, 3, 2, 3), 3)
+    op = T.KroneckerTransitions(factors)
+    assert len(T._groups((3, 3, 2, 3, 3))) > 1  # the default split of the instance above is not trivial
+    y, v, pi = rng.normal(size=(2, 36, 3)), rng.normal(size=(2, 36)), rng.dirichlet(np.ones(3), size=(2, 36))
+    for overhead, count in ((10**6, 1), (0, 4)):
+        monkeypatch.setattr(T, "GROUP_OVERHEAD", overhead)
+        assert len(T._groups((2, 3, 2, 3))) == count
+        with precision_scope("float64"):
+            np.testing.assert_allclose(np.asarray(T.push(op, jnp.asarray(y))), np.einsum("bsa,sat->bt", y, P), atol=1e-12)
+            np.testing.assert_allclose(np.asarray(T.pull(op, jnp.asarray(v))), np.einsum("sat,bt->bsa", P, v), atol=1e-12)
+            np.testing.assert_allclose(np.asarray(T.policy_push(op, jnp.asarray(pi), jnp.asarray(v))),
+                                       np.einsum("bsa,sat,bs->bt", pi, P, v), atol=1e-12)
