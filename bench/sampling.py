@@ -33,7 +33,8 @@ of the same policies (``ja.sample_occupancies(..., precision="float64", method="
 to each agent's return range; where a float64 LU is out of reach (no dense ``P``, or ``S >
 --reference-lu-max-states``) the reference is a float64 Krylov run on the instance's own operator.
 Chunks: LU as before (at most 5e10 floor-counted flops per chunk, at most 4096); Krylov at most
-``2^22 / S`` policies per chunk (GMRES keeps ``RESTART + 1`` vectors of S per policy).
+``2^22 / S`` policies per chunk (GMRES keeps ``RESTART + 1`` vectors of S per policy) and at most
+5e10 flops at an assumed 100 operator products per policy; at least 32.
 
 Baseline. The reference implementation's method in numpy float64, in batches of 50 policies
 (attention only, average reward, ``S <= --baseline-max-states``): ``pi(.|s) ~ Dirichlet(1_A)`` per
@@ -87,6 +88,9 @@ CHUNK_FLOPS = 5e10
 """LU auto chunk size: at most this many floor-counted flops per chunk (keeps warm-up short at S=729)."""
 KRYLOV_CHUNK_ENTRIES = 2**22
 """Krylov auto chunk size: at most this many policies x states per chunk (GMRES memory)."""
+KRYLOV_PRODUCTS = 100
+"""Krylov auto chunk size: operator products per policy assumed for the flop bound (dense
+product ``2 S^2 A`` flops, Kronecker or sparse about ``20 S A``)."""
 BASELINE_FLOPS = 2.5e11
 MAX_BASELINE = 20_000
 """Auto baseline count: about this many reference-method flops (a few seconds in numpy)."""
@@ -246,11 +250,12 @@ def reference_engine(S: int, A: int, native: str, args) -> tuple[str, str]:
     return "krylov", native
 
 
-def auto_chunk(method: str, S: int, A: int, n: int) -> int:
+def auto_chunk(method: str, operator: str, S: int, A: int, n: int) -> int:
     if method == "lu":
         chunk = 2 ** int(math.floor(math.log2(max(CHUNK_FLOPS / jaxagg_flops(S, A, n), 1))))
-    else:
-        chunk = 2 ** int(math.floor(math.log2(max(KRYLOV_CHUNK_ENTRIES / S, 1))))
+    else:  # memory, and about KRYLOV_PRODUCTS operator products per policy
+        product = 2 * S * S * A if operator == "dense" else 20 * S * A
+        chunk = 2 ** int(math.floor(math.log2(max(min(KRYLOV_CHUNK_ENTRIES / S, CHUNK_FLOPS / (KRYLOV_PRODUCTS * product)), 1))))
     return max(BLOCK, min(MAX_CHUNK, chunk))
 
 
@@ -428,7 +433,7 @@ def main() -> None:
                     rows.append({**row, "note": why})
                     print(progress_line(COLUMNS, rows[-1]), flush=True)
                     continue
-                chunk = args.chunk_size or auto_chunk(method, S, A, n)
+                chunk = args.chunk_size or auto_chunk(method, operator, S, A, n)
                 spec = {"kind": kind, "size": size, "instance": label, "precision": precision, "method": method,
                         "operator": operator, "chunk": chunk, "reference": reference}
                 measured = run_isolated(spec, settings) if args.isolate_min_states <= S else run_row(spec, settings)
