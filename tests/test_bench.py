@@ -13,6 +13,7 @@ import ast
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,10 @@ BENCH = ROOT / "bench"
 TIMEOUT = 300
 PUBLIC_MODULES = ("jaxagg", "jaxagg.samples", "jaxagg.uniform", "jaxagg.diagnostics", "jaxagg.polytope")
 PUBLIC_PACKAGES = ("jaxagg.kernels", "jaxagg.solvers")
-KEYS = {"sampling", "lp", "rules", "hit_and_run", "tuner-quality", "tuner-start"}
+KEYS = {"sampling", "lp", "rules", "hit_and_run", "tuner-quality", "tuner-start", "bounds", "gpu"}
+"""Every benchmark key a script publishes under (``publish(args, KEY, ...)``)."""
+NOT_YET_RECORDED = {"bounds", "gpu"}
+"""Benchmarks whose first run has not been recorded in RESULTS.md yet (gpu needs a GPU machine)."""
 
 
 def load_common():
@@ -79,6 +83,43 @@ def test_sampling_smoke(tmp_path):
     summary = run_smoke(tmp_path, "bench/sampling.py")
     assert {row["precision"] for row in summary["rows"]} == {"float32", "float64"}
     assert any("exact float64 map" in check["check"] for check in summary["checks"])
+    measured = [row for row in summary["rows"] if row.get("rate") is not None]
+    assert {(row["method"], row["operator"]) for row in measured} == {("lu", "dense"), ("krylov", "dense"),
+                                                                      ("krylov", "kronecker"), ("krylov", "sparse")}
+    assert all(row["residual"] <= 1e-6 and row["return_error"] <= 1e-4 for row in measured)
+    skipped = [row for row in summary["rows"] if row.get("rate") is None]
+    assert skipped and all(row["note"].startswith("skipped: ") for row in skipped)
+    isolated = [row for row in measured if row["isolated"]]  # rows run in a child process report their own peak
+    assert isolated and all(row["rss_mb"] > 0 for row in isolated)
+
+
+@pytest.mark.slow
+def test_bounds_smoke(tmp_path):
+    summary = run_smoke(tmp_path, "bench/bounds.py")
+    assert summary["benchmark"] == "bounds"
+    assert any("certified" in check["check"] for check in summary["checks"])
+    assert any("LP" in check["check"] for check in summary["checks"])
+
+
+@pytest.mark.slow
+def test_gpu_smoke(tmp_path):
+    summary = run_smoke(tmp_path, "bench/gpu.py")
+    assert summary["benchmark"] == "gpu" and summary["device_kind"]
+    assert {row["what"] for row in summary["rows"]} >= {"policy sampling", "uniform chain-steps", "tuner step",
+                                                        "bounds (policy iteration)"}
+    assert any("agreement" in check["check"] for check in summary["checks"])
+
+
+def test_gpu_full_mode_refuses_without_a_gpu():
+    import jax
+
+    if jax.default_backend() == "gpu":
+        pytest.skip("a GPU is present: the full mode would run")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    process = subprocess.run([sys.executable, "bench/gpu.py", "--no-record"], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=TIMEOUT)
+    assert process.returncode == 2 and "no GPU" in process.stderr
 
 
 @pytest.mark.slow
@@ -115,7 +156,8 @@ def test_bench_uses_public_api_only(script):
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "jaxagg":
             module = node.module
-            assert module in PUBLIC_MODULES or module.startswith(tuple(p + "." for p in PUBLIC_PACKAGES)), (
+            # a public package's modules, either way: ``from jaxagg.kernels import transitions`` too
+            assert module in PUBLIC_MODULES + PUBLIC_PACKAGES or module.startswith(tuple(p + "." for p in PUBLIC_PACKAGES)), (
                 f"{script.name}: imports from {module}")
             assert not any(part.startswith("_") for part in module.split(".")), f"{script.name}: private module {module}"
             private = [alias.name for alias in node.names if alias.name.startswith("_")]
@@ -187,11 +229,18 @@ def test_record_on_an_append_only_file_keeps_its_sections_as_history(tmp_path):
     assert parts(path) == (["### C — 2026-01-03 00:00 UTC"], ["### A — 2026-01-01 00:00 UTC", "### B — 2026-01-02 00:00 UTC"])
 
 
+def test_keys_are_the_ones_the_scripts_publish():
+    published = {key for script in bench_scripts() for key in re.findall(r'publish\(args, "([^"]+)"', script.read_text())}
+    assert published == KEYS
+
+
 def test_results_file_has_one_latest_section_per_benchmark():
     text = (BENCH / "RESULTS.md").read_text()
     preamble, latest, history = common.split_results(text)
     keys = [common.section_key(section) for section in common.sections_of(latest)]
-    assert sorted(keys) == sorted(KEYS)
+    assert len(keys) == len(set(keys)), f"duplicate Latest sections: {sorted(keys)}"
+    assert set(keys) <= KEYS, f"Latest sections of unknown benchmarks: {sorted(set(keys) - KEYS)}"
+    assert KEYS - set(keys) <= NOT_YET_RECORDED, f"benchmarks without a Latest section: {sorted(KEYS - set(keys))}"
     updated = common.update_results(text, "lp", "### X — 2099-01-01 00:00 UTC\n<!-- bench: lp -->\n\nx")
     assert updated.count("\n### ") == text.count("\n### ") + 1 and updated.startswith(preamble)
 

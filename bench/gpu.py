@@ -1,0 +1,236 @@
+"""Every GPU measurement in one run (GPUs are rarely at hand, so make them count): policy
+sampling, uniform hit-and-run chain-steps, one tuner step and the return bounds by policy
+iteration, plus a check that the GPU gives CPU's returns on a small case. Made to finish in
+under 10 minutes on one GPU (most of it compilation).
+
+    python bench/gpu.py                 # on a GPU machine (jax[cuda12]); records under "gpu" in bench/RESULTS.md
+    python bench/gpu.py --no-record --seconds 1
+    python bench/gpu.py --smoke         # tiny sizes on the CPU (seconds-ish), not recorded
+
+Without a GPU the full mode says so and exits with status 2 (``--smoke`` runs on whatever
+device JAX has).
+
+Rows (all on ``jax.devices()[0]``, the GPU; attention allocation, base agents, seed 0):
+
+* ``policy sampling``: ``ja.sample(m, N, precision=p, method=..., chunk_size=--chunk)`` at
+  attention (5,3) and (7,3), float32 and float64, Krylov (the engine's default operator: dense
+  up to 400 states, Kronecker beyond) and a dense LU at (5,3); a first call on one chunk compiles
+  (and computes the return bounds, cached), a probe call sets N to about ``--seconds``, then the
+  timed call: policies/s from ``info["seconds"]``, and its ``info["residual_max"]``.
+* ``uniform chain-steps``: the hit-and-run kernel (``jaxagg.kernels.hit_and_run.run_chains``,
+  coordinate directions in the hull basis, float32) with ``--chains`` (2048) chains at attention
+  (5,3), compiled, then timed over ``--sweeps`` sweeps of k steps (k the hull dimension):
+  chains x steps / s.
+* ``tuner step``: one Adam step of every restart (``jaxagg.kernels.ascent.tune_logits``,
+  ``--restarts`` restarts, borda objective, warm-started GMRES, float32) at attention (7,3), on a
+  grid from the (7,3) float32 policy sample: seconds per step of a ``--tuner-steps`` call after a
+  compiling call.
+* ``bounds (policy iteration)``: the 2n MDPs of attention (7,3) by batched policy iteration
+  (``jaxagg.solvers.mdp.solve_mdps`` on the Kronecker operator), second call (the first compiles).
+
+Checks: every sampled policy's float64 residual <= 1e-6 (the engine refuses worse); on attention
+(3,3), the same seed's returns with ``devices=[GPU]`` and ``devices=jax.devices("cpu")`` agree to
+1e-6 of each agent's return range in float64 (1e-5 in float32), LU and Krylov; every one of the
+2n MDPs certified; the tuner's trace and the chains' points finite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from common import Checks, add_common_arguments, publish
+
+import jaxagg as ja
+from jaxagg.kernels.ascent import TuneProblem, tune_logits
+from jaxagg.kernels.evaluation import TOL as RESIDUAL_TOL
+from jaxagg.kernels.hit_and_run import make_directions, run_chains
+from jaxagg.kernels.precision import precision_scope
+from jaxagg.kernels.smooth import quantile_grid
+from jaxagg.solvers import mdp
+from jaxagg.solvers.interior import parametrise_hull
+
+AGREEMENT = {"float64": 1e-6, "float32": 1e-5}
+"""Largest GPU-vs-CPU ``|Δ return| / range`` on the small case, per precision."""
+FULL = {"sampling": ["5,3", "7,3"], "lu": ["5,3"], "uniform": "5,3", "tuner": "7,3", "bounds": "7,3", "agreement": "3,3",
+        "agreement_samples": 1024}
+SMOKE = {"sampling": ["2,3"], "lu": ["2,3"], "uniform": "2,3", "tuner": "2,3", "bounds": "2,3", "agreement": "2,3",
+         "agreement_samples": 64}
+SMOKE_OPTIONS = {"chains": 64, "sweeps": 2, "restarts": 2, "tuner_steps": 2, "chunk": 64, "seconds": 0.2}
+COLUMNS = [
+    ("measurement", "what", ""),
+    ("instance", "instance", ""),
+    ("S", "S", "d"),
+    ("precision", "precision", ""),
+    ("setting", "setting", ""),
+    ("rate", "rate", ".4g"),
+    ("unit", "unit", ""),
+    ("1st call s (compile)", "first_s", ".1f"),
+    ("timed s", "seconds", ".3g"),
+    ("max residual", "residual", ".1e"),
+    ("note", "note", ""),
+]
+
+
+def attention(size: str) -> ja.MOMDP:
+    factories, phases = (int(x) for x in size.split(","))
+    return ja.envs.attention_allocation(factories, phases, seed=0)
+
+
+def timed(function):
+    began = time.perf_counter()
+    value = jax.block_until_ready(function())
+    return time.perf_counter() - began, value
+
+
+# ------------------------------------------------------------------ rows
+def sampling_row(size: str, precision: str, method: str, options) -> tuple[dict, ja.ReturnSample]:
+    momdp = attention(size)
+    settings = {"precision": precision, "method": method, "chunk_size": options.chunk}
+    first, _ = timed(lambda: ja.sample(momdp, options.chunk, **settings))
+    probe = ja.sample(momdp, options.chunk, **settings).info["seconds"]
+    samples = max(1, round(options.seconds / probe)) * options.chunk
+    result = ja.sample(momdp, samples, **settings)
+    engine = result.info["evaluation"]
+    return ({"what": "policy sampling", "instance": f"attention ({size})", "S": momdp.num_states, "precision": precision,
+             "setting": f"{engine['method']}/{engine['operator']}, N={samples}, chunk {options.chunk}",
+             "rate": samples / result.info["seconds"], "unit": "policies/s", "first_s": first, "seconds": result.info["seconds"],
+             "residual": result.info["residual_max"]}, result)
+
+
+def uniform_row(size: str, options, checks: Checks) -> dict:
+    """Chain-steps/s of the compiled hit-and-run kernel (as bench/hit_and_run.py, with many chains)."""
+    momdp = attention(size)
+    hull = parametrise_hull(ja.occupancy_polytope(momdp))
+    chains, sweeps = options.chains, options.sweeps
+    with precision_scope("float32"):
+        basis = jnp.asarray(hull.basis, jnp.float32)
+        center = jnp.asarray(hull.center[hull.support], jnp.float32)
+        starts = jnp.broadcast_to(center, (chains, center.size))
+
+        def run():
+            return run_chains(jax.random.key(0), starts, make_directions(basis), jnp.arange(chains, dtype=jnp.uint32),
+                              center, basis, num_samples=2, thin=max(1, sweeps // 2), kind="coordinate")
+
+        first, _ = timed(run)
+        seconds, (points, _) = timed(run)
+    checks.that(f"uniform {size}: chain points finite", bool(np.isfinite(np.asarray(points)).all()))
+    steps = chains * 2 * max(1, sweeps // 2) * hull.dimension
+    return {"what": "uniform chain-steps", "instance": f"attention ({size})", "S": momdp.num_states, "precision": "float32",
+            "setting": f"{chains} chains, k={hull.dimension}, {2 * max(1, sweeps // 2)} sweeps, coordinate",
+            "rate": steps / seconds, "unit": "chain-steps/s", "first_s": first, "seconds": seconds}
+
+
+def tuner_row(size: str, sample: ja.ReturnSample, options, checks: Checks) -> dict:
+    """Seconds per Adam step of every restart (borda objective, iterative solves, float32)."""
+    momdp = attention(size)
+    restarts, steps = options.restarts, options.tuner_steps
+    scale = np.maximum(sample.returns.std(axis=0), 1e-12)
+    with precision_scope("float32"):
+        f32 = jnp.float32
+        problem = TuneProblem(jnp.asarray(momdp.P, f32), jnp.asarray(momdp.mu, f32), jnp.asarray(momdp.R, f32),
+                              jnp.asarray(quantile_grid(jnp.asarray(sample.sorted_returns), 1024), f32), jnp.asarray(scale, f32),
+                              jnp.asarray(0.9, f32))
+        logits = jnp.asarray(np.random.default_rng(0).standard_normal((restarts, momdp.num_states, momdp.num_actions)), f32)
+
+        def run():
+            return tune_logits(logits, problem, objective="borda", gamma=momdp.gamma, steps=steps, learning_rate=0.1,
+                               temperature=(0.3, 0.003), linear_solve="iterative")
+
+        first, _ = timed(run)
+        seconds, (_, trace) = timed(run)
+    checks.that(f"tuner {size}: trace finite", bool(np.isfinite(np.asarray(trace)).all()))
+    return {"what": "tuner step", "instance": f"attention ({size})", "S": momdp.num_states, "precision": "float32",
+            "setting": f"{restarts} restarts, borda, iterative, {steps} steps per call", "rate": steps / seconds, "unit": "steps/s",
+            "first_s": first, "seconds": seconds / steps, "note": "timed s: per step"}
+
+
+def bounds_row(size: str, checks: Checks) -> dict:
+    momdp = attention(size)
+    n, S, A = momdp.num_agents, momdp.num_states, momdp.num_actions
+    rewards = np.concatenate([momdp.reward_matrix, -momdp.reward_matrix]).reshape(2 * n, S, A)
+    first, _ = timed(lambda: mdp.solve_mdps(momdp.transitions, rewards, momdp.mu, momdp.gamma))
+    seconds, solved = timed(lambda: mdp.solve_mdps(momdp.transitions, rewards, momdp.mu, momdp.gamma))
+    checks.at_least(f"bounds {size}: certified MDPs (of {2 * n})", int(solved.certified.sum()), 2 * n)
+    return {"what": "bounds (policy iteration)", "instance": f"attention ({size})", "S": S, "precision": "float64",
+            "setting": f"{2 * n} MDPs, {momdp.transition_form}, {int(solved.iterations.max())} evaluations (max)",
+            "rate": 2 * n / seconds, "unit": "MDPs/s", "first_s": first, "seconds": seconds,
+            "residual": float(solved.residual.max())}
+
+
+def agreement_rows(size: str, samples: int, checks: Checks) -> list[dict]:
+    """The same seed on the accelerator and on the CPU: returns agree to AGREEMENT of the range."""
+    momdp = attention(size)
+    span = np.maximum(ja.return_bounds(momdp).span, 1e-300)
+    device, cpu = jax.devices()[0], jax.devices("cpu")
+    rows = []
+    for precision in ("float32", "float64"):
+        for method in ("lu", "krylov"):
+            options = {"precision": precision, "method": method, "chunk_size": 256, "seed": 7}
+            here = ja.sample(momdp, samples, devices=[device], **options)
+            there = ja.sample(momdp, samples, devices=cpu[:1], **options)
+            delta = float((np.abs(here.returns - there.returns) / span).max())
+            checks.at_most(f"agreement {size} {precision} {method}: max |Δ return| / range, {device.platform} vs cpu", delta,
+                           AGREEMENT[precision])
+            rows.append({"what": f"{device.platform} vs cpu returns", "instance": f"attention ({size})", "S": momdp.num_states,
+                         "precision": precision, "setting": f"{method}/{here.info['evaluation']['operator']}, N={samples}, seed 7",
+                         "rate": delta, "unit": "max \\|Δ return\\| / range", "residual": max(here.info["residual_max"],
+                                                                                          there.info["residual_max"])})
+    return rows
+
+
+# ------------------------------------------------------------------ driver
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=2.0, help="target length of one timed sampling call")
+    parser.add_argument("--chunk", type=int, default=4096, help="policies per device call when sampling")
+    parser.add_argument("--chains", type=int, default=2048, help="hit-and-run chains")
+    parser.add_argument("--sweeps", type=int, default=4, help="hit-and-run sweeps (of k steps) timed")
+    parser.add_argument("--restarts", type=int, default=8, help="tuner restarts (one batched step each)")
+    parser.add_argument("--tuner-steps", type=int, default=20, help="tuner steps per timed call")
+    args = add_common_arguments(parser).parse_args()
+    sizes = SMOKE if args.smoke else FULL
+    if args.smoke:
+        for name, value in SMOKE_OPTIONS.items():
+            setattr(args, name, value)
+    device = jax.devices()[0]
+    if device.platform != "gpu" and not args.smoke:
+        print(f"bench/gpu.py: no GPU here (jax.devices() = {jax.devices()}); install jax[cuda12] on a GPU machine, "
+              "or run --smoke to exercise the script on the CPU", file=sys.stderr)
+        sys.exit(2)
+    print(f"device: {device.device_kind} ({device.platform}), jax {jax.__version__}", flush=True)
+    checks = Checks()
+    rows, samples = [], {}
+
+    def add(row):
+        rows.append(row)
+        print(" | ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+
+    rows_agreement = agreement_rows(sizes["agreement"], sizes["agreement_samples"], checks)
+    for row in rows_agreement:
+        add(row)
+    for size in sizes["sampling"]:
+        for precision in ("float32", "float64"):
+            for method in ["krylov"] + (["lu"] if size in sizes["lu"] else []):
+                row, result = sampling_row(size, precision, method, args)
+                checks.at_most(f"sampling {size} {precision} {method}: largest residual", row["residual"], RESIDUAL_TOL)
+                samples[(size, precision)] = result
+                add(row)
+    add(uniform_row(sizes["uniform"], args, checks))
+    add(tuner_row(sizes["tuner"], samples.get((sizes["tuner"], "float32")) or ja.sample(attention(sizes["tuner"]), 1024, seed=0),
+                  args, checks))
+    add(bounds_row(sizes["bounds"], checks))
+
+    preface = f"Device: {device.device_kind} ({device.platform}, {len(jax.devices())} device(s)), jax {jax.__version__}"
+    publish(args, "gpu", f"GPU rows: sampling, uniform chains, tuner step, PI bounds on {device.device_kind}", COLUMNS, rows, checks,
+            preface=preface, notes="1st call: includes compilation (and, for sampling, the return bounds). The agreement rows' "
+                                   "rate column is the largest |Δ return| / range between this device and the CPU.",
+            extra={"device_kind": device.device_kind, "platform": device.platform})
+
+
+if __name__ == "__main__":
+    main()
