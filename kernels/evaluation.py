@@ -11,7 +11,8 @@ The linear systems (SPEC §1), for a block of policies ``pi [B, S, A]``:
 Both methods solve in the operator's working precision (float32 by default) and then refine in
 float64: the residual ``r = b - E rho`` is computed with a float64 copy of the operator, and a
 correction ``E delta = r`` is solved in the working precision while the relative residual
-``||r||_inf / ||b||_inf`` is above the tolerance. The final float64 residual of every policy is
+``||r||_inf / ||b||_inf`` is above the tolerance (for GMRES every restart is such a round: one
+cycle per float64 residual). The final float64 residual of every policy is
 returned, so that the caller can record it and refuse a policy that did not meet it. A float64
 context (``jaxagg.kernels.precision.precision_scope("float64")``) is required around these
 functions.
@@ -33,14 +34,20 @@ TOL = 1e-6
 RESTART = 20
 """Krylov dimension per GMRES cycle."""
 MAX_RESTARTS = 40
-"""GMRES cycles at most per solve (first solve and each correction)."""
 REFINEMENTS = 3
-"""Float64 residual-correction rounds at most after the first solve (each runs only while a
-policy of the block is above a tenth of the tolerance)."""
+"""Krylov: GMRES cycles at most, ``MAX_RESTARTS * (1 + REFINEMENTS)``, each restarted from the
+float64 residual (usually two: one to :data:`WORKING_TOL`, one loose correction). LU: float64
+residual-correction rounds at most after the first solve. Either runs only while a policy of
+the block is above ``TARGET * tol``."""
+TARGET = 0.1
+"""The rounds stop at ``TARGET * tol`` (a margin below the tolerance every policy must meet)."""
+AIM = 0.5
+"""A correction cycle aims at ``AIM`` times the reduction its row still needs."""
 WORKING_TOL = {jnp.dtype(jnp.float32): 1e-5, jnp.dtype(jnp.float64): 1e-12}
-"""Relative 2-norm residual at which GMRES stops in the working precision (float32 stagnates
-near 1e-6). The float64 corrections then aim below ``min(tol / 10, WORKING_TOL)``: a tenth of
-the tolerance in float32, near float64's own accuracy when the working precision is float64."""
+"""Smallest relative 2-norm residual reduction one GMRES cycle aims at in the working precision
+(float32 stagnates near 1e-6). The float64 corrections then aim below ``min(TARGET * tol,
+WORKING_TOL)``: a tenth of the tolerance in float32, near float64's own accuracy when the
+working precision is float64."""
 
 
 class Evaluation(NamedTuple):
@@ -120,9 +127,6 @@ def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu:
     matvec64 = system_matvec(op64, pi64, gamma)
     if method == "krylov":
         matvec = system_matvec(op, pi_w, gamma)
-
-        def solve(rhs, relative_tol):
-            return krylov.gmres(matvec, rhs, restart=RESTART, max_restarts=MAX_RESTARTS, tol=relative_tol).x
     else:
         if not isinstance(op, T.DenseTransitions):
             raise ValueError(f"method: 'lu' needs dense transitions, got {T.form_of(op)}")
@@ -131,7 +135,9 @@ def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu:
         def solve(rhs, relative_tol):
             return jax.vmap(jax.scipy.linalg.lu_solve)(factors, rhs)
     working_tol = WORKING_TOL[dtype]
-    target = min(tol / 10, working_tol)
+    target = min(tol * TARGET, working_tol)
+    if method == "krylov":
+        return _refined_gmres(matvec, matvec64, b64, dtype, working_tol, target, min(RESTART, pi.shape[-2]))
 
     def correct(state):
         rho, r, residual, rounds = state
@@ -149,4 +155,33 @@ def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu:
     rho = solve(b64.astype(dtype), working_tol).astype(jnp.float64)
     state = (rho, *relative_residual(matvec64, rho, b64), jnp.zeros((), jnp.int32))
     rho, _, residual, _ = jax.lax.while_loop(more, correct, state)
+    return Evaluation(rho=rho, residual=residual)
+
+
+def _refined_gmres(matvec, matvec64, b64, dtype, working_tol, target, restart):
+    """GMRES restarted from float64 residuals (mixed-precision iterative refinement with one
+    GMRES cycle per round): each round runs one cycle in the working precision on the scaled
+    float64 residual, adds its correction in float64 and measures the new float64 residual,
+    which is also the restart residual (no working-precision residual product). A row's cycle
+    aims at ``AIM * target / residual`` (at least the working precision's :data:`WORKING_TOL`,
+    at most 1/2), so a row at residual 1 first aims at :data:`WORKING_TOL` and then one loose
+    cycle usually finishes it; rows at the target are frozen (no work, numbers untouched)."""
+    bmax = jnp.max(jnp.abs(b64), axis=-1)
+
+    def round_(state):
+        rho, r, residual, rounds = state
+        size = jnp.max(jnp.abs(r), axis=-1, keepdims=True)
+        needed = (residual > target) & (size[:, 0] > 0)
+        scaled = jnp.where(needed[:, None], r / jnp.where(size > 0, size, 1.0), 0.0).astype(dtype)
+        aim = jnp.clip(AIM * target / jnp.maximum(residual, target), working_tol, 0.5).astype(dtype)
+        delta = krylov.gmres_cycle(matvec, scaled, restart=restart, tol=aim, frozen=~needed)
+        rho = rho + jnp.where(needed[:, None], delta.astype(jnp.float64) * size, 0.0)
+        return (rho, *relative_residual(matvec64, rho, b64), rounds + 1)
+
+    def more(state):
+        return jnp.logical_and(state[3] < MAX_RESTARTS * (1 + REFINEMENTS), jnp.any(state[2] > target))
+
+    # rho = 0: the residual is b itself, no product
+    state = (jnp.zeros_like(b64), b64, bmax / bmax, jnp.zeros((), jnp.int32))
+    rho, _, residual, _ = jax.lax.while_loop(more, round_, state)
     return Evaluation(rho=rho, residual=residual)
