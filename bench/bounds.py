@@ -27,7 +27,7 @@ import numpy as np
 from common import Checks, add_common_arguments, progress_line, publish
 
 import jaxagg as ja
-import jaxagg.kernels.transitions as T
+from jaxagg.kernels import transitions as T
 from jaxagg.solvers import mdp
 from jaxagg.solvers.polytope import build_polytope
 from jaxagg.solvers.program import return_bounds
