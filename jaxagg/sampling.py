@@ -111,6 +111,9 @@ def sample(
     _check_instance(momdp)
     precision = resolve_precision(momdp, precision)
     choice("measure", measure, SAMPLED_MEASURES)
+    if measure != "policy" and (method != "auto" or operator is not None):
+        raise ValidationError(f"method, operator: choose how the 'policy' measure evaluates policies; the {measure!r} measure "
+                              "solves no linear systems (leave them out)")
     devices = _check_devices(devices)
     bounds = return_bounds(momdp)
     if measure == "uniform":

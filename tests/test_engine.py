@@ -138,3 +138,12 @@ def test_a_large_sparse_instance_samples_and_bounds_without_dense_transitions():
     assert bounds.method == "policy-iteration" and all(c.method == "policy-iteration" for c in bounds.certificates)
     assert (s.returns >= bounds.lower - 1e-12).all() and (s.returns <= bounds.upper + 1e-12).all()
     assert "P" not in m.__dict__  # the dense array was never built
+
+
+def test_evaluation_options_are_refused_for_measures_without_linear_solves():
+    m = ja.envs.garnet(6, 2, 2, 2, seed=0)
+    for measure in ("hull", "uniform"):
+        with pytest.raises(ValidationError, match="method, operator"):
+            ja.sample(m, 10, measure=measure, method="krylov")
+    with pytest.raises(ValidationError, match="method"):
+        ja.sample(m, 10, method="cholesky")
