@@ -224,10 +224,12 @@ def _sample(args: argparse.Namespace) -> int:
     path = result.save(out)
     print(f"wrote {path}: {result!r} for {momdp!r} ({args.num_samples} new samples in {seconds:.1f} s "
           f"including compilation; DKW band {result.dkw_band():.4f} at 95%)")
-    if result.info.get("evaluation"):
-        engine = result.info["evaluation"]
+    parts = [part.get("info") or {} for part in result.info.get("parts") or []] or [result.info]
+    residuals = [info["residual_max"] for info in parts if isinstance(info.get("residual_max"), float)]
+    if residuals and isinstance(parts[-1].get("evaluation"), dict):
+        engine = parts[-1]["evaluation"]
         print(f"policy evaluation: {engine['method']} on the {engine['operator']} operator; largest residual "
-              f"{result.info['residual_max']:.2g} (tolerance {engine['tol']:g})")
+              f"{max(residuals):.2g} (tolerance {engine['tol']:g})")
     if result.info.get("rhat"):
         print(f"hit-and-run: {result.info['chains']} chains, thin {result.info['thin']} sweeps of "
               f"{result.info['hull_dimension']} steps; max split R-hat {max(result.info['rhat']):.3f}, "
