@@ -205,7 +205,7 @@ def test_resume_with_malformed_parts_is_a_one_line_error(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["run", "--seed", "-1", "--rules", "utilitarian"], "seed: expected an integer in [0, 2**32), got -1"),
     (["reproduce", "--seed", "-1", "--instances", "1"], "seed: expected an integer in [0, 2**32), got -1"),
-    (["run", "--env", "garnet", "--states", "20000"], "states, actions: 20000 states x 3 actions need a dense P"),
+    (["run", "--env", "garnet", "--states", "200000000"], "states, actions, agents, branching: 200000000 x 3 x (3 + 2) entries"),
     (["run", "--num-samples", "-5"], "--num-samples: expected an integer >= 0, got -5"),
     (["run", "--rules", ""], "--rules: expected comma-separated rule names"),
     (["run", "--rules", " , "], "--rules: expected comma-separated rule names"),
