@@ -13,8 +13,6 @@ import numpy as np
 from jaxagg.errors import ShapeError, ValidationError
 
 PRECISIONS = ("float32", "float64")
-MAX_DENSE_ENTRIES = 2**28
-"""Largest dense transition array ``S * A * S`` an environment builds (2 GiB of float64)."""
 SEED_LIMIT = 2**32
 """Seeds are integers in ``[0, 2**32)`` (one ``jax.random.key``)."""
 
@@ -54,14 +52,6 @@ def integer_at_least(name: str, value: Any, minimum: int, maximum: int | None = 
         upper = "" if maximum is None else f" and <= {maximum}"
         raise ValidationError(f"{name}: expected an integer >= {minimum}{upper}, got {value!r}")
     return int(value)
-
-
-def dense_transitions(name: str, states: int, actions: int) -> None:
-    """Refuse, before allocating, a dense ``P [S, A, S]`` larger than :data:`MAX_DENSE_ENTRIES`."""
-    entries = states * actions * states
-    if entries > MAX_DENSE_ENTRIES:
-        raise ValidationError(f"{name}: {states} states x {actions} actions need a dense P of {entries * 8 / 2**30:.1f} GiB; "
-                              f"at most {MAX_DENSE_ENTRIES * 8 / 2**30:.0f} GiB is supported")
 
 
 def seed(name: str, value: Any) -> int:
