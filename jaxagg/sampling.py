@@ -215,7 +215,6 @@ def sample_occupancies(momdp: MOMDP, indices: np.ndarray, measure: str = "policy
     _check_instance(momdp)
     precision = resolve_precision(momdp, precision)
     seed = check_seed("seed", seed)
-    choice("measure", measure, INDEXED_MEASURES)
     indices = np.asarray(indices).reshape(-1)
     if indices.size and (indices.dtype.kind not in "iu" or indices.min() < 0 or indices.max() >= 2**32):
         raise ValidationError("indices: expected integer sample indices in [0, 2**32)")
