@@ -7,8 +7,9 @@
 Each row runs in a fresh child process (so that its peak resident memory, ``ru_maxrss``, is its
 own; it includes the Python + JAX baseline). Policy iteration runs twice: the first call includes
 compiling the program, the second is the solve alone. Attention instances are
-``ja.envs.attention_allocation``'s own (its Kronecker operator; no dense ``P``); garnets draw ``branching`` successors per (s, a) uniformly (duplicates merged) with
-Dirichlet(1) probabilities, rewards uniform on [0, 1], uniform ``mu``, average reward.
+``ja.envs.attention_allocation``'s own (its Kronecker operator; no dense ``P``); garnets draw
+``branching`` successors per (s, a) uniformly (duplicates merged) with Dirichlet(1)
+probabilities, rewards uniform on [0, 1], uniform ``mu``, average reward.
 
 Checks, per row: every one of the 2n MDPs certified (gap <= tol * half the reward range) with its
 occupancy in O to 1e-9; where the LP runs (``S <= --lp-max-states``), every bound equals the LP's
