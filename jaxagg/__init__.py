@@ -15,7 +15,7 @@ _here = _os.path.dirname(_os.path.abspath(__file__))
 if not _os.path.isdir(_os.path.join(_here, "solvers")) and _os.path.isdir(_os.path.join(_here, "..", "solvers")):
     __path__.append(_os.path.dirname(_here))
 
-from jaxagg import envs, errors, metrics, rules, samples  # noqa: E402
+from jaxagg import envs, errors, metrics, rules, samples, sweeps  # noqa: E402
 from jaxagg.momdp import MOMDP, from_mdptoolbox, load, to_mdptoolbox  # noqa: E402
 from jaxagg.polytope import (  # noqa: E402
     occupancy_of_policy,
@@ -28,6 +28,7 @@ from jaxagg.rules import Outcome  # noqa: E402
 from jaxagg.rules.gradient import tune  # noqa: E402
 from jaxagg.samples import ReturnSample, load_sample  # noqa: E402
 from jaxagg.sampling import extend, sample, sample_occupancies  # noqa: E402
+from jaxagg.sweeps import sweep  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -41,6 +42,8 @@ __all__ = [
     "extend",
     "load_sample",
     "samples",
+    "sweep",
+    "sweeps",
     "sample_occupancies",
     "ReturnSample",
     "sample",

@@ -7,6 +7,10 @@
     jaxagg run --samples s.npz      ... and report every rule's quantile ranks under it
     jaxagg run --method tune        the volumetric rules by the Optax tuner (--method refine: MILPs started from it)
     jaxagg reproduce --experiment base --instances 5 --samples 20000   the paper's Figure 1
+    jaxagg sweep spec.toml --store results.db      a grid of instances x samples x rules (resumable)
+    jaxagg sweep --status results.db               done / failed / pending cells
+    jaxagg sweep --export csv results.db           every cell's results (also json)
+    jaxagg sweep --plot min --by agents results.db a metric against a swept parameter, one line per rule
     jaxagg env --out instance.npz   write an instance to a file (npz or json)
     jaxagg rules                    list the rules
 
@@ -19,39 +23,26 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from jaxagg import envs, files
 from jaxagg import rules as rule_registry
 from jaxagg.errors import JaxaggError, ValidationError
 from jaxagg.experiment import reproduce
 from jaxagg.momdp import FILE_SUFFIXES, MOMDP, load
-from jaxagg.report import DEFAULT_RULES, FIGURE_SUFFIXES, VOLUMETRIC_RULES, compare
+from jaxagg.report import DEFAULT_RULES, FIGURE_SUFFIXES, METHODS, VOLUMETRIC_RULES, compare, method_rules
 from jaxagg.samples import load_sample
 from jaxagg.sampling import extend
 from jaxagg.sampling import sample as sample_measure
+from jaxagg.sweeps import SweepResults, load_spec, plan, sweep
+from jaxagg.sweeps.results import metric_column
+from jaxagg.sweeps.run import GROUP, describe, plan_fresh
+from jaxagg.sweeps.spec import swept_parameter
+from jaxagg.sweeps.store import METRICS, STORE_SUFFIXES, Store
 from jaxagg.validation import integer_at_least
 
 DEFAULT_RUN_SAMPLES = 20_000
 """Samples `jaxagg run` draws by default: about ten seconds on a 2-core CPU for attention (5, 3)."""
-
-
-METHODS = {
-    "exact": {},
-    "tune": {"max-quantile": "tune-quantile", "borda": "tune-borda", "approval": "tune-approval"},
-    "refine": {"borda": "borda-refine", "approval": "approval-refine"},
-}
-"""``jaxagg run --method``: which registered rule replaces each named rule."""
-
-
-def method_rules(method: str, names: list[str] | None) -> list[str] | None:
-    """The rule names ``jaxagg run --method`` runs: ``names`` with the method's replacements, or
-    by default (``names`` None) just the method's rules."""
-    mapping = METHODS[method]
-    if not mapping:
-        return names
-    if names is None:
-        return list(mapping.values())
-    return [mapping.get(name, name) for name in names]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -121,6 +112,26 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--seed", type=int, default=0, help="first instance seed (default: %(default)s)")
     rep.add_argument("--out", metavar="DIR", default="jaxagg-out", help="output folder (default: %(default)s)")
     rep.add_argument("--quiet", action="store_true", help="no progress messages")
+
+    swp = sub.add_parser("sweep", help="run a sweep spec (.toml) into a SQLite store, or report on a store",
+                         description="Run every cell of a sweep spec that the store has not finished (a rerun resumes), "
+                                     "or with --status / --export / --plot report on a store.")
+    swp.add_argument("path", nargs="?", help="the spec (.toml) to run, or the store (.db) to report on")
+    swp.add_argument("--store", metavar="DB", help="the SQLite store (default: the spec's name + .db in this folder)")
+    swp.add_argument("--workers", type=int, default=None, help="solve processes (default: CPU cores; 0: in this process)")
+    swp.add_argument("--backend", choices=["local", "ray"], default="local",
+                     help="local process pool, or Ray tasks (pip install 'jaxagg[ray]') (default: %(default)s)")
+    swp.add_argument("--address", help="with --backend ray: a running cluster's address (default: start a local one)")
+    swp.add_argument("--group", type=int, default=None, help="instances of one shape sampled together (default: 64)")
+    swp.add_argument("--retry-failed", action="store_true", help="run the cells recorded as failed again")
+    swp.add_argument("--dry-run", action="store_true", help="print the cells, what is left and a memory estimate; run nothing")
+    swp.add_argument("--status", action="store_true", help="report the store's done / failed / pending cells")
+    swp.add_argument("--export", choices=["csv", "json"], help="write every cell's results (to --out, default beside the store)")
+    swp.add_argument("--plot", metavar="METRIC", help=f"draw METRIC ({', '.join(METRICS)}) against --by, one line per rule")
+    swp.add_argument("--by", metavar="PARAM", help="with --plot (and the table): a swept parameter (agents, states, seed, ...)")
+    swp.add_argument("--metric", default="min", help="the metric of the printed table (default: %(default)s)")
+    swp.add_argument("--out", metavar="PATH", help="the --export or --plot file")
+    swp.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sub.add_parser("rules", help="list the available rules")
     return parser
@@ -259,6 +270,67 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    reports = [flag for flag, given in (("--status", args.status), ("--export", args.export), ("--plot", args.plot)) if given]
+    if len(reports) > 1:
+        raise ValidationError(f"{reports[1]}: one of --status, --export, --plot at a time")
+    if reports:
+        return _sweep_report(args, reports[0])
+    if args.by is not None and args.plot is None and not args.path:
+        raise ValidationError("--by: names the parameter of --plot or of the printed table")
+    if not args.path:
+        raise ValidationError("path: expected a sweep spec (.toml) to run, or --status / --export / --plot with a store")
+    spec = load_spec(args.path)
+    store = args.store or f"{Path(args.path).stem}.db"
+    metric_column(args.metric)
+    options = {"workers": args.workers, "backend": args.backend, "address": args.address, "retry_failed": args.retry_failed,
+               "progress": not args.quiet}
+    if args.group is not None:
+        options["group"] = integer_at_least("--group", args.group, 1)
+    if args.dry_run:
+        if Path(store).exists():
+            with Store.open(store, create=False) as db:
+                work = plan(spec, db, args.retry_failed)
+        else:
+            work = plan_fresh(spec)
+        print(describe(work, options.get("group", GROUP)))
+        return 0
+    files.output_path("--store", store, STORE_SUFFIXES)
+    results = sweep(spec, store, **options)
+    by = args.by or swept_parameter(spec)
+    print(results.table(args.metric, by))
+    for record in results.failures()[:10]:
+        print(f"failed: {record['rule']} on {record['label']}: {record['error']}")
+    print(f"store: {results.store} ({results.counts['done']} done, {results.counts['failed']} failed)")
+    return 1 if results.counts["failed"] and not results.counts["done"] else 0
+
+
+def _sweep_report(args: argparse.Namespace, report: str) -> int:
+    store = args.store or args.path
+    if not store:
+        raise ValidationError(f"{report}: which store? pass it as the path or with --store")
+    if Path(store).suffix.lower() not in STORE_SUFFIXES:
+        raise ValidationError(f"{report}: expected a store ({'/'.join(STORE_SUFFIXES)}), got {store!r}")
+    results = SweepResults.read(store)
+    if report == "--status":
+        counts = results.counts
+        total = sum(counts.values())
+        print(f"{results.store}: {total} cells: {counts['done']} done, {counts['failed']} failed, {counts['pending']} pending")
+        for record in results.failures()[:20]:
+            print(f"  failed: {record['rule']} on {record['label']}: {record['error']}")
+        return 0
+    if report == "--export":
+        out = args.out or str(Path(store).with_suffix(f".{args.export}"))
+        print(f"wrote {results.export(out, args.export)} ({len(results.records)} cells)")
+        return 0
+    if args.by is None:
+        raise ValidationError("--plot: needs --by PARAM, the swept parameter on the x axis")
+    out = args.out or str(Path(store).with_name(f"{Path(store).stem}-{args.plot}-by-{args.by}.png"))
+    print(results.table(args.plot, args.by))
+    print(f"wrote {results.plot(args.plot, args.by, out)}")
+    return 0
+
+
 def _env(args: argparse.Namespace) -> int:
     files.output_path("--out", args.out, FILE_SUFFIXES)
     momdp = instance_from_args(args)
@@ -280,7 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "gamma", None) is not None and args.criterion != "discounted":
         parser.error("argument --gamma: only meaningful with --criterion discounted")
     try:
-        return {"run": _run, "sample": _sample, "reproduce": _reproduce, "env": _env, "rules": _rules}[args.command](args)
+        commands = {"run": _run, "sample": _sample, "reproduce": _reproduce, "sweep": _sweep, "env": _env, "rules": _rules}
+        return commands[args.command](args)
     except JaxaggError as exc:
         print(f"jaxagg: error: {exc}", file=sys.stderr)
         return 2

@@ -87,3 +87,8 @@ class SolverTimeoutError(SolverError):
     @property
     def incumbent(self):
         return None if self.result is None else self.result.x
+
+
+class WorkerError(JaxaggError):
+    """A sweep's worker processes could not run (they died before finishing any cell, e.g.
+    because the main module cannot be imported by a spawned process)."""

@@ -34,6 +34,24 @@ DEFAULT_RULES = (
 VOLUMETRIC_RULES = ("max-quantile", "borda", "borda-concave", "approval", "approval-0.8", "veto")
 """Added to the default rules when a sample of the reference measure is given."""
 
+METHODS = {
+    "exact": {},
+    "tune": {"max-quantile": "tune-quantile", "borda": "tune-borda", "approval": "tune-approval"},
+    "refine": {"borda": "borda-refine", "approval": "approval-refine"},
+}
+"""``jaxagg run --method`` and a sweep's ``method``: which registered rule replaces each named rule."""
+
+
+def method_rules(method: str, names: list[str] | None) -> list[str] | None:
+    """The rule names ``jaxagg run --method`` runs: ``names`` with the method's replacements, or
+    by default (``names`` None) just the method's rules."""
+    mapping = METHODS[method]
+    if not mapping:
+        return names
+    if names is None:
+        return list(mapping.values())
+    return [mapping.get(name, name) for name in names]
+
 
 @dataclass
 class Comparison:

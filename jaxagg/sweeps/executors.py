@@ -1,0 +1,122 @@
+"""Where cells run. Every executor takes :class:`~jaxagg.sweeps.work.Task` objects and hands
+back ``concurrent.futures.Future`` objects whose result is the cell's record; the driver alone
+writes the store.
+
+* :class:`SerialExecutor` (``workers=0``): in the driver process, one cell at a time (for
+  debugging, and where processes cannot be started).
+* :class:`LocalExecutor` (default): a pool of ``workers`` processes (started with ``spawn``:
+  JAX must not be forked). A worker that dies (out of memory, a crash in a native library)
+  breaks the pool; the executor starts a new one and the driver resubmits the cells in flight.
+* :class:`RayExecutor` (``backend="ray"``, the optional ``ray`` extra): each cell is a Ray task
+  on an existing cluster (``address``) or a local one; tasks are retried by Ray when a worker
+  dies.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+from jaxagg.errors import ValidationError
+from jaxagg.sweeps.work import Task, run_cell
+
+BACKENDS = ("local", "ray")
+
+
+class SerialExecutor:
+    """Runs each cell at once, in this process."""
+
+    workers = 0
+
+    def submit(self, task: Task) -> Future:
+        future: Future = Future()
+        future.set_result(run_cell(task))
+        return future
+
+    def restart(self) -> None:
+        """Nothing to restart."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class LocalExecutor:
+    """A local pool of ``workers`` spawned processes running :func:`~jaxagg.sweeps.work.run_cell`."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, task: Task) -> Future:
+        return self._pool.submit(run_cell, task)
+
+    def restart(self) -> None:
+        """Replace a broken pool (a worker died) with a fresh one."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new_pool()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class RayExecutor:
+    """Cells as Ray tasks (one CPU each, retried up to ``max_retries`` times when a worker dies).
+
+    Args:
+        address: a running cluster's address (``"auto"``, ``"ray://host:10001"``, ...), or None
+            to start a local one (``num_cpus=workers`` when given).
+        workers: CPUs of a local cluster (ignored with ``address``).
+    """
+
+    def __init__(self, address: str | None = None, workers: int | None = None, max_retries: int = 3) -> None:
+        ray = import_ray()
+        self._ray = ray
+        self._started = not ray.is_initialized()
+        if self._started:
+            options: dict[str, Any] = {"ignore_reinit_error": True, "include_dashboard": False, "log_to_driver": False}
+            if address is not None:
+                options["address"] = address
+            elif workers:
+                options["num_cpus"] = workers
+            ray.init(**options)
+        self.workers = int(ray.cluster_resources().get("CPU", 1))
+        self._remote = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(run_cell)
+
+    def submit(self, task: Task) -> Future:
+        return self._remote.remote(task).future()
+
+    def restart(self) -> None:
+        """Ray restarts dead workers itself."""
+
+    def close(self) -> None:
+        if self._started:
+            self._ray.shutdown()
+
+
+def import_ray():
+    """The ``ray`` module, or a :class:`ValidationError` saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ValidationError("backend: 'ray' needs Ray; install the extra: pip install 'jaxagg[ray]'") from None
+    return ray
+
+
+def make_executor(backend: str = "local", workers: int | None = None, address: str | None = None):
+    """The executor for ``backend`` (``"local"`` or ``"ray"``); ``workers`` None means the
+    number of CPU cores; ``workers=0`` runs the cells in this process."""
+    if backend not in BACKENDS:
+        raise ValidationError(f"backend: expected one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise ValidationError(f"workers: expected an integer >= 0 (0: in this process), got {workers!r}")
+    if address is not None and backend != "ray":
+        raise ValidationError(f"address: only for backend 'ray', got backend {backend!r}")
+    if backend == "ray":
+        return RayExecutor(address, workers)
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    return SerialExecutor() if workers == 0 else LocalExecutor(workers)

@@ -1,0 +1,134 @@
+"""The work of one cell, as a plain function of plain data, so that any executor can run it (in
+the driver, on a local process pool, or as a Ray task): build (or reuse) the instance, load (or
+reuse) the sample file, run the rule, and return the store's record. A worker process keeps the
+last few instances and samples it used, so the cells of one instance share its polytope and
+return bounds."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from jaxagg import metrics
+from jaxagg import rules as rule_registry
+from jaxagg.errors import JaxaggError
+from jaxagg.momdp import MOMDP
+from jaxagg.polytope import return_bounds
+from jaxagg.samples import ReturnSample, load_sample
+from jaxagg.sweeps.spec import Cell, InstanceSpec
+
+CACHED_INSTANCES = 4
+"""Instances (and samples) a worker keeps between cells."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One cell as plain, picklable data (what a worker receives).
+
+    Attributes:
+        key: the cell's key; instance_key, sample_key: its instance's and sample's keys.
+        env, params: the instance (:class:`~jaxagg.sweeps.spec.InstanceSpec`).
+        sample_path: the sample file (absolute), or None.
+        rule, options, method, requested: the registry rule that runs, its options, the method
+            that asked for it and the spec's rule name.
+    """
+
+    key: str
+    instance_key: str
+    sample_key: str | None
+    env: str
+    params: dict[str, Any]
+    sample_path: str | None
+    rule: str
+    options: dict[str, Any]
+    method: str
+    requested: str
+
+    @classmethod
+    def of(cls, cell: Cell, sample_path: str | None) -> Task:
+        return cls(cell.key, cell.instance.key, cell.sample_key, cell.instance.env, dict(cell.instance.params),
+                   sample_path, cell.rule.name, dict(cell.rule.options), cell.rule.method, cell.rule.requested)
+
+
+_instances: OrderedDict[str, MOMDP] = OrderedDict()
+_samples: OrderedDict[str, ReturnSample] = OrderedDict()
+
+
+def _remember(cache: OrderedDict, key: str, make) -> Any:
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    value = make()
+    cache[key] = value
+    while len(cache) > CACHED_INSTANCES:
+        cache.popitem(last=False)
+    return value
+
+
+def run_cell(task: Task) -> dict[str, Any]:
+    """Run one cell and return its record for :meth:`~jaxagg.sweeps.store.Store.put_run` (plus
+    ``bounds``: ``(lower, upper)`` lists). A :class:`~jaxagg.errors.JaxaggError` or any other
+    exception of the rule becomes a ``failed`` record with its type and message; only
+    interruption (KeyboardInterrupt, SystemExit) propagates."""
+    began = time.perf_counter()
+    try:
+        momdp = _remember(_instances, task.instance_key, lambda: InstanceSpec(task.env, task.params).build())
+        sample = None if task.sample_path is None else _remember(_samples, task.sample_path, lambda: load_sample(task.sample_path))
+        rule = rule_registry.get(task.rule)
+        outcome = rule(momdp, sample if rule.needs_sample else None, **task.options)
+        record = outcome_record(task, momdp, outcome, sample)
+    except Exception as exc:  # a failed cell is recorded, and the sweep goes on
+        record = failed_record(task, exc, time.perf_counter() - began)
+    return record
+
+
+def outcome_record(task: Task, momdp: MOMDP, outcome: Any, sample: ReturnSample | None) -> dict[str, Any]:
+    """The store record of a finished rule: welfare summary of the normalised returns, and with a
+    sample the volumetric certificates (:func:`jaxagg.metrics.sample_certificates`)."""
+    summary = metrics.welfare_summary(outcome.normalized)
+    certificates = metrics.sample_certificates(outcome.returns, sample) if sample is not None else {}
+    bounds = return_bounds(momdp)
+    names = momdp.labels()
+    ranks = certificates.get("ranks") or [None] * momdp.num_agents
+    return {
+        **_identity(task),
+        "status": "done",
+        "error": None,
+        "wall_time": outcome.stats.wall_time,
+        "solves": outcome.stats.solves,
+        "solve_time": outcome.stats.solve_time,
+        "mip_gap": outcome.stats.mip_gap,
+        "min_normalized": summary["min"],
+        "mean_normalized": summary["mean"],
+        "gini": summary["gini"],
+        "nash_welfare": summary["nash_welfare"],
+        "quantile_level": certificates.get("quantile_level"),
+        "borda_score": certificates.get("borda_score"),
+        "approvals_90": certificates.get("approvals_0.9"),
+        "approvals_80": certificates.get("approvals_0.8"),
+        "info": {"rule": outcome.info, "params": outcome.params},
+        "agents": [{"agent": i, "name": names[i], "raw_return": float(outcome.returns[i]),
+                    "normalized_return": float(outcome.normalized[i]), "quantile_rank": ranks[i]}
+                   for i in range(momdp.num_agents)],
+        "bounds": (bounds.lower.tolist(), bounds.upper.tolist()),
+        "fingerprint": momdp.fingerprint,
+    }
+
+
+def failed_record(task: Task, exc: BaseException, seconds: float, stage: str | None = None) -> dict[str, Any]:
+    """The store record of a failed cell: ``[stage: ]Type: message`` (and, for an exception that
+    is not jaxagg's own, the last frame of its traceback, to find the bug)."""
+    message = f"{'' if stage is None else stage + ': '}{type(exc).__name__}: {exc}"
+    if not isinstance(exc, JaxaggError):
+        frames = traceback.extract_tb(exc.__traceback__)
+        if frames:
+            message += f" (at {frames[-1].filename}:{frames[-1].lineno})"
+    return {**_identity(task), "status": "failed", "error": message, "wall_time": seconds, "agents": []}
+
+
+def _identity(task: Task) -> dict[str, Any]:
+    return {"key": task.key, "instance_key": task.instance_key, "sample_key": task.sample_key, "rule": task.rule,
+            "requested": task.requested, "options": task.options, "method": task.method}
