@@ -110,8 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--factories", type=int, default=5, help="(default: %(default)s)")
     rep.add_argument("--phases", type=int, default=3, help="(default: %(default)s)")
     rep.add_argument("--seed", type=int, default=0, help="first instance seed (default: %(default)s)")
-    rep.add_argument("--out", metavar="DIR", default="jaxagg-out", help="output folder (default: %(default)s)")
-    rep.add_argument("--quiet", action="store_true", help="no progress messages")
+    rep.add_argument("--out", metavar="DIR", default="jaxagg-out",
+                     help="output folder: EXPERIMENT.db (the sweep store; a rerun resumes it), .json and .png "
+                          "(default: %(default)s)")
+    rep.add_argument("--workers", type=int, default=None, help="solve processes (default: CPU cores; 0: in this process)")
+    rep.add_argument("--quiet", action="store_true", help="no progress bar")
 
     swp = sub.add_parser("sweep", help="run a sweep spec (.toml) into a SQLite store, or report on a store",
                          description="Run every cell of a sweep spec that the store has not finished (a rerun resumes), "
@@ -261,10 +264,9 @@ def _refuse_resume_conflicts(args: argparse.Namespace, earlier) -> None:
 
 def _reproduce(args: argparse.Namespace) -> int:
     out = files.output_path("--out", args.out, None)
-    progress = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     result = reproduce(args.experiment, args.instances, integer_at_least("samples", args.samples, 1),
-                       factories=args.factories, phases=args.phases, seed=args.seed, progress=progress,
-                       sample_progress=not args.quiet)
+                       factories=args.factories, phases=args.phases, seed=args.seed, store=out / f"{args.experiment}.db",
+                       workers=args.workers, progress=not args.quiet)
     print(result.table())
     print(f"wrote {result.save_json(out / f'{args.experiment}.json')} and {result.plot(out / f'{args.experiment}.png')}")
     return 0

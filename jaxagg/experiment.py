@@ -1,23 +1,26 @@
 """The paper's experiment (SPEC §4): several seeded attention-allocation instances, one sample of
 the `policy` measure each, the paper's rules, and per rule the normalised returns of the agents
-ranked from worst-off, averaged over instances with standard errors (paper Figure 1)."""
+ranked from worst-off, averaged over instances with standard errors (paper Figure 1).
+
+It is a sweep preset (:func:`paper_spec`): the cells run through :func:`jaxagg.sweep` into a
+SQLite store, and the table, JSON and figure are read back from the store."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from jaxagg import files
-from jaxagg.envs import attention_allocation
 from jaxagg.errors import SolverError
 from jaxagg.metrics import gini
-from jaxagg.report import Comparison, compare, ranked_figure
-from jaxagg.sampling import sample as sample_measure
+from jaxagg.report import ranked_figure
+from jaxagg.sweeps import SweepSpec, load_spec, sweep
 from jaxagg.validation import choice, integer_at_least
 from jaxagg.validation import seed as check_seed
 
@@ -28,19 +31,25 @@ PAPER_LABELS = {"max-quantile": "q-quantile", "borda": "Borda", "approval": "90%
 
 @dataclass
 class ExperimentResult:
-    """Comparisons on each instance, and per rule the ranked normalised returns ``[K, n]``."""
+    """The experiment read back from its sweep store: per instance and rule the store's record,
+    and per rule the ranked normalised returns ``[K, n]``.
+
+    Attributes:
+        experiment: ``"base"`` or ``"subsets"``.
+        rules: the rules, in the paper's order.
+        instances: per instance (in seed order): ``{"seed", "label", "records": {rule: record}}``
+            with the records of :meth:`jaxagg.sweeps.SweepResults.records`.
+        store: the sweep store the results come from.
+    """
 
     experiment: str
-    comparisons: list[Comparison]
     rules: tuple[str, ...]
+    instances: list[dict[str, Any]]
+    store: Path | None = None
 
     def ranked(self, rule_name: str) -> np.ndarray:
         """``[K, n]``: per instance, the normalised returns of rule ``rule_name`` sorted ascending."""
-        rows = []
-        for comparison in self.comparisons:
-            outcome = next(o for o in comparison.outcomes if o.rule == rule_name)
-            rows.append(np.sort(outcome.normalized))
-        return np.array(rows)
+        return np.array([np.sort(instance["records"][rule_name]["normalized"]) for instance in self.instances])
 
     def summary(self) -> dict[str, dict[str, list[float]]]:
         """Per rule: mean and standard error over instances of each rank position (in %), and
@@ -62,13 +71,18 @@ class ExperimentResult:
                 for r, v in summary.items()]
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
         lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in [header, *rows]]
-        title = (f"{self.experiment} experiment, {len(self.comparisons)} instance(s): % of max return, "
+        title = (f"{self.experiment} experiment, {len(self.instances)} instance(s): % of max return, "
                  "agents ranked from worst-off (mean ± s.e.)")
         return "\n".join([title, *lines])
 
     def to_dict(self) -> dict[str, Any]:
+        kept = ("rule", "options", "raw", "normalized", "rank", "min_normalized", "gini", "nash_welfare",
+                "quantile_level", "borda_score", "approvals_90", "approvals_80", "wall_time", "info")
         return {"experiment": self.experiment, "rules": list(self.rules), "summary": self.summary(),
-                "instances": [c.to_dict() for c in self.comparisons]}
+                "store": None if self.store is None else str(self.store),
+                "instances": [{"seed": instance["seed"], "label": instance["label"],
+                               "rules": [{k: instance["records"][name].get(k) for k in kept} for name in self.rules]}
+                              for instance in self.instances]}
 
     def save_json(self, path: str | os.PathLike) -> Path:
         """Write :meth:`to_dict` as JSON, atomically (the folder is created if needed)."""
@@ -78,7 +92,21 @@ class ExperimentResult:
         """The paper's Figure 1 (:func:`jaxagg.report.ranked_figure`): mean % of max return per
         rank position over instances, with standard errors."""
         bars = {name: (values["mean"], values["se"]) for name, values in self.summary().items()}
-        return ranked_figure(bars, f"{self.experiment}: {len(self.comparisons)} instance(s)", path, PAPER_LABELS)
+        return ranked_figure(bars, f"{self.experiment}: {len(self.instances)} instance(s)", path, PAPER_LABELS)
+
+
+def paper_spec(experiment: str = "base", instances: int = 5, num_samples: int = 20_000, *,
+               rules: Sequence[str] = PAPER_RULES, factories: int = 5, phases: int = 3, seed: int = 0) -> SweepSpec:
+    """The paper's experiment (SPEC §4) as a sweep: attention instances with seeds ``seed, seed+1,
+    ...``, one policy-measure sample each (sample seed = instance seed), the paper's rules."""
+    choice("experiment", experiment, ("base", "subsets"))
+    instances = integer_at_least("instances", instances, 1)
+    seed = check_seed("seed", seed)
+    check_seed("seed + instances - 1", seed + instances - 1)
+    block = {"env": "attention", "factories": factories, "phases": phases, "agents": experiment,
+             "seed": {"start": seed, "count": instances}}
+    return load_spec({"name": experiment, "instances": [block], "rules": list(rules),
+                      "sample": {"measure": "policy", "num_samples": num_samples, "seed": "instance"}})
 
 
 def reproduce(
@@ -90,23 +118,40 @@ def reproduce(
     factories: int = 5,
     phases: int = 3,
     seed: int = 0,
-    progress: Callable[[str], None] | None = None,
-    sample_progress: bool = False,
+    store: str | os.PathLike | None = None,
+    workers: int | None = None,
+    progress: bool = False,
 ) -> ExperimentResult:
-    """Run the paper's experiment on ``instances`` seeded instances (seeds ``seed, seed+1, ...``;
-    sample seed = instance seed). SPEC §4 uses 5·10^5 samples; the default is CPU-friendly."""
-    choice("experiment", experiment, ("base", "subsets"))
-    instances = integer_at_least("instances", instances, 1)
-    seed = check_seed("seed", seed)
-    check_seed("seed + instances - 1", seed + instances - 1)
-    comparisons = []
-    for k in range(instances):
-        if progress is not None:
-            progress(f"instance {k + 1}/{instances} (seed {seed + k}): sampling {num_samples}")
-        momdp = attention_allocation(factories, phases, experiment, seed + k)
-        sample = sample_measure(momdp, num_samples, "policy", seed + k, progress=sample_progress)
-        comparison = compare(momdp, list(rules), sample)
-        if comparison.failures:
-            raise SolverError(f"reproduce: rules failed on instance seed {seed + k}: {comparison.failures}")
-        comparisons.append(comparison)
-    return ExperimentResult(experiment, comparisons, tuple(rules))
+    """Run the paper's experiment (:func:`paper_spec`) as a sweep and read it back. SPEC §4 uses
+    5·10^5 samples; the default is CPU-friendly.
+
+    Args:
+        store: the sweep store (``.db``) to write, and to resume from when it exists (a rerun with
+            the same arguments computes nothing); default: a temporary one.
+        workers: solve processes (default: the CPU cores; 0: in this process).
+        progress: a progress bar over cells on stderr.
+
+    Raises:
+        SolverError: a rule failed on some instance (the store keeps the error).
+    """
+    spec = paper_spec(experiment, instances, num_samples, rules=rules, factories=factories, phases=phases, seed=seed)
+    if store is None:
+        with tempfile.TemporaryDirectory(prefix="jaxagg-reproduce-") as folder:
+            result = _run(spec, Path(folder) / f"{experiment}.db", workers, progress)
+            return replace(result, store=None)
+    return _run(spec, Path(store), workers, progress)
+
+
+def _run(spec: SweepSpec, store: Path, workers: int | None, progress: bool) -> ExperimentResult:
+    results = sweep(spec, store, workers=workers, progress=progress)
+    wanted = {cell.key for cell in spec.cells()}
+    records = [r for r in results.records if r["key"] in wanted]
+    failures = [f"{r['rule']} on seed {r['param.seed']}: {r['error']}" for r in records if r["status"] == "failed"]
+    if failures:
+        raise SolverError(f"reproduce: rules failed (recorded in {str(store)!r}): {'; '.join(failures)}")
+    by_seed: dict[int, dict[str, Any]] = {}
+    for record in records:
+        entry = by_seed.setdefault(record["param.seed"], {"seed": record["param.seed"], "label": record["label"], "records": {}})
+        entry["records"][record["requested"]] = record
+    rules = tuple(dict.fromkeys(rule.requested for rule in spec.rules))
+    return ExperimentResult(spec.name, rules, [by_seed[k] for k in sorted(by_seed)], store)

@@ -1,6 +1,7 @@
 """The paper's experiment pipeline on a tiny configuration: summary, JSON, figure, CLI."""
 
 import json
+import sqlite3
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from jaxagg.experiment import PAPER_RULES, reproduce
 
 @pytest.fixture(scope="module")
 def result():
-    return reproduce("subsets", instances=2, num_samples=300, factories=2, phases=3)
+    return reproduce("subsets", instances=2, num_samples=300, factories=2, phases=3, workers=0)
 
 
 def test_summary_ranks_agents_from_worst_off(result):
@@ -34,10 +35,19 @@ def test_json_and_figure(result, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
-def test_cli_reproduce(tmp_path, capsys):
-    assert main(["reproduce", "--instances", "1", "--samples", "200", "--factories", "2", "--quiet", "--out", str(tmp_path)]) == 0
-    assert "base experiment, 1 instance(s)" in capsys.readouterr().out
+def test_cli_reproduce_is_a_sweep_that_a_rerun_resumes(tmp_path, capsys):
+    argv = ["reproduce", "--instances", "1", "--samples", "200", "--factories", "2", "--quiet", "--out", str(tmp_path)]
+    assert main([*argv, "--workers", "0"]) == 0
+    first = capsys.readouterr().out
+    assert "base experiment, 1 instance(s)" in first
     assert (tmp_path / "base.png").exists() and (tmp_path / "base.json").exists()
+    with sqlite3.connect(tmp_path / "base.db") as db:
+        finished = dict(db.execute("SELECT key, finished_at FROM runs"))
+    assert len(finished) == len(PAPER_RULES)
+    assert main(argv) == 0  # everything is in the store: nothing runs again
+    assert capsys.readouterr().out == first
+    with sqlite3.connect(tmp_path / "base.db") as db:
+        assert dict(db.execute("SELECT key, finished_at FROM runs")) == finished
 
 
 def test_bad_arguments():

@@ -8,8 +8,13 @@ writes the store.
   JAX must not be forked). A worker that dies (out of memory, a crash in a native library)
   breaks the pool; the executor starts a new one and the driver resubmits the cells in flight.
 * :class:`RayExecutor` (``backend="ray"``, the optional ``ray`` extra): each cell is a Ray task
-  on an existing cluster (``address``) or a local one; tasks are retried by Ray when a worker
-  dies.
+  (one CPU) on an existing cluster (``address``) or a local one, retried by Ray when its worker
+  dies. Instances and samples travel through Ray's object store (put once each), so workers on
+  other machines need no shared folder. When the cluster has GPUs, each group's sampling is a
+  Ray task that asks for one.
+
+Every executor also has ``sample_group(momdps, spec, seeds)`` (where a group's samples are
+drawn: in the driver, or on a cluster GPU).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from jaxagg.errors import ValidationError
+from jaxagg.sweeps.sampling import sample_group
 from jaxagg.sweeps.work import Task, run_cell
 
 BACKENDS = ("local", "ray")
@@ -29,14 +35,19 @@ class SerialExecutor:
     """Runs each cell at once, in this process."""
 
     workers = 0
+    sample_group = staticmethod(sample_group)
 
-    def submit(self, task: Task) -> Future:
+    def submit(self, task: Task, momdp: Any = None, sample: Any = None) -> Future:
+        """Run ``task`` now (on ``momdp`` and ``sample`` when given) and return its finished future."""
         future: Future = Future()
-        future.set_result(run_cell(task))
+        future.set_result(run_cell(task, momdp, sample))
         return future
 
     def restart(self) -> None:
         """Nothing to restart."""
+
+    def release(self) -> None:
+        """Nothing held."""
 
     def close(self) -> None:
         """Nothing to release."""
@@ -45,6 +56,8 @@ class SerialExecutor:
 class LocalExecutor:
     """A local pool of ``workers`` spawned processes running :func:`~jaxagg.sweeps.work.run_cell`."""
 
+    sample_group = staticmethod(sample_group)
+
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._pool = self._new_pool()
@@ -52,8 +65,13 @@ class LocalExecutor:
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
 
-    def submit(self, task: Task) -> Future:
+    def submit(self, task: Task, momdp: Any = None, sample: Any = None) -> Future:
+        """Queue ``task``; the worker rebuilds the instance and reads the sample file itself
+        (cheaper than pickling them to it), so ``momdp`` and ``sample`` are not sent."""
         return self._pool.submit(run_cell, task)
+
+    def release(self) -> None:
+        """Nothing held."""
 
     def restart(self) -> None:
         """Replace a broken pool (a worker died) with a fresh one."""
@@ -84,11 +102,35 @@ class RayExecutor:
             elif workers:
                 options["num_cpus"] = workers
             ray.init(**options)
-        self.workers = int(ray.cluster_resources().get("CPU", 1))
-        self._remote = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(run_cell)
+        resources = ray.cluster_resources()
+        self.workers = int(resources.get("CPU", 1))
+        self.gpus = int(resources.get("GPU", 0))
+        self._solve = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(run_cell)
+        self._sample = ray.remote(num_gpus=1, num_cpus=1, max_retries=max_retries)(sample_group) if self.gpus else None
+        self._refs: dict[int, Any] = {}
 
-    def submit(self, task: Task) -> Future:
-        return self._remote.remote(task).future()
+    def submit(self, task: Task, momdp: Any = None, sample: Any = None) -> Future:
+        """Start ``task`` as a Ray task; ``momdp`` and ``sample`` go to the object store once
+        each (by identity) and are handed to every task that needs them."""
+        return self._solve.remote(task, self._ref(momdp), self._ref(sample)).future()
+
+    def _ref(self, value: Any) -> Any:
+        if value is None:
+            return None
+        key = id(value)  # the group's objects are alive until release(), so ids are unique
+        if key not in self._refs:
+            self._refs[key] = (value, self._ray.put(value))
+        return self._refs[key][1]
+
+    def sample_group(self, momdps, spec, seeds):
+        """The group's samples: a Ray task on a GPU when the cluster has one, else in the driver."""
+        if self._sample is None:
+            return sample_group(momdps, spec, seeds)
+        return self._ray.get(self._sample.remote(momdps, spec, seeds))
+
+    def release(self) -> None:
+        """Forget the group's object references (tasks in flight keep their objects alive)."""
+        self._refs.clear()
 
     def restart(self) -> None:
         """Ray restarts dead workers itself."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -24,7 +23,6 @@ from typing import Any
 from jaxagg.errors import JaxaggError, WorkerError
 from jaxagg.momdp import MOMDP
 from jaxagg.samples import ReturnSample, load_sample
-from jaxagg.sampling import sample as sample_measure
 from jaxagg.sweeps.executors import make_executor
 from jaxagg.sweeps.results import SweepResults
 from jaxagg.sweeps.spec import Cell, InstanceSpec, SampleSpec, SweepSpec, load_spec
@@ -204,34 +202,39 @@ class Driver:
                 self.store.put_instance(key, instance.env, dict(instance.params), instance.label())
                 self._fail(instance_cells, exc, "building the instance")
         settings = dict.fromkeys(c.sample for c in cells if c.sample is not None and c.instance.key in momdps)
-        paths: dict[tuple[str, SampleSpec], str] = {}
+        drawn: dict[tuple[str, SampleSpec], tuple[str, ReturnSample]] = {}
         for sample_spec in settings:
             wanting = [i for i, found in by_instance.values() if i.key in momdps and any(c.sample == sample_spec for c in found)]
             for instance, outcome in zip(wanting, self._samples(wanting, momdps, sample_spec)):
                 if isinstance(outcome, BaseException):
                     self._fail([c for c in by_instance[instance.key][1] if c.sample == sample_spec], outcome, "sampling")
                 else:
-                    paths[instance.key, sample_spec] = outcome
+                    drawn[instance.key, sample_spec] = outcome
         for cell in cells:
             if cell.instance.key not in momdps:
                 continue
-            path = None if cell.sample is None else paths.get((cell.instance.key, cell.sample))
+            path, sample = (None, None) if cell.sample is None else drawn.get((cell.instance.key, cell.sample), (None, None))
             if cell.sample is not None and path is None:
                 continue  # its sample failed, already recorded
-            self._submit(Task.of(cell, path), attempt=1)
+            self._submit(Task.of(cell, path), attempt=1, momdp=momdps[cell.instance.key], sample=sample)
+        self.executor.release()
 
-    def _samples(self, instances: list[InstanceSpec], momdps: dict[str, MOMDP], spec: SampleSpec) -> list[str | BaseException]:
-        """The sample file of each instance (an existing, matching one is reused), or the error."""
-        out: list[str | BaseException | None] = [None] * len(instances)
+    def _samples(self, instances: list[InstanceSpec], momdps: dict[str, MOMDP],
+                 spec: SampleSpec) -> list[tuple[str, ReturnSample] | BaseException]:
+        """Each instance's sample file and sample (an existing, matching file is reused), or the
+        error that drawing it raised."""
+        out: list[tuple[str, ReturnSample] | BaseException | None] = [None] * len(instances)
         missing = []
         for k, instance in enumerate(instances):
             path = self.store.sample_path(spec.key(instance))
-            if path is not None and _matching_sample(path, momdps[instance.key]):
-                out[k] = str(path)
+            earlier = None if path is None else _matching_sample(path, momdps[instance.key])
+            if earlier is not None:
+                out[k] = (str(path.absolute()), earlier)
             else:
                 missing.append(k)
         if missing:
-            drawn = sample_group([momdps[instances[k].key] for k in missing], spec, [spec.seed_for(instances[k]) for k in missing])
+            seeds = [spec.seed_for(instances[k]) for k in missing]
+            drawn = self.executor.sample_group([momdps[instances[k].key] for k in missing], spec, seeds)
             for k, (sample, seconds) in zip(missing, drawn):
                 if isinstance(sample, BaseException):
                     out[k] = sample
@@ -241,12 +244,12 @@ class Driver:
                 path = self.store.samples_folder / f"{key[:32]}.npz"
                 sample.save(path)
                 self.store.put_sample(key, instance.key, spec.identity(instance), path, seconds, sample.info)
-                out[k] = str(path.absolute())
+                out[k] = (str(path.absolute()), sample)
         return out  # type: ignore[return-value]
 
-    def _submit(self, task: Task, attempt: int) -> None:
+    def _submit(self, task: Task, attempt: int, momdp: MOMDP | None = None, sample: ReturnSample | None = None) -> None:
         try:
-            future = self.executor.submit(task)
+            future = self.executor.submit(task, momdp, sample)
         except BrokenProcessPool as exc:  # the pool broke before this submission
             future = Future()
             future.set_exception(exc)
@@ -308,27 +311,13 @@ class Driver:
             self._commit(failed_record(Task.of(cell, None), exc, 0.0, stage=stage))
 
 
-def sample_group(momdps: list[MOMDP], spec: SampleSpec, seeds: list[int]) -> list[tuple[ReturnSample | BaseException, float]]:
-    """One sample per instance (``spec``'s settings, ``seeds[k]`` for instance ``k``), with the
-    seconds each took; an instance whose sampling fails gets its exception instead."""
-    out = []
-    for momdp, seed in zip(momdps, seeds):
-        began = time.perf_counter()
-        try:
-            drawn: ReturnSample | BaseException = sample_measure(momdp, spec.num_samples, spec.measure, seed, **spec.options())
-        except Exception as exc:  # recorded as the cells' failure
-            drawn = exc
-        out.append((drawn, time.perf_counter() - began))
-    return out
-
-
-def _matching_sample(path: Path, momdp: MOMDP) -> bool:
-    """Whether ``path`` is a readable sample of ``momdp`` (a damaged or foreign file is redrawn)."""
+def _matching_sample(path: Path, momdp: MOMDP) -> ReturnSample | None:
+    """The sample in ``path`` if it is a readable sample of ``momdp``, else None (a damaged or
+    foreign file is drawn again)."""
     try:
-        load_sample(path).check_instance(momdp)
+        return load_sample(path).check_instance(momdp)
     except (JaxaggError, OSError):
-        return False
-    return True
+        return None
 
 
 def _instance_groups(cells: list[Cell], size: int) -> Iterable[list[Cell]]:
@@ -383,4 +372,4 @@ class _bar:
             self._bar.close()
 
 
-__all__ = ["Plan", "describe", "plan", "plan_fresh", "sample_group", "sweep"]
+__all__ = ["Plan", "describe", "plan", "plan_fresh", "sweep"]

@@ -2,6 +2,7 @@
 the right cells; a cell's key is its identity (defaults filled in, files by content)."""
 
 import copy
+from pathlib import Path
 
 import pytest
 
@@ -135,3 +136,11 @@ def test_spec_path_must_be_a_toml_file(tmp_path):
         load_spec(tmp_path / "s.yaml")
     with pytest.raises(ValidationError, match="no such file"):
         load_spec(tmp_path / "s.toml")
+
+
+def test_the_example_specs_are_valid():
+    examples = sorted((Path(__file__).parents[2] / "examples").glob("*.toml"))
+    assert {p.stem for p in examples} >= {"paper-base", "paper-subsets", "attention-scaling", "garnet-agents"}
+    counts = {p.stem: load_spec(p).num_cells for p in examples}
+    assert counts["garnet-agents"] == 4 * 20 * 6 and counts["attention-scaling"] == 4 * 5 * 6
+    assert counts["paper-base"] == counts["paper-subsets"] == 5 * 6

@@ -19,7 +19,10 @@ import jaxagg as ja
 from jaxagg.errors import ValidationError, WorkerError
 from jaxagg.sweeps import Store, SweepResults, load_spec
 from jaxagg.sweeps.run import Driver, plan
+from jaxagg.sweeps.sampling import sample_group
 from jaxagg.sweeps.work import run_cell
+
+from .killer import Killer
 
 SPEC = {
     "name": "tiny",
@@ -108,8 +111,14 @@ def test_failed_cells_are_recorded_and_the_sweep_goes_on(tmp_path):
     assert retried.failures()[0]["finished_at"] > failure["finished_at"]
 
 
-def test_local_process_pool_gives_the_same_rows(tiny_store, tmp_path):
-    pooled = ja.sweep(SPEC, tmp_path / "pool.db", workers=2, progress=False)
+def test_local_process_pool_gives_the_same_rows_when_a_worker_is_killed(tiny_store, tmp_path):
+    killer = Killer("spawn_main", children_only=True, delay=2.0)
+    killer.start()
+    try:
+        pooled = ja.sweep(SPEC, tmp_path / "pool.db", workers=2, progress=False)
+    finally:
+        killer.stop()
+    assert killer.killed is not None, "no pool worker was seen"
     assert rows(pooled) == rows(tiny_store)
 
 
@@ -117,11 +126,12 @@ class DyingExecutor:
     """Runs cells in this process, but the first attempt at each cell in ``dies`` breaks the pool."""
 
     workers = 1
+    sample_group = staticmethod(sample_group)
 
     def __init__(self, dies, always=False):
         self.dies, self.always, self.seen, self.restarts = set(dies), always, set(), 0
 
-    def submit(self, task):
+    def submit(self, task, momdp=None, sample=None):
         future = Future()
         if task.rule in self.dies and (self.always or task.key not in self.seen):
             self.seen.add(task.key)
@@ -132,6 +142,9 @@ class DyingExecutor:
 
     def restart(self):
         self.restarts += 1
+
+    def release(self):
+        pass
 
     def close(self):
         pass
