@@ -119,6 +119,24 @@ def return_bounds(momdp: MOMDP, method: str = "auto") -> ReturnBounds:
     return bounds
 
 
+def cached_bounds(momdp: MOMDP) -> ReturnBounds | None:
+    """The return bounds already computed for ``momdp`` (None if none are)."""
+    return _BOUNDS.get(momdp)
+
+
+def adopt_bounds(momdp: MOMDP, bounds: ReturnBounds, fingerprint: str) -> bool:
+    """Use ``bounds`` computed for the instance with ``fingerprint`` (e.g. by a sweep's driver,
+    on its own copy of the instance) as ``momdp``'s, so that they are not solved again. Adopted
+    only if ``momdp`` has that fingerprint, none are cached yet and the shapes fit; returns
+    whether they were."""
+    shapes_fit = (bounds.lower.shape == bounds.upper.shape == (momdp.num_agents,)
+                  and bounds.argmax.shape == bounds.argmin.shape == (momdp.num_agents, momdp.dim))
+    if momdp in _BOUNDS or not shapes_fit or momdp.fingerprint != fingerprint:
+        return False
+    _BOUNDS[momdp] = bounds
+    return True
+
+
 def normalized_rewards(momdp: MOMDP) -> np.ndarray:
     """``[n, S*A]`` rewards whose returns are the normalised returns: ``u_i(d) = W[i] @ d`` with
     ``W[i] = (R_i - min_O J_i) / (max_O J_i - min_O J_i)`` (every occupancy sums to 1, so the

@@ -216,7 +216,8 @@ class Driver:
             path, sample = (None, None) if cell.sample is None else drawn.get((cell.instance.key, cell.sample), (None, None))
             if cell.sample is not None and path is None:
                 continue  # its sample failed, already recorded
-            self._submit(Task.of(cell, path), attempt=1, momdp=momdps[cell.instance.key], sample=sample)
+            momdp = momdps[cell.instance.key]
+            self._submit(Task.of(cell, path, momdp), attempt=1, momdp=momdp, sample=sample)
         self.executor.release()
 
     def _samples(self, instances: list[InstanceSpec], momdps: dict[str, MOMDP],

@@ -16,8 +16,9 @@ from jaxagg import metrics
 from jaxagg import rules as rule_registry
 from jaxagg.errors import JaxaggError
 from jaxagg.momdp import MOMDP
-from jaxagg.polytope import return_bounds
+from jaxagg.polytope import adopt_bounds, cached_bounds, return_bounds
 from jaxagg.samples import ReturnSample, load_sample
+from jaxagg.solvers.program import ReturnBounds
 from jaxagg.sweeps.spec import Cell, InstanceSpec
 
 CACHED_INSTANCES = 4
@@ -34,6 +35,9 @@ class Task:
         sample_path: the sample file (absolute), or None.
         rule, options, method, requested: the registry rule that runs, its options, the method
             that asked for it and the spec's rule name.
+        bounds, fingerprint: the instance's return bounds as the driver computed them (when it
+            did, for sampling) and the fingerprint of the instance they belong to: a worker
+            adopts them instead of solving the 2n bound programs again.
     """
 
     key: str
@@ -46,11 +50,16 @@ class Task:
     options: dict[str, Any]
     method: str
     requested: str
+    bounds: ReturnBounds | None = None
+    fingerprint: str | None = None
 
     @classmethod
-    def of(cls, cell: Cell, sample_path: str | None) -> Task:
+    def of(cls, cell: Cell, sample_path: str | None, momdp: MOMDP | None = None) -> Task:
+        """The task of ``cell`` (with ``momdp``'s bounds, if they are already computed)."""
+        bounds = None if momdp is None else cached_bounds(momdp)
         return cls(cell.key, cell.instance.key, cell.sample_key, cell.instance.env, dict(cell.instance.params),
-                   sample_path, cell.rule.name, dict(cell.rule.options), cell.rule.method, cell.rule.requested)
+                   sample_path, cell.rule.name, dict(cell.rule.options), cell.rule.method, cell.rule.requested,
+                   bounds, None if bounds is None else momdp.fingerprint)
 
 
 _instances: OrderedDict[str, MOMDP] = OrderedDict()
@@ -79,6 +88,8 @@ def run_cell(task: Task, momdp: MOMDP | None = None, sample: ReturnSample | None
     try:
         if momdp is None:
             momdp = _remember(_instances, task.instance_key, lambda: InstanceSpec(task.env, task.params).build())
+        if task.bounds is not None:
+            adopt_bounds(momdp, task.bounds, task.fingerprint)
         if sample is None and task.sample_path is not None:
             sample = _remember(_samples, task.sample_path, lambda: load_sample(task.sample_path))
         rule = rule_registry.get(task.rule)

@@ -215,3 +215,17 @@ def test_store_refuses_other_files(tmp_path):
         Store.open(tmp_path / "z.csv")
     with pytest.raises(ValidationError, match="no such file"):
         SweepResults.read(tmp_path / "missing.db")
+
+
+def test_workers_adopt_the_drivers_bounds_only_for_the_same_instance():
+    from jaxagg.polytope import adopt_bounds, cached_bounds
+
+    driver_copy = ja.envs.garnet(6, 2, 2, 2, seed=0)
+    bounds = ja.return_bounds(driver_copy)
+    other = ja.envs.garnet(6, 2, 2, 2, seed=1)
+    assert not adopt_bounds(other, bounds, driver_copy.fingerprint)  # another instance
+    assert cached_bounds(other) is None
+    worker_copy = ja.envs.garnet(6, 2, 2, 2, seed=0)
+    assert adopt_bounds(worker_copy, bounds, driver_copy.fingerprint)
+    assert ja.return_bounds(worker_copy) is bounds
+    assert not adopt_bounds(worker_copy, bounds, driver_copy.fingerprint)  # already has them
