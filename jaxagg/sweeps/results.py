@@ -17,7 +17,7 @@ import numpy as np
 from jaxagg import files
 from jaxagg.errors import ValidationError
 from jaxagg.report import FIGURE_SUFFIXES
-from jaxagg.sweeps.store import METRICS, Store
+from jaxagg.sweeps.store import METRIC_LABELS, METRICS, Store
 
 EXPORT_FORMATS = ("csv", "json")
 
@@ -119,6 +119,7 @@ class SweepResults:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
 
         path = files.output_path("path", path, FIGURE_SUFFIXES)
         summary = self.summary(metric, by)
@@ -137,8 +138,10 @@ class SweepResults:
             ax.fill_between(positions, mean - se, mean + se, color=line.get_color(), alpha=0.2, linewidth=0)
             if not numeric:
                 ax.set_xticks(positions, [str(x) for x in xs])
+        if all(isinstance(x, int) and not isinstance(x, bool) for by_x in summary.values() for x in by_x):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(by)
-        ax.set_ylabel(metric)
+        ax.set_ylabel(METRIC_LABELS[metric])
         ax.set_title(f"{self.store.stem}: {metric} by {by} (mean ± s.e.)")
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         fig.tight_layout()

@@ -98,6 +98,18 @@ METRICS = {
 """Metric names of :meth:`Store.records` / ``jaxagg sweep --plot`` -> run column: the worst-off
 agent's normalised return (``min``), their mean, Gini, Nash welfare, quantile-fairness level,
 Borda score, approvals at 0.9 and 0.8, and the rule's wall time."""
+METRIC_LABELS = {
+    "min": "worst-off agent's normalised return",
+    "mean": "mean normalised return",
+    "gini": "Gini index of normalised returns",
+    "nash": "Nash welfare of normalised returns",
+    "q-level": "quantile-fairness level (min rank)",
+    "borda": "Borda score (sum of ranks)",
+    "approvals-90": "agents approving at q = 0.9",
+    "approvals-80": "agents approving at q = 0.8",
+    "time": "rule wall time (s)",
+}
+"""Axis labels of the metrics."""
 
 
 def _json(value: Any) -> str | None:

@@ -80,6 +80,14 @@ def test_tables_summaries_and_exports(tiny_store, tmp_path):
         results.summary("min", by="colour")
 
 
+def test_to_pandas(tiny_store):
+    frame = tiny_store.to_pandas()
+    assert len(frame) == 12 and {"rule", "param.agents", "quantile_level", "raw"} <= set(frame.columns)
+    by_rule = frame.groupby("rule")["min_normalized"].mean()
+    assert by_rule["max-quantile"] == pytest.approx(np.mean([r["min_normalized"] for r in tiny_store.records
+                                                              if r["rule"] == "max-quantile"]))
+
+
 def test_resume_runs_only_the_missing_cells_and_reuses_samples(tmp_path):
     path = tmp_path / "r.db"
     first = {**SPEC, "rules": ["egalitarian"]}
