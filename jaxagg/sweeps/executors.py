@@ -22,6 +22,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from jaxagg.errors import ValidationError
@@ -112,7 +113,8 @@ class RayExecutor:
     def submit(self, task: Task, momdp: Any = None, sample: Any = None) -> Future:
         """Start ``task`` as a Ray task; ``momdp`` and ``sample`` go to the object store once
         each (by identity) and are handed to every task that needs them."""
-        return self._solve.remote(task, self._ref(momdp), self._ref(sample)).future()
+        bounds = self._ref(task.bounds)  # once per instance, not copied into every task
+        return self._solve.remote(replace(task, bounds=None), self._ref(momdp), self._ref(sample), bounds).future()
 
     def _ref(self, value: Any) -> Any:
         if value is None:

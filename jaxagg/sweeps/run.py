@@ -32,6 +32,9 @@ from jaxagg.validation import integer_at_least
 
 GROUP = 64
 """Instances of one shape built and sampled together (and the most held in memory at once)."""
+GROUP_BYTES = 2 * 1024**3
+"""A group holds at most about this many bytes of instances and samples (by :func:`instance_bytes`),
+so a group of large instances is smaller than :data:`GROUP`."""
 MAX_ATTEMPTS = 2
 """A cell whose worker process dies this many times is recorded as failed."""
 
@@ -322,12 +325,15 @@ def _matching_sample(path: Path, momdp: MOMDP) -> ReturnSample | None:
 
 
 def _instance_groups(cells: list[Cell], size: int) -> Iterable[list[Cell]]:
-    """The cells in groups of at most ``size`` instances of one shape (cells keep their order
-    within a shape; shapes in order of first appearance)."""
+    """The cells in groups of at most ``size`` instances of one shape, fewer where their estimated
+    memory (:func:`instance_bytes`) passes :data:`GROUP_BYTES` (cells keep their order within a
+    shape; shapes in order of first appearance)."""
     shapes: dict[str, list[Cell]] = {}
     for cell in cells:
         shapes.setdefault(cell.instance.shape, []).append(cell)
     for shape_cells in shapes.values():
+        largest = max((instance_bytes(c.instance, c.sample) or 0 for c in shape_cells), default=0)
+        size = max(1, min(size, GROUP_BYTES // max(largest, 1)))
         batch: list[Cell] = []
         seen: set[str] = set()
         for key, instance_cells in groupby(shape_cells, key=lambda c: c.instance.key):

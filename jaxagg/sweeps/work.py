@@ -77,19 +77,23 @@ def _remember(cache: OrderedDict, key: str, make) -> Any:
     return value
 
 
-def run_cell(task: Task, momdp: MOMDP | None = None, sample: ReturnSample | None = None) -> dict[str, Any]:
+def run_cell(task: Task, momdp: MOMDP | None = None, sample: ReturnSample | None = None,
+             bounds: ReturnBounds | None = None) -> dict[str, Any]:
     """Run one cell and return its record for :meth:`~jaxagg.sweeps.store.Store.put_run` (plus
     ``bounds``: ``(lower, upper)`` lists). The instance is ``momdp`` when given (a Ray task gets
     it from the object store), else rebuilt from the task's parameters; the sample likewise, else
-    read from ``task.sample_path``. A :class:`~jaxagg.errors.JaxaggError` or any other exception
-    of the rule becomes a ``failed`` record with its type and message; only interruption
-    (KeyboardInterrupt, SystemExit) propagates."""
+    read from ``task.sample_path``; the driver's bounds are ``bounds`` or ``task.bounds``.
+
+    A :class:`~jaxagg.errors.JaxaggError` or any other exception of the rule becomes a ``failed``
+    record with its type and message; only interruption (KeyboardInterrupt, SystemExit)
+    propagates."""
     began = time.perf_counter()
     try:
         if momdp is None:
             momdp = _remember(_instances, task.instance_key, lambda: InstanceSpec(task.env, task.params).build())
-        if task.bounds is not None:
-            adopt_bounds(momdp, task.bounds, task.fingerprint)
+        bounds = bounds if bounds is not None else task.bounds
+        if bounds is not None:
+            adopt_bounds(momdp, bounds, task.fingerprint)
         if sample is None and task.sample_path is not None:
             sample = _remember(_samples, task.sample_path, lambda: load_sample(task.sample_path))
         rule = rule_registry.get(task.rule)
