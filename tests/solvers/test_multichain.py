@@ -358,3 +358,26 @@ def test_the_oracle_instances_are_discriminating():
         vertices = np.array([solve_linear(polytope, c) for c in rng.standard_normal((4, m.dim))])
         mixed += quiet(make_outcome, m, "point", rng.dirichlet(np.ones(4)) @ vertices).mixture is not None
     assert differs >= len(SEEDS) // 2 and mixed >= len(SEEDS) // 2
+
+
+def test_large_multichain_bounds_use_the_lp_not_policy_iteration():
+    """Past POLICY_ITERATION_MIN_PAIRS state-action pairs "auto" picks policy iteration, whose
+    certificate bounds the flow polytope: on a multichain instance it must take the LPs."""
+    rng = np.random.default_rng(0)
+    sizes = (500, 501)  # two closed blocks: 1001 states, 2002 pairs
+    S, A = sum(sizes), 2
+    assert S * A > ja.polytope.POLICY_ITERATION_MIN_PAIRS
+    P = np.zeros((S, A, S))
+    first = 0
+    for size in sizes:
+        for s, a in itertools.product(range(first, first + size), range(A)):
+            P[s, a, first + rng.choice(size, 3, replace=False)] = 1 / 3
+        first += size
+    mu = np.zeros(S)
+    mu[0] = 1.0  # only the first block is reached
+    R = np.zeros((1, S, A))
+    R[0, sizes[0]:, :] = 1.0  # rewards only in the unreachable block
+    m = ja.MOMDP(P, R, mu=mu, criterion="average")
+    with pytest.warns(DegenerateAgentWarning):
+        bounds = ja.return_bounds(m)
+    assert bounds.method == "lp" and bounds.upper[0] == pytest.approx(0.0, abs=1e-9)
