@@ -381,3 +381,21 @@ def test_large_multichain_bounds_use_the_lp_not_policy_iteration():
     with pytest.warns(DegenerateAgentWarning):
         bounds = ja.return_bounds(m)
     assert bounds.method == "lp" and bounds.upper[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_contract_instance_exercises_mixtures(garnet_multichain):
+    """Guard on conftest's garnet_multichain (swept by tests/rules/test_contract.py): several end
+    components, full-support policies unichain (the policy measure and the tuner apply), and
+    its egalitarian optimum needs a mixture."""
+    m = garnet_multichain
+    assert ja.occupancy_polytope(m).multichain and is_unichain_for_full_support(m.P)
+    outcome = ja.rules.get("egalitarian")(m)
+    assert outcome.mixture is not None
+    assert_achieved(m, outcome)
+
+
+def test_the_tuner_refuses_several_closed_classes():
+    m = two_classes((0.75, 0, 0.25, 0))
+    sample = ja.sample(m, 50, measure="hull")
+    with pytest.raises(ValidationError, match="the tuner evaluates full-support policies .* several closed classes"):
+        ja.rules.get("tune-quantile")(m, sample, steps=5, restarts=1)
