@@ -72,7 +72,7 @@ class Outcome:
     params: dict[str, Any] = field(default_factory=dict)
     solves: tuple[SolveResult, ...] = ()
     stats: SolverStats = field(default_factory=SolverStats)
-    mixture: tuple[tuple[float, np.ndarray], ...] | None = None
+    mixture: tuple[tuple[float, np.ndarray], ...] | None = None  # a Mixture (below)
 
     def to_dict(self, include_policy: bool = False) -> dict[str, Any]:
         """JSON-serialisable summary. With ``include_policy``: ``policy`` ``[S, A]`` and
@@ -94,14 +94,14 @@ class Outcome:
 
 def make_outcome(momdp: MOMDP, rule: str, occupancy: np.ndarray, solves: Iterable[SolveResult] = (), **info: Any) -> Outcome:
     """Assemble an :class:`Outcome` from an occupancy ``[S*A]``: policy (or policy mixture,
-    :func:`achieving_policy`), raw and normalised returns, and the statistics of ``solves``.
-    ``rule`` names what made it; the registry's door replaces it with the registry name and
-    adds the options as ``params``."""
+    :func:`achieving_policy`, held to the contract of :func:`check_policy_reproduces`), raw and
+    normalised returns, and the statistics of ``solves``. ``rule`` names what made it; the
+    registry's door replaces it with the registry name and adds the options as ``params``."""
     d = np.clip(np.asarray(occupancy, dtype=np.float64), 0.0, None)
     bounds = return_bounds(momdp)
     returns = np.where(bounds.degenerate, bounds.lower, momdp.returns(d))
-    policy, mixture, extra = achieving_policy(momdp, d, returns)
-    check_policy_reproduces(momdp, rule, policy, returns, mixture)
+    policy, mixture, extra, achieved = achieving_policy(momdp, d, returns)
+    _require_achieved(momdp, rule, achieved, returns, mixture)
     solves = (*solves, *extra)
     return Outcome(
         rule=rule,
@@ -124,11 +124,14 @@ which moved the exact returns by 1.7e-7 of the range on attention (5, 3) (egalit
 stationary policy that misses by more is replaced by a policy mixture, which reaches the returns
 to :data:`jaxagg.solvers.mixture.DECOMPOSITION_TOL`."""
 
+Mixture = tuple[tuple[float, np.ndarray], ...]
+"""A policy mixture as an Outcome holds it: ``((w_1, pi_1), ..., (w_K, pi_K))``."""
+
 
 def achieving_policy(momdp: MOMDP, occupancy: np.ndarray,
-                     returns: np.ndarray) -> tuple[np.ndarray, tuple[tuple[float, np.ndarray], ...] | None, tuple[SolveResult, ...]]:
-    """``(policy [S, A], mixture, solves)`` achieving ``returns [n]`` of ``occupancy [S*A]`` from
-    ``mu``, trying the cheap constructions first:
+                     returns: np.ndarray) -> tuple[np.ndarray, Mixture | None, tuple[SolveResult, ...], np.ndarray]:
+    """``(policy [S, A], mixture, solves, achieved [n])`` for the ``returns [n]`` of ``occupancy
+    [S*A]``, trying the cheap constructions first:
 
     1. the stationary policy read from the occupancy (uniform where it has no mass);
     2. (multichain O) the same with Puterman's transient rule: states without occupancy mass
@@ -137,26 +140,31 @@ def achieving_policy(momdp: MOMDP, occupancy: np.ndarray,
        component it is a deterministic stationary policy (``mixture`` None), else ``policy`` is
        its highest-weight component.
 
-    Discounted occupancies always pass step 1. ``solves``: the mixture's LPs, if any. The
-    result is not checked here: :func:`check_policy_reproduces` does that."""
+    A step is accepted when its exact returns from ``mu`` are within :data:`POLICY_RTOL` of
+    ``returns`` (discounted occupancies always pass step 1). ``solves``: the mixture's LPs, if
+    any; ``achieved``: the exact returns of what is returned (the mixture's ``sum_k w_k
+    J(pi_k)``), which the caller holds to the contract (:func:`check_policy_reproduces`)."""
     S, A = momdp.num_states, momdp.num_actions
     policy = policy_from_occupancy(occupancy, S, A)
-    if momdp.criterion != "average" or _policy_error(momdp, policy, None, returns).max() <= POLICY_RTOL:
-        return policy, None, ()
+    achieved = _returns_of(momdp, policy)
+    if momdp.criterion != "average" or _relative_error(momdp, achieved, returns).max() <= POLICY_RTOL:
+        return policy, None, (), achieved
     polytope = occupancy_polytope(momdp)
     if polytope.multichain:
         point = polytope.lift(occupancy)
         policy = policy_from_occupancy(occupancy, S, A, transient=point[polytope.dim:])
-        if _policy_error(momdp, policy, None, returns).max() <= POLICY_RTOL:
-            return policy, None, ()
+        achieved = _returns_of(momdp, policy)
+        if _relative_error(momdp, achieved, returns).max() <= POLICY_RTOL:
+            return policy, None, (), achieved
     found = policy_mixture(momdp, returns)
     order = np.argsort(-found.weights, kind="stable")
     mixture = tuple((float(found.weights[k]), found.policies[k]) for k in order)
-    return mixture[0][1], (mixture if len(mixture) > 1 else None), found.solves
+    achieved = found.weights @ momdp.returns(found.occupancies)  # exact occupancies from mu
+    return mixture[0][1], (mixture if len(mixture) > 1 else None), found.solves, achieved
 
 
 def check_policy_reproduces(momdp: MOMDP, rule: str, policy: np.ndarray, returns: np.ndarray,
-                            mixture: tuple[tuple[float, np.ndarray], ...] | None = None) -> None:
+                            mixture: Mixture | None = None) -> None:
     """The contract of every Outcome: its stationary ``policy [S, A]`` or, when given, its policy
     ``mixture`` (``sum_k w_k J(pi_k)``), evaluated exactly from ``mu``
     (:func:`jaxagg.occupancy_of_policy`), gives ``returns [n]`` to :data:`POLICY_RTOL` of each
@@ -165,33 +173,39 @@ def check_policy_reproduces(momdp: MOMDP, rule: str, policy: np.ndarray, returns
 
     Raises:
         PolicyError: the policy (or mixture) misses the returns."""
-    gap = _signed_gap(momdp, policy, mixture, returns)
-    error = np.abs(gap) / np.maximum(return_bounds(momdp).span, np.finfo(np.float64).tiny)
+    achieved = _returns_of(momdp, policy) if mixture is None else mixture_returns(momdp, mixture)
+    _require_achieved(momdp, rule, achieved, returns, mixture)
+
+
+def mixture_returns(momdp: MOMDP, mixture: Mixture) -> np.ndarray:
+    """``[n]``: the long-run returns from ``mu`` of a policy mixture, ``sum_k w_k J(pi_k)``, each
+    policy evaluated exactly (:func:`jaxagg.occupancy_of_policy`)."""
+    return sum(float(w) * _returns_of(momdp, pi) for w, pi in mixture)
+
+
+def _returns_of(momdp: MOMDP, policy: np.ndarray) -> np.ndarray:
+    """``[n]``: the exact returns of a stationary policy ``[S, A]`` from mu."""
+    return momdp.returns(occupancy_of_policy(momdp, policy))
+
+
+def _relative_error(momdp: MOMDP, achieved: np.ndarray, returns: np.ndarray) -> np.ndarray:
+    """``[n]``: ``|achieved - returns|`` as fractions of each agent's return range (0 for a
+    degenerate agent, whose return is the same under every policy)."""
+    bounds = return_bounds(momdp)
+    error = np.abs(achieved - returns) / np.maximum(bounds.span, np.finfo(np.float64).tiny)
+    return np.where(bounds.degenerate, 0.0, error)
+
+
+def _require_achieved(momdp: MOMDP, rule: str, achieved: np.ndarray, returns: np.ndarray, mixture: Mixture | None) -> None:
+    """Raise :class:`PolicyError` unless ``achieved [n]`` is within :data:`POLICY_RTOL` of ``returns [n]``."""
+    error = _relative_error(momdp, achieved, returns)
     if not (error <= POLICY_RTOL).all():
         worst = int(np.argmax(error))
         what = "its stationary policy" if mixture is None else f"its mixture of {len(mixture)} policies"
         raise PolicyError(
-            f"{rule}: {what} gives agent {worst} a return of {returns[worst] + gap[worst]:.6g} from mu, not "
-            f"{returns[worst]:.6g} ({error[worst]:.2g} of its range, more than {POLICY_RTOL:g}): the outcome's returns "
-            "are not achieved from mu by any policy or policy mixture jaxagg found")
-
-
-def mixture_returns(momdp: MOMDP, mixture: tuple[tuple[float, np.ndarray], ...]) -> np.ndarray:
-    """``[n]``: the long-run returns from ``mu`` of a policy mixture, ``sum_k w_k J(pi_k)``, each
-    policy evaluated exactly (:func:`jaxagg.occupancy_of_policy`)."""
-    return sum(float(w) * momdp.returns(occupancy_of_policy(momdp, pi)) for w, pi in mixture)
-
-
-def _signed_gap(momdp: MOMDP, policy: np.ndarray, mixture, returns: np.ndarray) -> np.ndarray:
-    """``[n]`` achieved minus claimed returns (degenerate agents: 0)."""
-    bounds = return_bounds(momdp)
-    achieved = momdp.returns(occupancy_of_policy(momdp, policy)) if mixture is None else mixture_returns(momdp, mixture)
-    return np.where(bounds.degenerate, 0.0, achieved - returns)
-
-
-def _policy_error(momdp: MOMDP, policy: np.ndarray, mixture, returns: np.ndarray) -> np.ndarray:
-    """``[n]`` |achieved - claimed| returns as fractions of each agent's return range."""
-    return np.abs(_signed_gap(momdp, policy, mixture, returns)) / np.maximum(return_bounds(momdp).span, np.finfo(np.float64).tiny)
+            f"{rule}: {what} gives agent {worst} a return of {achieved[worst]:.6g} from mu, not {returns[worst]:.6g} "
+            f"({error[worst]:.2g} of its range, more than {POLICY_RTOL:g}): the outcome's returns are not achieved "
+            "from mu by any policy or policy mixture jaxagg found")
 
 
 def relabelled(outcome: Outcome, info: dict[str, Any], before: Iterable[SolveResult] = ()) -> Outcome:
