@@ -64,9 +64,9 @@ class ConvergenceError(SolverError):
 
 
 class PolicyError(SolverError):
-    """A solve found an occupancy, but the stationary policy read from it does not reproduce its
-    returns from the initial distribution (an Outcome must never report returns its policy
-    does not achieve)."""
+    """A solve found an occupancy, but neither a stationary policy nor a policy mixture found for
+    it reproduces its returns from the initial distribution (an Outcome must never report
+    returns its policy does not achieve)."""
 
 
 class InfeasibleError(SolverError):

@@ -13,6 +13,7 @@ import numpy as np
 from jaxagg.errors import DegenerateAgentWarning, ValidationError
 from jaxagg.momdp import MOMDP
 from jaxagg.solvers import mdp as solvers_mdp
+from jaxagg.solvers import mixture as solvers_mixture
 from jaxagg.solvers import polytope as solvers_polytope
 from jaxagg.solvers import program as solvers_program
 from jaxagg.solvers.polytope import OccupancyPolytope, policy_from_occupancy
@@ -23,10 +24,12 @@ __all__ = [
     "OccupancyPolytope",
     "ReturnBounds",
     "is_unichain_for_full_support",
+    "multichain_polytope",
     "normalized_rewards",
     "occupancy_of_policy",
     "occupancy_polytope",
     "policy_from_occupancy",
+    "policy_mixture",
     "return_bounds",
 ]
 
@@ -38,43 +41,55 @@ compilation, 6-20 s, outweighs the LPs on small instances)."""
 
 _POLYTOPES: weakref.WeakKeyDictionary[MOMDP, OccupancyPolytope] = weakref.WeakKeyDictionary()
 _BOUNDS: weakref.WeakKeyDictionary[MOMDP, ReturnBounds] = weakref.WeakKeyDictionary()
+_MULTICHAIN: weakref.WeakKeyDictionary[MOMDP, OccupancyPolytope] = weakref.WeakKeyDictionary()
 
 
 def occupancy_polytope(momdp: MOMDP) -> OccupancyPolytope:
     """The occupancy polytope of ``momdp`` (built once, then cached per instance).
 
-    Raises:
-        ValidationError: an average-reward instance with several maximal end components (see
-            :func:`check_average_reward_structure`).
+    Under average reward it is the set of long-run occupancies reachable from ``mu``: the flow
+    polytope when the MDP has one maximal end component (weakly communicating), the multichain
+    dual LP with transient-flow columns when it has several
+    (:func:`jaxagg.solvers.polytope.build_polytope`; ``polytope.multichain`` says which).
     """
     _check_momdp(momdp)
     cached = _POLYTOPES.get(momdp)
     if cached is None:
-        check_average_reward_structure(momdp)
         cached = _POLYTOPES[momdp] = solvers_polytope.build_polytope(momdp.transitions, momdp.mu, momdp.gamma)
     return cached
 
 
-def check_average_reward_structure(momdp: MOMDP) -> None:
-    """Refuse an average-reward instance that is not weakly communicating.
-
-    Under the average-reward criterion O is the set of long-run occupancies, which jaxagg builds
-    from the flow equations alone. That is exact when the MDP has one maximal end component
-    (weakly communicating: every policy ends up in the same set of mutually reachable states,
-    whatever ``mu``). With several, which ones a policy can reach depends on ``mu``, and the flow
-    equations would offer returns that no policy reaches from ``mu``; jaxagg refuses such an
-    instance rather than answer wrongly. The discounted criterion has no such restriction.
-    """
+def multichain_polytope(momdp: MOMDP) -> OccupancyPolytope:
+    """O of an average-reward ``momdp`` in the multichain formulation (cached): O itself on a
+    multichain instance, else the same set lifted with transient-flow columns. Its basic
+    solutions give deterministic policies that reach their occupancy from ``mu``
+    (:func:`jaxagg.solvers.polytope.deterministic_policy_of_vertex`)."""
+    polytope = occupancy_polytope(momdp)
+    if polytope.multichain:
+        return polytope
     if momdp.criterion != "average":
-        return
-    components = np.unique(solvers_polytope.maximal_end_components(momdp.transitions))
-    components = components[components >= 0]
-    if components.size > 1:
-        raise ValidationError(
-            f"momdp: under the average-reward criterion this MDP has {components.size} maximal end components "
-            "(sets of states some policy never leaves that cannot reach one another), so the returns a policy can reach "
-            "depend on mu; jaxagg supports average reward only for weakly communicating MDPs (one component) so far. "
-            "Use the discounted criterion (gamma close to 1) instead")
+        raise ValidationError("momdp: the multichain formulation is for the average-reward criterion")
+    cached = _MULTICHAIN.get(momdp)
+    if cached is None:
+        cached = _MULTICHAIN[momdp] = solvers_polytope.build_polytope(momdp.transitions, momdp.mu, None, multichain=True)
+    return cached
+
+
+def policy_mixture(momdp: MOMDP, returns: np.ndarray) -> solvers_mixture.Mixture:
+    """A mixture of at most n + 1 deterministic policies whose long-run returns from ``mu``
+    (``sum_k w_k J(pi_k)``, each evaluated exactly) are ``returns [n]`` to
+    :data:`jaxagg.solvers.mixture.DECOMPOSITION_TOL` of each agent's return range (average
+    reward; see :mod:`jaxagg.solvers.mixture`). Degenerate agents are left out (every policy
+    gives them their one return).
+
+    Raises:
+        PolicyError: no policy mixture reaches ``returns`` from ``mu``.
+    """
+    bounds = return_bounds(momdp)
+    live = ~bounds.degenerate
+    returns = np.asarray(returns, dtype=np.float64)
+    return solvers_mixture.decompose(multichain_polytope(momdp), momdp.transitions, momdp.mu, normalized_rewards(momdp)[live],
+                                     bounds.normalize(returns)[live])
 
 
 def return_bounds(momdp: MOMDP, method: str = "auto") -> ReturnBounds:
@@ -86,6 +101,9 @@ def return_bounds(momdp: MOMDP, method: str = "auto") -> ReturnBounds:
     any bound whose certificate fails is solved by LP instead; see :mod:`jaxagg.solvers.mdp`),
     or ``"auto"``: LPs up to :data:`POLICY_ITERATION_MIN_PAIRS` state-action pairs, policy
     iteration beyond. ``bounds.method`` and ``bounds.certificates`` record what was done.
+    Policy iteration optimises over the flow polytope, which is O only when the MDP has one
+    maximal end component: on a multichain average-reward instance ``"auto"`` uses the LPs and
+    ``"policy-iteration"`` is refused.
 
     Warns with :class:`~jaxagg.errors.DegenerateAgentWarning` for agents whose range is empty
     (up to :data:`jaxagg.solvers.program.DEGENERATE_RTOL`); their normalised return is 1.
@@ -95,13 +113,16 @@ def return_bounds(momdp: MOMDP, method: str = "auto") -> ReturnBounds:
     if cached is not None:
         return cached
     _check_momdp(momdp)
+    multichain = occupancy_polytope(momdp).multichain
     if method == "auto":
-        method = "policy-iteration" if momdp.dim > POLICY_ITERATION_MIN_PAIRS else "lp"
+        method = "policy-iteration" if momdp.dim > POLICY_ITERATION_MIN_PAIRS and not multichain else "lp"
+    if method == "policy-iteration" and multichain:
+        raise ValidationError("method: policy iteration bounds the returns over the flow polytope, which offers returns no "
+                              "policy reaches from mu on this multichain average-reward MDP (several maximal end "
+                              "components); use method='lp' or 'auto'")
     if method == "lp":
         bounds = solvers_program.return_bounds(occupancy_polytope(momdp), momdp.reward_matrix)
     else:
-        check_average_reward_structure(momdp)
-
         def by_lp(agent: int, sense: str) -> np.ndarray:
             return solvers_program.solve_linear(occupancy_polytope(momdp), momdp.reward_matrix[agent], sense=sense,
                                                 what=f"{sense}imum return LP of agent {agent}")

@@ -254,8 +254,9 @@ def _measure_kernel(momdp: MOMDP, measure: str, engine: dict | None) -> tuple[Ca
         if momdp.criterion == "average" and not is_unichain_for_full_support(momdp):
             raise ValidationError(
                 "momdp: the 'policy' measure under the average-reward criterion needs every full-support "
-                "policy to be unichain, but this MOMDP has several closed classes of states; use the "
-                "discounted criterion or the 'hull' measure"
+                "policy to be unichain, but this MOMDP has several closed classes of states, which jaxagg's "
+                "policy evaluation does not handle; use the 'hull' measure (its points are reached from mu, by "
+                "policy mixtures) or the discounted criterion"
             )
         operator = T.DenseTransitions(momdp.P) if engine["operator"] == "dense" else momdp.transitions
 

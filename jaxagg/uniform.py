@@ -102,7 +102,14 @@ def _run(momdp: MOMDP, num_samples: int, seed: int, options: dict, dtype, progre
     The chains run in coordinates scaled by the analytic centre, ``y = x / x_c``, so that every
     coordinate is about 1 at the start whatever its size (some occupancies of attention (5, 3)
     are 1e-8 there); the uniform measure in y maps to the uniform measure in x."""
-    hull = parametrise_hull(occupancy_polytope(momdp))
+    polytope = occupancy_polytope(momdp)
+    if polytope.multichain:
+        raise ValidationError(
+            "measure: this average-reward MDP has several maximal end components, so O (the occupancies reached from mu) "
+            "is the projection of the multichain LP, whose transient-flow columns are unbounded; the 'uniform' measure "
+            "on that projection has no hit-and-run sampler in jaxagg. Use the 'hull' measure (reachable returns) or the "
+            "discounted criterion")
+    hull = parametrise_hull(polytope)
     k, chains, kind = hull.dimension, options["chains"], options["directions"]
     thin = max(MIN_THIN, math.ceil(k / THIN_DIMENSIONS_PER_SWEEP)) if options["thin"] is None else options["thin"]
     burn_in = k if options["burn_in"] is None else options["burn_in"]

@@ -10,6 +10,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
+from jaxagg.errors import ValidationError
 from jaxagg.solvers.highs import INF, solve
 from jaxagg.solvers.polytope import OccupancyPolytope
 
@@ -40,6 +41,9 @@ def parametrise_hull(polytope: OccupancyPolytope) -> HullParametrisation:
     ``y_j = 1`` exactly on the coordinates that can be positive (O is convex, so all of them at
     once, and scaling by ``tau`` lifts each to 1), and ``z / tau`` is then in O's relative interior.
     """
+    if polytope.multichain:
+        raise ValidationError("polytope: expected O without auxiliary columns; the multichain formulation's O is a "
+                              "projection, which this parametrisation does not cover")
     E, b, d = polytope.E, polytope.b, polytope.dim
     m = E.shape[0]
     identity = sp.identity(d, format="csc")

@@ -2,6 +2,9 @@
 certificates, the LP as the fallback (DESIGN "Where scale comes from").
 
 ``max_O <r, d>`` over the occupancy polytope O (SPEC §1) is an ordinary MDP with reward ``r``
+(under average reward O here is the flow polytope, ``build_polytope(..., multichain=False)``:
+the set of long-run occupancies only when the MDP has one maximal end component, which is the
+only case :func:`jaxagg.return_bounds` sends here)
 (``min`` is the MDP with ``-r``). :func:`solve_mdps` solves K of them at once on one transition
 operator (dense, sparse or Kronecker-factored; ``jaxagg.kernels.transitions``):
 

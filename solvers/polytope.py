@@ -3,8 +3,18 @@
 O = {d in R^{S*A} : d >= 0, E d = b} with d flattened state-major (``d[s*A + a]``):
 
 * discounted: row s is ``sum_a d(s,a) - gamma sum_{s',a'} P(s',a',s) d(s',a') = (1-gamma) mu(s)``;
-* average reward: row s is ``sum_a d(s,a) - sum_{s',a'} P(s',a',s) d(s',a') = 0``, plus a last row
-  ``sum d = 1`` (one flow row is redundant; HiGHS's presolve drops it).
+* average reward, one maximal end component (weakly communicating; the fast path): row s is
+  ``sum_a d(s,a) - sum_{s',a'} P(s',a',s) d(s',a') = 0``, plus a last row ``sum d = 1`` (one flow
+  row is redundant; HiGHS's presolve drops it). Every such d is reached from any ``mu``;
+* average reward, several maximal end components (multichain): which recurrent classes a policy
+  reaches depends on ``mu``, and the flow rows alone would offer returns no policy reaches. O is
+  then the projection onto d of the multichain dual LP (Puterman §9.3, Kallenberg): the columns
+  are ``[d (S*A) | y (S*A)]``, ``y >= 0`` the transient flow, with rows
+  ``sum_a d(j,a) - sum_{s,a} P(s,a,j) d(s,a) = 0`` and
+  ``sum_a d(j,a) + sum_a y(j,a) - sum_{s,a} P(s,a,j) y(s,a) = mu(j)`` for every state j
+  (summed over j the second block gives ``sum d = 1``). ``y`` are auxiliary columns
+  (:attr:`OccupancyPolytope.num_aux`): every LP over O carries them (they follow d in every
+  program's columns) and no objective or return looks at them.
 
 Everything here takes arrays (``P``: a dense ``[S, A, S]`` array or any transition operator of
 :mod:`jaxagg.kernels.transitions`, turned into one sparse ``[S*A, S]`` matrix by
@@ -27,6 +37,7 @@ from scipy.sparse.csgraph import connected_components
 
 from jaxagg.errors import ShapeError, ValidationError
 from jaxagg.kernels import transitions as T
+from jaxagg.solvers import highs
 
 LARGE_CLASS = 2000
 """Recurrent classes larger than this get their stationary distribution from a sparse solve."""
@@ -34,13 +45,17 @@ LARGE_CLASS = 2000
 
 @dataclass(frozen=True, eq=False)
 class OccupancyPolytope:
-    """O = {d >= 0 : E d = b}.
+    """O = {d : (d, y) >= 0, E [d; y] = b for some y}: the occupancies d, plus ``num_aux``
+    auxiliary columns y (none but for multichain average reward, where y is the transient flow;
+    see the module docstring).
 
     Attributes:
-        E: ``[m, S*A]`` CSC matrix (m = S discounted, S + 1 average reward).
+        E: ``[m, S*A + num_aux]`` CSC matrix (m = S discounted, S + 1 average reward with one
+            maximal end component, 2 S multichain average reward).
         b: ``[m]`` right-hand side.
         num_states, num_actions: S and A.
         criterion: ``"average"`` or ``"discounted"``.
+        num_aux: auxiliary columns after d (0, or S*A for the multichain formulation).
     """
 
     E: sp.csc_matrix
@@ -48,18 +63,55 @@ class OccupancyPolytope:
     num_states: int
     num_actions: int
     criterion: str
+    num_aux: int = 0
 
     @property
     def dim(self) -> int:
+        """S*A, the occupancy's length (the first ``dim`` columns of E)."""
         return self.num_states * self.num_actions
 
-    def residual(self, occupancy: np.ndarray) -> float:
-        """``max(|E d - b|_inf, max(-d, 0))``: 0 exactly on O; ``occupancy`` is ``[S*A]``."""
-        d = _flat(occupancy, self.dim)
-        return float(max(np.abs(self.E @ d - self.b).max(), max(-d.min(), 0.0)))
+    @property
+    def num_columns(self) -> int:
+        """``dim + num_aux``: the columns of E."""
+        return self.dim + self.num_aux
 
-    def contains(self, occupancy: np.ndarray, tol: float = 1e-8) -> bool:
-        return self.residual(occupancy) <= tol
+    @property
+    def multichain(self) -> bool:
+        """Whether O is the multichain formulation (it has auxiliary columns)."""
+        return self.num_aux > 0
+
+    def residual(self, point: np.ndarray) -> float:
+        """``max(|E z - b|_inf, max(-z, 0))`` of a point ``z [num_columns]``: 0 exactly on the
+        lifted polytope. An occupancy ``[S*A]`` alone is first lifted (:meth:`lift`: the
+        auxiliary columns that fit it best, by one LP), so that 0 means d is in O."""
+        z = np.asarray(point, dtype=np.float64).reshape(-1)
+        if z.shape != (self.num_columns,):
+            z = self.lift(z)
+        return float(max(np.abs(self.E @ z - self.b).max(), max(-z.min(), 0.0)))
+
+    def contains(self, point: np.ndarray, tol: float = 1e-8) -> bool:
+        """Whether :meth:`residual` of ``point`` (``[S*A]`` or ``[num_columns]``) is at most ``tol``."""
+        return self.residual(point) <= tol
+
+    def lift(self, occupancy: np.ndarray) -> np.ndarray:
+        """``[num_columns]``: ``occupancy [S*A]`` with auxiliary columns ``y >= 0`` minimising
+        ``|E [d; y] - b|_inf`` (a basic solution of one LP through :mod:`jaxagg.solvers.highs`);
+        ``occupancy`` itself when O has no auxiliary columns."""
+        d = _flat(occupancy, self.dim)
+        if not self.num_aux:
+            return d
+        E = sp.csc_matrix(self.E)
+        target = self.b - E[:, : self.dim] @ d
+        aux = E[:, self.dim:]
+        m = E.shape[0]
+        ones = sp.csc_matrix(np.ones((m, 1)))
+        matrix = sp.vstack([sp.hstack([aux, -ones]), sp.hstack([aux, ones])], format="csc")
+        cost = np.zeros(self.num_aux + 1)
+        cost[-1] = 1.0
+        result = highs.solve(cost, matrix, np.concatenate([np.full(m, -highs.INF), target]),
+                             np.concatenate([target, np.full(m, highs.INF)]), 0.0, highs.INF, sense="min",
+                             solver="simplex", what="transient-flow LP (lifting an occupancy into O)")
+        return np.concatenate([d, np.clip(result.x[: self.num_aux], 0.0, None)])
 
 
 def transition_matrix(P) -> sp.csr_matrix:
@@ -99,33 +151,67 @@ def sizes_of(P) -> tuple[int, int]:
     return np.shape(P)[0], np.shape(P)[1]
 
 
-def build_polytope(P, mu: np.ndarray, gamma: float | None) -> OccupancyPolytope:
+def build_polytope(P, mu: np.ndarray, gamma: float | None, multichain: bool | None = None) -> OccupancyPolytope:
     """O of transitions ``P`` (dense ``[S, A, S]`` or an operator) and initial distribution
     ``mu [S]``, discounted by ``gamma`` or (``gamma=None``) under the average-reward criterion;
-    built vectorised as sparse matrices."""
+    built vectorised as sparse matrices (module docstring).
+
+    ``multichain`` (average reward only): ``None`` picks the formulation that is exact for this
+    ``P``: the flow rows when the MDP has one maximal end component, the multichain dual LP
+    (auxiliary transient-flow columns) when it has several. ``True`` forces the multichain
+    formulation (exact for every MDP: with one component its projection equals the flow
+    polytope); ``False`` forces the flow rows (the polytope of stationary flows, which may hold
+    returns that no policy reaches from ``mu``)."""
     S, A = sizes_of(P)
+    mu = np.asarray(mu, dtype=np.float64)
     outflow = sp.kron(sp.identity(S, format="csc"), np.ones((1, A)), format="csc")  # [S, S*A]
     inflow = transition_matrix(P).T.tocsc()  # [S, S*A]: P(s', a', s) at (s, s'A+a')
+    num_aux = 0
     if gamma is not None:
+        if multichain:
+            raise ValidationError("multichain: the multichain formulation is for the average-reward criterion (gamma=None)")
         E = (outflow - gamma * inflow).tocsc()
-        b = (1.0 - gamma) * np.asarray(mu, dtype=np.float64)
+        b = (1.0 - gamma) * mu
     else:
-        E = sp.vstack([outflow - inflow, sp.csc_matrix(np.ones((1, S * A)))], format="csc")
-        b = np.concatenate([np.zeros(S), [1.0]])
+        if multichain is None:
+            multichain = end_component_count(P) > 1
+        flow = (outflow - inflow).tocsc()
+        if multichain:
+            E = sp.bmat([[flow, None], [outflow, flow]], format="csc")  # columns [d | y]
+            b = np.concatenate([np.zeros(S), mu])
+            num_aux = S * A
+        else:
+            E = sp.vstack([flow, sp.csc_matrix(np.ones((1, S * A)))], format="csc")
+            b = np.concatenate([np.zeros(S), [1.0]])
     E.eliminate_zeros()
     E.sort_indices()
-    return OccupancyPolytope(E=E, b=b, num_states=S, num_actions=A, criterion="average" if gamma is None else "discounted")
+    return OccupancyPolytope(E=E, b=b, num_states=S, num_actions=A, criterion="average" if gamma is None else "discounted",
+                             num_aux=num_aux)
 
 
 # ------------------------------------------------------------------ policy <-> occupancy
-def policy_from_occupancy(occupancy: np.ndarray, num_states: int, num_actions: int) -> np.ndarray:
+def policy_from_occupancy(occupancy: np.ndarray, num_states: int, num_actions: int,
+                          transient: np.ndarray | None = None) -> np.ndarray:
     """``pi(a|s) = d(s,a) / sum_a d(s,a)``, uniform where a state has no mass (below 1e-12 or a
-    relative 1e-12 of the largest state mass). ``occupancy`` is ``[S*A]``; returns ``[S, A]``."""
-    d = np.clip(_flat(occupancy, num_states * num_actions), 0.0, None).reshape(num_states, num_actions)
+    relative 1e-12 of the largest state mass). ``occupancy`` is ``[S*A]``; returns ``[S, A]``.
+
+    ``transient [S*A]`` (the multichain formulation's transient flow y of a point of O): on
+    states without occupancy mass, ``pi(a|s) = y(s,a) / sum_a y(s,a)`` where y has mass
+    (Puterman's construction), uniform where neither has."""
+    d = _distribution_rows(occupancy, num_states, num_actions)
+    if transient is None:
+        return np.where(np.isnan(d), 1.0 / num_actions, d)
+    y = _distribution_rows(transient, num_states, num_actions)
+    return np.where(np.isnan(d), np.where(np.isnan(y), 1.0 / num_actions, y), d)
+
+
+def _distribution_rows(flow: np.ndarray, num_states: int, num_actions: int) -> np.ndarray:
+    """``[S, A]`` rows of ``flow [S*A]`` (clipped at 0) normalised to sum 1; NaN rows where a state
+    has no mass (below 1e-12 or a relative 1e-12 of the largest state mass)."""
+    d = np.clip(_flat(flow, num_states * num_actions), 0.0, None).reshape(num_states, num_actions)
     mass = d.sum(axis=1, keepdims=True)
     empty = mass <= max(1e-12, 1e-12 * float(mass.max(initial=0.0)))
-    safe = np.where(empty, 1.0, mass)
-    return np.where(empty, 1.0 / num_actions, d / safe)
+    return np.where(empty, np.nan, d / np.where(empty, 1.0, mass))
 
 
 def occupancy_of_policy(P, mu: np.ndarray, gamma: float | None, policy: np.ndarray) -> np.ndarray:
@@ -232,6 +318,31 @@ def maximal_end_components(P) -> np.ndarray:
         allowed = refined
         alive = allowed.reshape(S, A).any(axis=1)
     return np.where(alive, label, -1)
+
+
+def end_component_count(P) -> int:
+    """The number of maximal end components of ``P`` (:func:`maximal_end_components`); at least 1."""
+    labels = maximal_end_components(P)
+    return int(np.unique(labels[labels >= 0]).size)
+
+
+def deterministic_policy_of_vertex(point: np.ndarray, num_states: int, num_actions: int) -> np.ndarray:
+    """The deterministic policy ``[S, A]`` (0/1 rows) of a basic solution ``point [S*A]`` or
+    ``[2 S*A]`` (``[d | y]``, the multichain formulation) of an average-reward LP over O:
+    Puterman's construction (§9.3): on a state with occupancy mass, an action with ``d > 0``
+    (the largest); else, on a state with transient flow, an action with ``y > 0`` (the
+    largest); else action 0. For a basic solution of the multichain formulation the policy's
+    long-run occupancy from ``mu`` is d; states with neither are not reached from ``mu``.
+    "Mass" is above 1e-12, or a relative 1e-12 of the largest, as in :func:`policy_from_occupancy`."""
+    dim = num_states * num_actions
+    z = np.clip(np.asarray(point, dtype=np.float64).reshape(-1), 0.0, None)
+    if z.size not in (dim, 2 * dim):
+        raise ShapeError(f"point: expected {dim} or {2 * dim} entries (d, or d and y), got {z.size}")
+    d = z[:dim].reshape(num_states, num_actions)
+    y = z[dim:].reshape(num_states, num_actions) if z.size == 2 * dim else np.zeros_like(d)
+    tiny = max(1e-12, 1e-12 * float(z.max(initial=0.0)))
+    action = np.where(d.sum(axis=1) > tiny, d.argmax(axis=1), np.where(y.sum(axis=1) > tiny, y.argmax(axis=1), 0))
+    return np.eye(num_actions)[action]
 
 
 def is_unichain_for_full_support(P) -> bool:

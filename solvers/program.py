@@ -5,7 +5,11 @@ return range (:func:`return_bounds`).
 Every rule is "O plus a few variables and rows": a level ``t`` with ``J_i(d) >= t``, binaries
 ``y_i`` with big-M rows, tangent cuts. :class:`OccupancyProgram` holds O's rows once and lets a
 rule append variables and rows as sparse blocks; :meth:`OccupancyProgram.solve` stacks them and
-calls the single HiGHS entry point. Columns are ``[d (S*A) | extra variables in order added]``.
+calls the single HiGHS entry point. Columns are ``[d (S*A) | O's auxiliary columns (num_aux) | extra
+variables in order added]``: the auxiliary columns (the transient flow of the multichain
+average-reward formulation, :mod:`jaxagg.solvers.polytope`) are nonnegative, appear only in O's
+rows, and get zero cost and zero coefficients in every row a rule adds, so a rule never sees
+them.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ IPM_MIN_DIM = 5000
 
 @dataclass
 class OccupancyProgram:
-    """A growing LP/MILP whose first ``S*A`` columns are the occupancy ``d`` in O."""
+    """A growing LP/MILP whose first ``S*A`` columns are the occupancy ``d`` in O, followed by
+    O's ``num_aux`` auxiliary columns, then the variables added (module docstring)."""
 
     polytope: OccupancyPolytope
     _col_lower: list[np.ndarray] = field(default_factory=list)
@@ -39,7 +44,7 @@ class OccupancyProgram:
 
     @property
     def num_cols(self) -> int:
-        return self.polytope.dim + sum(len(lo) for lo in self._col_lower)
+        return self.polytope.num_columns + sum(len(lo) for lo in self._col_lower)
 
     @property
     def num_rows(self) -> int:
@@ -71,14 +76,17 @@ class OccupancyProgram:
     def rows_in(self, occupancy_coefficients: np.ndarray, columns: np.ndarray, column_coefficients: np.ndarray) -> sp.csr_matrix:
         """Build ``[k, num_cols]`` rows: ``occupancy_coefficients [k, S*A]`` on d plus
         ``column_coefficients [k, len(columns)]`` on the given extra columns (a column listed
-        twice gets the sum of its coefficients)."""
+        twice gets the sum of its coefficients); zero on O's auxiliary columns."""
         k = occupancy_coefficients.shape[0]
         columns = np.asarray(columns).reshape(-1)
         coefficients = np.asarray(column_coefficients, dtype=np.float64).reshape(k, columns.size)
         rows = np.repeat(np.arange(k), columns.size)
-        extra = sp.coo_matrix((coefficients.reshape(-1), (rows, np.tile(columns - self.polytope.dim, k))),
-                              shape=(k, self.num_cols - self.polytope.dim))
-        return sp.hstack([sp.csr_matrix(occupancy_coefficients), extra.tocsr()], format="csr")
+        if columns.size and columns.min() < self.polytope.num_columns:
+            raise ShapeError(f"columns: expected added variables (indices >= {self.polytope.num_columns}), got {columns.min()}")
+        first = self.polytope.dim
+        extra = sp.coo_matrix((coefficients.reshape(-1), (rows, np.tile(columns - first, k))), shape=(k, self.num_cols - first))
+        extra = extra.tocsr()
+        return sp.hstack([sp.csr_matrix(occupancy_coefficients), extra], format="csr")
 
     def solve(self, cost: np.ndarray, sense: str = "max", *, start: np.ndarray | None = None, **options) -> SolveResult:
         """Solve once with objective ``cost [num_cols]`` (or ``[S*A]``, zero on extra columns).
@@ -110,8 +118,8 @@ class OccupancyProgram:
             matrix,
             np.concatenate([b] + self._row_lower),
             np.concatenate([b] + self._row_upper),
-            np.concatenate([np.zeros(self.polytope.dim)] + self._col_lower),
-            np.concatenate([np.full(self.polytope.dim, INF)] + self._col_upper),
+            np.concatenate([np.zeros(self.polytope.num_columns)] + self._col_lower),
+            np.concatenate([np.full(self.polytope.num_columns, INF)] + self._col_upper),
             integrality=integer if integer.any() else None,
             sense=sense,
             **options,
@@ -124,19 +132,23 @@ class OccupancyProgram:
         matrix = sp.vstack([_pad_columns(b, self.num_cols) for b in [sp.csr_matrix(self.polytope.E)] + self._rows], format="csr")
         lower = np.concatenate([self.polytope.b] + self._row_lower)
         upper = np.concatenate([self.polytope.b] + self._row_upper)
-        col_lower = np.concatenate([np.zeros(self.polytope.dim)] + self._col_lower)
-        col_upper = np.concatenate([np.full(self.polytope.dim, INF)] + self._col_upper)
+        col_lower = np.concatenate([np.zeros(self.polytope.num_columns)] + self._col_lower)
+        col_upper = np.concatenate([np.full(self.polytope.num_columns, INF)] + self._col_upper)
         activity = matrix @ x
         integer = self._integer_flags()
         parts = [lower - activity, activity - upper, col_lower - x, x - col_upper, np.abs(x[integer] - np.round(x[integer]))]
         return float(max(0.0, *(p.max(initial=0.0) for p in parts)))
 
     def _integer_flags(self) -> np.ndarray:
-        return np.concatenate([np.zeros(self.polytope.dim, dtype=bool)] + self._integer)
+        return np.concatenate([np.zeros(self.polytope.num_columns, dtype=bool)] + self._integer)
 
     def occupancy(self, result: SolveResult) -> np.ndarray:
         """The occupancy part ``[S*A]`` of a solution, clipped at 0."""
         return np.clip(result.x[: self.polytope.dim], 0.0, None)
+
+    def point(self, result: SolveResult) -> np.ndarray:
+        """O's part ``[S*A + num_aux]`` of a solution (occupancy and auxiliary columns), clipped at 0."""
+        return np.clip(result.x[: self.polytope.num_columns], 0.0, None)
 
 
 def _pad_columns(block: sp.csr_matrix, num_cols: int) -> sp.csr_matrix:

@@ -8,6 +8,9 @@ to share; each is built on first use. Instances:
     chain_discounted     two_state_chain(0.8), discounted, gamma = 0.9
     garnet_average       garnet(6, 3, 2, agents=3, seed=0), average reward
     garnet_discounted    the same, discounted, gamma = 0.9
+    garnet_multichain    garnet(6, 3, 1, agents=3, seed=5), average reward: two maximal end
+                         components (O is the multichain formulation; most rules need a policy
+                         mixture), every full-support policy unichain (the policy measure works)
     attention_2_3        attention_allocation(2, 3, seed=0): S = 9, A = 3, n = 2
     attention_3_3        attention_allocation(3, 3, seed=0): S = 27, A = 4, n = 3
 
@@ -52,6 +55,11 @@ def garnet_discounted():
 
 
 @pytest.fixture(scope="session")
+def garnet_multichain():
+    return ja.envs.garnet(6, 3, 1, 3, seed=5)
+
+
+@pytest.fixture(scope="session")
 def attention_2_3():
     return ja.envs.attention_allocation(2, 3, seed=0)
 
@@ -85,6 +93,11 @@ def garnet_average_sample(garnet_average):
 @pytest.fixture(scope="session")
 def garnet_discounted_sample(garnet_discounted):
     return ja.sample(garnet_discounted, 1000, seed=0, precision="float64")
+
+
+@pytest.fixture(scope="session")
+def garnet_multichain_sample(garnet_multichain):
+    return ja.sample(garnet_multichain, 1000, seed=0, precision="float64")
 
 
 @pytest.fixture(scope="session")

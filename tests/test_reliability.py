@@ -385,21 +385,35 @@ def two_classes():
     return ja.MOMDP(P, R, mu=[1, 0, 0, 0], criterion="average")
 
 
-def test_average_reward_with_several_end_components_is_refused_not_answered():
+def test_average_reward_with_several_end_components_gives_reachable_returns():
+    """Issue 11's case 2: from mu = state 0 nothing reaches agent 1's class {2, 3}, so agent 1
+    gets 0 under every policy (degenerate) and agent 0 ranges over [0.5, 1] (stay in 0: 0.5;
+    move to 1 and stay: 1). The flow polytope claimed [0.5, 0.5]; O is now what mu reaches."""
     m = two_classes()
-    for call in (lambda: ja.rules.get("egalitarian")(m), lambda: ja.return_bounds(m),
-                 lambda: ja.sample(m, 10, measure="hull"), lambda: ja.sample(m, 10, measure="uniform")):
-        with pytest.raises(ValidationError, match="has 2 maximal end components .* Use the discounted criterion"):
-            call()
+    assert ja.occupancy_polytope(m).multichain
+    with pytest.warns(ja.errors.DegenerateAgentWarning, match=r"agent\(s\) \[1\]"):
+        bounds = ja.return_bounds(m)
+    np.testing.assert_allclose(bounds.lower, [0.5, 0.0], atol=1e-12)
+    np.testing.assert_allclose(bounds.upper, [1.0, 0.0], atol=1e-12)
+    outcome = ja.rules.get("egalitarian")(m)
+    assert outcome.returns[1] == 0.0  # the best reachable worst-off value is 0
+    np.testing.assert_allclose(m.returns(ja.occupancy_of_policy(m, outcome.policy)), outcome.returns, atol=1e-12)
+    hull = ja.sample(m, 50, measure="hull")
+    assert (hull.returns[:, 1] == 0.0).all() and (hull.returns[:, 0] >= 0.5 - 1e-9).all()
+    for measure, match in (("uniform", "several maximal end components"), ("policy", "several closed classes")):
+        with pytest.raises(ValidationError, match=match):
+            ja.sample(m, 10, measure=measure)
     discounted = ja.MOMDP(m.P, m.R, mu=m.mu, criterion="discounted", gamma=0.99)
     with pytest.warns(ja.errors.DegenerateAgentWarning, match=r"agent\(s\) \[1\]"):  # nothing reaches its states
         outcome = ja.rules.get("egalitarian")(discounted)  # reachable from mu only: agent 1 gets nothing
     assert outcome.returns[1] == pytest.approx(0.0, abs=1e-9)
 
 
-def test_an_outcome_whose_policy_misses_its_returns_fails_loudly():
+def test_an_outcome_that_mixes_recurrent_classes_carries_a_policy_mixture():
     """Issue 11's case 3: a communicating MDP whose egalitarian optimum mixes two recurrent
-    classes; the stationary policy read from it gets [0.5, 1.5], not [0.75, 0.75]."""
+    classes; the stationary policy read from it gets [0.5, 1.5], not [0.75, 0.75]. The outcome
+    carries a policy mixture that reaches [0.75, 0.75]: 3/4 stay in class {1} (agent 0 gets 1),
+    1/4 stay in class {2} (agent 1 gets 3)."""
     P = np.zeros((3, 2, 3))
     P[0, 0, 1] = P[0, 1, 2] = P[1, 0, 1] = P[1, 1, 0] = P[2, 0, 2] = P[2, 1, 0] = 1
     R = np.zeros((2, 3, 2))
@@ -407,10 +421,26 @@ def test_an_outcome_whose_policy_misses_its_returns_fails_loudly():
     R[1, 2, 0] = 3
     m = ja.MOMDP(P, R, criterion="average")
     for name in ("egalitarian", "leximin"):
-        with pytest.raises(ja.errors.PolicyError, match="gives agent 0 a return of 0.5 from mu, not 0.75"):
-            ja.rules.get(name)(m)
+        outcome = ja.rules.get(name)(m)
+        np.testing.assert_allclose(outcome.returns, [0.75, 0.75], atol=1e-9)
+        assert outcome.mixture is not None and len(outcome.mixture) == 2
+        np.testing.assert_allclose(sorted(w for w, _ in outcome.mixture), [0.25, 0.75], atol=1e-9)
+        np.testing.assert_allclose(ja.rules.outcome.mixture_returns(m, outcome.mixture), outcome.returns, atol=1e-9)
+        np.testing.assert_array_equal(outcome.policy, outcome.mixture[0][1])  # the highest-weight component
     outcome = ja.rules.get("utilitarian")(m)  # a vertex: its stationary policy reaches it
+    assert outcome.mixture is None
     np.testing.assert_allclose(m.returns(ja.occupancy_of_policy(m, outcome.policy)), outcome.returns, atol=1e-12)
+
+
+def test_an_outcome_whose_returns_nothing_reaches_fails_loudly(garnet_average):
+    outcome = ja.rules.get("utilitarian")(garnet_average)
+    wrong = outcome.returns.copy()
+    wrong[0] += 0.1 * ja.return_bounds(garnet_average).span[0]
+    with pytest.raises(ja.errors.PolicyError, match="utilitarian: its stationary policy gives agent 0 a return of"):
+        ja.rules.outcome.check_policy_reproduces(garnet_average, "utilitarian", outcome.policy, wrong)
+    mixture = ((0.5, outcome.policy), (0.5, outcome.policy))
+    with pytest.raises(ja.errors.PolicyError, match="its mixture of 2 policies gives agent 0"):
+        ja.rules.outcome.check_policy_reproduces(garnet_average, "utilitarian", outcome.policy, wrong, mixture)
 
 
 # ---------------------------------------------------------------- 6. discount factors near 1

@@ -111,13 +111,17 @@ def test_bad_arguments(attention, kwargs, pattern):
         ja.sample(attention, **args)
 
 
-def test_multichain_average_reward_instance_is_refused():
+def test_multichain_average_reward_instance_samples_reachable_returns_or_is_refused():
     P = np.zeros((2, 1, 2))
     P[0, 0, 0] = P[1, 0, 1] = 1.0  # two absorbing states
     P = np.concatenate([P, P], axis=1)
     m = ja.MOMDP(P, np.arange(8.0).reshape(2, 2, 2))
-    for measure in ("policy", "hull", "uniform"):  # two absorbing states: what a policy reaches depends on mu
-        with pytest.raises(ValidationError, match="has 2 maximal end components"):
+    # two absorbing states: what a policy reaches depends on mu (half the mass stays in each)
+    np.testing.assert_allclose(ja.return_bounds(m).upper, [0.5 * 1 + 0.5 * 3, 0.5 * 5 + 0.5 * 7])
+    hull = ja.sample(m, 10, measure="hull")
+    assert (hull.returns <= ja.return_bounds(m).upper + 1e-9).all()
+    for measure, match in (("policy", "several closed classes"), ("uniform", "several maximal end components")):
+        with pytest.raises(ValidationError, match=match):
             ja.sample(m, 10, measure=measure)
     discounted = ja.MOMDP(P, np.arange(8.0).reshape(2, 2, 2), criterion="discounted", gamma=0.9)
     assert ja.sample(discounted, 10).num_samples == 10

@@ -57,7 +57,7 @@ def test_hull_parametrisation_finds_support_and_interior():
     P[0, :, 1] = 1.0
     P[1, :, 1] = 1.0
     P[2, :, 2] = 1.0
-    polytope = build_polytope(P, np.full(3, 1 / 3), None)  # the flow polytope (ja refuses two end components)
+    polytope = build_polytope(P, np.full(3, 1 / 3), None, multichain=False)  # the flow polytope (two end components)
     hull = parametrise_hull(polytope)
     assert hull.support.tolist() == [False, False, True, True, True, True]
     assert hull.center[hull.support].min() > 0

@@ -26,7 +26,13 @@ from jaxagg.kernels.occupancy import LINEAR_SOLVES
 from jaxagg.kernels.precision import PRECISIONS, precision_scope
 from jaxagg.kernels.smooth import quantile_grid
 from jaxagg.momdp import DENSE_LIMIT_BYTES, MOMDP
-from jaxagg.polytope import occupancy_of_policy, occupancy_polytope, policy_from_occupancy, return_bounds
+from jaxagg.polytope import (
+    is_unichain_for_full_support,
+    occupancy_of_policy,
+    occupancy_polytope,
+    policy_from_occupancy,
+    return_bounds,
+)
 from jaxagg.rules.outcome import Outcome, make_outcome
 from jaxagg.rules.registry import get, register
 from jaxagg.rules.welfare import utilitarian
@@ -231,6 +237,10 @@ def _check_options(objective, q, restarts, steps, learning_rate, temperature, gr
     if not valid:
         raise ValidationError(f"temperature: expected (T0, T1) with T0 >= T1 > 0, got {temperature!r}")
     precision("precision", precision_)
+    if momdp.criterion == "average" and not is_unichain_for_full_support(momdp):
+        raise ValidationError("momdp: the tuner evaluates full-support policies under the average-reward criterion, which "
+                              "needs each of them to be unichain, but this MOMDP has several closed classes of states; use "
+                              "the exact rules (max-quantile, borda, approval, veto) or the discounted criterion")
     choice("linear_solve", linear_solve, ("auto", *LINEAR_SOLVES))
     dense_fits = momdp.transition_form == "dense" or momdp.num_states**2 * momdp.num_actions * 8 <= DENSE_LIMIT_BYTES
     if linear_solve == "auto":

@@ -46,7 +46,8 @@ def mip_start(program: OccupancyProgram, momdp: MOMDP, sample: ReturnSample, sta
     report of it.
 
     Args:
-        program: the MILP, whose first ``S*A`` columns are the occupancy.
+        program: the MILP, whose first ``S*A`` columns are the occupancy (then O's auxiliary
+            columns, filled by :meth:`~jaxagg.solvers.polytope.OccupancyPolytope.lift`).
         start: what :func:`start_occupancy` takes.
         objective: the tuner's objective when ``start="tune"``.
         binaries: ``[n, ...]`` column indices of the binaries; binary ``[i, ...]`` is switched on
@@ -58,7 +59,7 @@ def mip_start(program: OccupancyProgram, momdp: MOMDP, sample: ReturnSample, sta
     d0, report = start_occupancy(momdp, sample, start, objective, q)
     returns = momdp.returns(d0).reshape((-1,) + (1,) * (np.ndim(targets) - 1))
     x = np.zeros(program.num_cols)
-    x[: program.polytope.dim] = d0
+    x[: program.polytope.num_columns] = program.polytope.lift(d0)  # with O's auxiliary columns, if any
     x[binaries] = returns >= targets
     report.update(milp_score=float(weight * x[binaries].sum()), feasible=program.violation(x) <= START_FEASIBILITY_TOL)
     return (x if report["feasible"] else None), report

@@ -24,6 +24,9 @@ INSTANCES = ["garnet_average", "chain_discounted"]
 """One average-reward and one discounted instance, for every rule; each comes with ``<name>_sample``."""
 MORE_INSTANCES = ["bandit", "chain_average", "garnet_discounted", "attention_2_3"]
 """For every rule but the tuner-based ones (each new instance compiles the ascent again), in the slow run."""
+MULTICHAIN_INSTANCES = ["garnet_multichain"]
+"""Average reward with two maximal end components (most outcomes carry a policy mixture): every
+rule but the tuner-based ones, in the quick run."""
 NOT_APPLICABLE = {("nash-raw", "attention_2_3")}
 """Attention's raw returns are negative, which nash-raw refuses (tests/rules/test_welfare.py checks it)."""
 
@@ -52,7 +55,7 @@ def contract_cases():
     its default options (``start="tune"``)."""
     cases = []
     for name in ja.rules.names():
-        for instance in INSTANCES + ([] if tunes(name) else MORE_INSTANCES):
+        for instance in INSTANCES + ([] if tunes(name) else MORE_INSTANCES + MULTICHAIN_INSTANCES):
             if (name, instance) in NOT_APPLICABLE:
                 continue
             slow = instance in MORE_INSTANCES or ja.rules.get(name).defaults.get("start") == "tune"
@@ -82,7 +85,15 @@ def test_outcome_contract(request, instance, name):
     np.testing.assert_allclose(outcome.policy.sum(axis=1), 1.0, atol=1e-12)
     bounds = ja.return_bounds(momdp)
     span = np.maximum(bounds.upper - bounds.lower, 1e-12)
-    exact = momdp.returns(ja.occupancy_of_policy(momdp, outcome.policy))
+    if outcome.mixture is None:  # the stationary policy reaches the returns
+        exact = momdp.returns(ja.occupancy_of_policy(momdp, outcome.policy))
+    else:  # a policy mixture of at most n + 1 deterministic policies does; the policy is its first
+        assert momdp.criterion == "average" and 2 <= len(outcome.mixture) <= momdp.num_agents + 1
+        weights = np.array([w for w, _ in outcome.mixture])
+        assert (weights > 0).all() and weights.sum() == pytest.approx(1.0, abs=1e-12) and (np.diff(weights) <= 0).all()
+        assert all(np.isin(pi, [0.0, 1.0]).all() for _, pi in outcome.mixture)
+        np.testing.assert_array_equal(outcome.policy, outcome.mixture[0][1])
+        exact = sum(w * momdp.returns(ja.occupancy_of_policy(momdp, pi)) for w, pi in outcome.mixture)
     assert np.max(np.abs(exact - outcome.returns) / span) <= RETURN_RTOL
 
     # normalised returns
@@ -108,6 +119,10 @@ def test_outcome_contract(request, instance, name):
     np.testing.assert_array_equal(data["returns"], outcome.returns)
     with_policy = json.loads(json.dumps(outcome.to_dict(include_policy=True)))
     np.testing.assert_array_equal(with_policy["policy"], outcome.policy)
+    if outcome.mixture is None:
+        assert with_policy["mixture"] is None
+    else:
+        assert [m["weight"] for m in with_policy["mixture"]] == [w for w, _ in outcome.mixture]
 
 
 # ------------------------------------------------------------------- metadata

@@ -4,10 +4,13 @@ Oracles written here, independently of ``jaxagg.solvers.polytope``:
 
 * discounted: brute-force enumeration of all ``A**S`` deterministic policies with
   ``J = (1-gamma) mu @ inv(I - gamma P_pi) @ r_pi``, and value iteration for a larger instance;
-* average reward: the polytope ``{d >= 0, flow balance, sum d = 1}`` does not involve ``mu``; its
-  vertices are the stationary distributions of deterministic policies restricted to one closed
-  recurrent class. So ``max_O J_i`` is the max over deterministic policies of the max over the
-  policy's closed classes of that class's stationary gain (and ``min`` likewise);
+* average reward: the flow polytope ``{d >= 0, flow balance, sum d = 1}`` does not involve ``mu``;
+  its vertices are the stationary distributions of deterministic policies restricted to one closed
+  recurrent class. So its ``max J_i`` is the max over deterministic policies of the max over the
+  policy's closed classes of that class's stationary gain (and ``min`` likewise). That is O when
+  the MDP has one maximal end component; with several, O is the set reachable from ``mu`` (the
+  multichain formulation), whose ``max J_i`` is the max over deterministic policies of their
+  long-run return from ``mu`` (Cesàro limit by doubling, below);
 * Cesàro limits: ``(1/T) sum_{t<T} mu^T P^t`` by repeated doubling up to ``T = 2**50``, a plain
   running mean, and a multichain example solved by hand.
 """
@@ -91,6 +94,18 @@ def average_gains_of_all_classes(momdp: MOMDP) -> np.ndarray:
     return np.array(gains)
 
 
+def average_returns_from_mu(momdp: MOMDP) -> np.ndarray:
+    """``[K, n]``: every deterministic policy's long-run average return from ``mu``
+    (:func:`cesaro_by_doubling`)."""
+    S = momdp.num_states
+    states = np.arange(S)
+    out = []
+    for pol in deterministic_policies(S, momdp.num_actions):
+        rho = cesaro_by_doubling(momdp.P[states, pol], momdp.mu)
+        out.append(momdp.R[:, states, pol] @ rho)
+    return np.array(out)
+
+
 def value_iteration(momdp: MOMDP, agent: int, sense: str) -> float:
     """``(1-gamma) mu @ V*`` of agent ``agent`` for ``sense`` in {"max", "min"}."""
     gamma, R, P = momdp.gamma, momdp.R[agent], momdp.P
@@ -167,10 +182,11 @@ def small_garnet(case, criterion, gamma, agents=3):
 
 
 def flow_polytope(momdp):
-    """O from the flow equations, at the solvers' level: for an average-reward MDP with several
-    maximal end components ``jaxagg`` refuses it (what a policy reaches depends on mu), but the
-    array-level polytope and its LPs are still what these oracles check."""
-    return build_polytope(momdp.P, momdp.mu, momdp.gamma)
+    """The polytope of the flow equations, at the solvers' level (``multichain=False``): O when
+    the MDP has one maximal end component; with several, jaxagg's O is the multichain
+    formulation (what a policy reaches depends on mu), but the flow polytope and its LPs are
+    still what these oracles check."""
+    return build_polytope(momdp.P, momdp.mu, momdp.gamma, multichain=False)
 
 
 def flow_bounds(momdp):
@@ -187,9 +203,11 @@ def several_end_components(momdp):
 @pytest.mark.parametrize("case", SMALL, ids=[f"S{c[0]}A{c[1]}b{c[2]}s{c[3]}" for c in SMALL])
 def test_return_bounds_match_brute_force(case, criterion, gamma):
     momdp = small_garnet(case, criterion, gamma)
-    if several_end_components(momdp):
-        with pytest.raises(jaxagg.errors.ValidationError, match="maximal end components"):
-            jaxagg.return_bounds(momdp)
+    if several_end_components(momdp):  # O is what deterministic policies reach from mu
+        from_mu = average_returns_from_mu(momdp)
+        bounds = jaxagg.return_bounds(momdp)
+        np.testing.assert_allclose(bounds.upper, from_mu.max(axis=0), rtol=0, atol=RETURN_TOL)
+        np.testing.assert_allclose(bounds.lower, from_mu.min(axis=0), rtol=0, atol=RETURN_TOL)
     bounds = flow_bounds(momdp)
     if criterion == "discounted":
         table = discounted_returns_of_all_policies(momdp)
@@ -300,9 +318,10 @@ def test_average_solutions_in_polytope_and_round_trip(case):
 
 def test_multichain_cases_are_exercised_and_discriminating():
     """Guard on the instances above: some LP policies are multichain (so the class-wise branch of
-    the round trip runs), and the polytope's optimum can exceed the best deterministic gain
-    reached from the uniform mu: the reason ``jaxagg`` refuses such instances under average reward
-    (their several maximal end components make the reachable returns depend on mu)."""
+    the round trip runs), and the flow polytope's optimum can exceed the best deterministic gain
+    reached from the uniform mu: the reason ``jaxagg`` uses the multichain formulation on such
+    instances under average reward (their several maximal end components make the reachable
+    returns depend on mu), whose optimum is that best gain."""
     classwise_total = 0
     strictly_above = False
     for case in MULTICHAIN:
@@ -315,7 +334,9 @@ def test_multichain_cases_are_exercised_and_discriminating():
                 for pol in deterministic_policies(S, A)
             ]
         )
-        assert several_end_components(momdp)  # so jaxagg refuses them under average reward
+        assert several_end_components(momdp)  # so jaxagg uses the multichain formulation
+        assert jaxagg.occupancy_polytope(momdp).multichain
+        np.testing.assert_allclose(jaxagg.return_bounds(momdp).upper, from_mu.max(axis=0), rtol=0, atol=RETURN_TOL)
         upper = flow_bounds(momdp).upper
         assert (upper >= from_mu.max(axis=0) - RETURN_TOL).all()
         strictly_above |= bool((upper > from_mu.max(axis=0) + 1e-3).any())

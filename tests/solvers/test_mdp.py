@@ -68,7 +68,7 @@ def test_policy_iteration_bounds_equal_the_lp_bounds(name, form):
     m = INSTANCES[name]()
     R = m.reward_matrix
     bounds, certificates = mdp.return_bounds_by_policy_iteration(operator(m, form), m.mu, m.gamma, R)
-    polytope = build_polytope(m.P, m.mu, m.gamma)
+    polytope = build_polytope(m.P, m.mu, m.gamma, multichain=False)
     lp = return_bounds(polytope, R)
     span = np.maximum(lp.upper - lp.lower, 1e-12)
     np.testing.assert_array_less(np.abs(bounds.upper - lp.upper) / span, BOUND_RTOL)
@@ -109,7 +109,7 @@ def test_certificate_bounds_the_lp_optimum_for_any_value_vector():
     for name in ("garnet-discounted-0", "garnet-average-0"):
         m = INSTANCES[name]()
         op = T.DenseTransitions(m.P)
-        polytope = build_polytope(m.P, m.mu, m.gamma)
+        polytope = build_polytope(m.P, m.mu, m.gamma, multichain=False)
         optimum = np.array([m.reward_matrix[i] @ solve_linear(polytope, m.reward_matrix[i]) for i in range(m.num_agents)])
         for scale in (1e-3, 1.0, 100.0):
             h = scale * rng.standard_normal((m.num_agents, m.num_states))
@@ -151,15 +151,17 @@ def test_multichain_greedy_policy_is_handled():
 
 def test_uncertified_rows_are_reported_not_passed_off():
     """State 1 absorbs; staying in 0 earns 1. Full-support policies are unichain (they leak to 1)
-    but the optimum (1, at d = (0, stay)) is a closed class no unichain policy reaches: policy
-    iteration cannot attain it and must say so; its bracket still contains the optimum."""
+    but the flow polytope's optimum (1, at d = (0, stay)) is a closed class no unichain policy
+    reaches: policy iteration cannot attain it and must say so; its bracket still contains the
+    optimum. (Two maximal end components: jaxagg's O is the multichain formulation, where from
+    this mu the optimum is 0.5, and return bounds never use policy iteration there.)"""
     P = np.zeros((2, 2, 2))
     P[0, 0, 0] = 1.0  # stay
     P[0, 1, 1] = 1.0  # leave
     P[1, :, 1] = 1.0  # absorbing
     r = np.array([[[1.0, 0.0], [0.0, 0.0]]])
     out = mdp.solve_mdps(T.DenseTransitions(P), r, np.array([0.5, 0.5]), None)
-    optimum = r.reshape(-1) @ solve_linear(build_polytope(P, np.array([0.5, 0.5]), None), r.reshape(-1))
+    optimum = r.reshape(-1) @ solve_linear(build_polytope(P, np.array([0.5, 0.5]), None, multichain=False), r.reshape(-1))
     assert abs(optimum - 1.0) < 1e-9
     assert out.lower[0] <= optimum + 1e-12 and optimum <= out.upper[0] + 1e-12
     assert out.certified[0] == (out.gap[0] <= TOL * out.scale[0])
@@ -171,7 +173,7 @@ def test_fallback_is_called_when_certification_fails():
     m = INSTANCES["garnet-discounted-0"]()
     R = m.reward_matrix
     op = T.DenseTransitions(m.P)
-    polytope = build_polytope(m.P, m.mu, m.gamma)
+    polytope = build_polytope(m.P, m.mu, m.gamma, multichain=False)
     calls = []
 
     def fallback(agent, sense):
