@@ -35,6 +35,10 @@ GROUP = 64
 GROUP_BYTES = 2 * 1024**3
 """A group holds at most about this many bytes of instances and samples (by :func:`instance_bytes`),
 so a group of large instances is smaller than :data:`GROUP`."""
+GROUP_WORK = 10**8
+"""A group's samples cost at most about this many (sample x state-action pair) units, so the
+workers get their first cells after seconds, not after a long sampling stage (attention (5, 3)
+with 20,000 samples: 3 instances per group; Garnets with 200 pairs and 2,000 samples: 64)."""
 MAX_ATTEMPTS = 2
 """A cell whose worker process dies this many times is recorded as failed."""
 
@@ -96,8 +100,9 @@ def describe(work: Plan, group: int = GROUP) -> str:
     known = [e for e in estimates if e is not None]
     if known:
         largest = max(known)
-        lines.append(f"  memory (rough estimate): driver ~{_size(min(group, len(pending_instances)) * largest)} "
-                     f"(up to {group} instances and samples at once), each worker ~{_size(3 * largest)}, "
+        held = max((len({c.instance.key for c in cells}) for cells in _instance_groups(work.pending, group)), default=0)
+        lines.append(f"  memory (rough estimate): driver ~{_size(held * largest)} "
+                     f"(up to {held} instances and samples at once), each worker ~{_size(3 * largest)}, "
                      "plus ~0.3 GB per process for Python and JAX"
                      + ("; instance files not counted" if len(known) < len(estimates) else ""))
     elif estimates:
@@ -117,6 +122,12 @@ def instance_bytes(instance: InstanceSpec, sample: SampleSpec | None) -> int | N
     transitions = dense + nonzeros * 32 + S * A * 16  # the operator's lists and the polytope's CSC
     samples = 0 if sample is None else sample.num_samples * n * 8 * 3
     return transitions + n * S * A * 8 + samples
+
+
+def sampling_work(instance: InstanceSpec, sample: SampleSpec | None) -> int:
+    """Samples x state-action pairs of drawing ``instance``'s sample (0 without a sample or sizes)."""
+    sizes = instance.sizes()
+    return 0 if sample is None or sizes is None else sample.num_samples * sizes[0] * sizes[1]
 
 
 def _size(count: float) -> str:
@@ -326,14 +337,16 @@ def _matching_sample(path: Path, momdp: MOMDP) -> ReturnSample | None:
 
 def _instance_groups(cells: list[Cell], size: int) -> Iterable[list[Cell]]:
     """The cells in groups of at most ``size`` instances of one shape, fewer where their estimated
-    memory (:func:`instance_bytes`) passes :data:`GROUP_BYTES` (cells keep their order within a
-    shape; shapes in order of first appearance)."""
+    memory (:func:`instance_bytes`) passes :data:`GROUP_BYTES` or their sampling work
+    (:func:`sampling_work`) :data:`GROUP_WORK` (cells keep their order within a shape; shapes in
+    order of first appearance)."""
     shapes: dict[str, list[Cell]] = {}
     for cell in cells:
         shapes.setdefault(cell.instance.shape, []).append(cell)
     for shape_cells in shapes.values():
         largest = max((instance_bytes(c.instance, c.sample) or 0 for c in shape_cells), default=0)
-        size = max(1, min(size, GROUP_BYTES // max(largest, 1)))
+        work = max((sampling_work(c.instance, c.sample) for c in shape_cells), default=0)
+        size = max(1, min(size, GROUP_BYTES // max(largest, 1), GROUP_WORK // max(work, 1)))
         batch: list[Cell] = []
         seen: set[str] = set()
         for key, instance_cells in groupby(shape_cells, key=lambda c: c.instance.key):
