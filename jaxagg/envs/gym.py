@@ -230,6 +230,24 @@ def from_gymnasium_p(
                   labels=labels, agent_names=agent_names, info=info, keep_zero_initial=True)
 
 
+def published_front(env: Any, gamma: float | None = None) -> np.ndarray:
+    """An MO-Gymnasium environment's own reference front ``env.unwrapped.pareto_front(gamma)`` as
+    ``[m, n]`` episodic discounted returns (``E[sum_t gamma^t r_t]``).
+
+    Raises:
+        ValidationError: the environment has no ``pareto_front`` method, or it returns no points.
+    """
+    env = _make(env)
+    gamma = DEFAULT_GAMMA if gamma is None else probability("gamma", gamma)
+    method = getattr(env.unwrapped, "pareto_front", None)
+    if not callable(method):
+        raise ValidationError(f"env: {type(env.unwrapped).__name__} publishes no pareto_front(gamma)")
+    points = [np.asarray(p, dtype=np.float64).reshape(-1) for p in method(gamma)]
+    if not points:
+        raise ValidationError(f"env: {type(env.unwrapped).__name__}.pareto_front({gamma}) returned no points")
+    return np.stack(points)
+
+
 # ----------------------------------------------------------------------------- building the MOMDP
 Branches = list[tuple[float, Hashable, np.ndarray]]
 """Outcomes of one step: ``(probability, next key or TERMINAL_KEY, reward [n])``."""
@@ -620,4 +638,5 @@ __all__ = [
     "attribute_access",
     "from_gymnasium",
     "from_gymnasium_p",
+    "published_front",
 ]
