@@ -576,10 +576,7 @@ def _state_access(env: Any, state: Sequence[str] | StateAccess | None) -> StateA
         return attribute_access(names)
     if isinstance(state, str) or not all(isinstance(name, str) for name in state):
         raise ValidationError(f"state: expected a sequence of attribute names or a StateAccess, got {state!r}")
-    missing = [name for name in state if not hasattr(env, name)]
-    if missing:
-        raise ValidationError(f"state: {type(env).__name__} has no attribute(s) {missing}")
-    return attribute_access(state)
+    return attribute_access(state)  # a missing attribute fails at the first reset, naming it
 
 
 def _agent_names(env: Any, given: Sequence[str] | None) -> tuple[str, ...] | None:
