@@ -45,9 +45,9 @@ def upper_right_hull_2d(points: np.ndarray, tol: float) -> np.ndarray:
             continue
         while len(chain) >= 2:
             a, b = chain[-2], chain[-1]
-            # b is not a vertex if it lies on or below the segment a -> p
+            # b is not a vertex unless a -> b -> p turns left (counterclockwise): b above the segment a -> p
             cross = (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
-            if cross >= -tol:
+            if cross <= tol:
                 chain.pop()
             else:
                 break
