@@ -176,7 +176,7 @@ def _add_instance_options(parser: argparse.ArgumentParser) -> None:
 def _env_name(value: str) -> str:
     if value in envs.ENVIRONMENTS or (value.startswith("gym:") and len(value) > 4):
         return value
-    raise argparse.ArgumentTypeError(f"expected one of {', '.join(sorted(envs.ENVIRONMENTS))} or gym:ID, got {value!r}")
+    raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(sorted(envs.ENVIRONMENTS))} or gym:ID)")
 
 
 def _gym_id(value: str) -> str:

@@ -221,3 +221,35 @@ def test_resource_gathering_front_is_discounted_once_too_often():
         if point[0] == 0.0:
             k = int(np.argmax(point))
             assert point[k] == pytest.approx(0.99 * exact[:, k].max(), rel=1e-9)
+
+
+# ----------------------------------------------------------------------------- command line
+def test_cli_runs_a_gym_environment(capsys):
+    from jaxagg.cli import main
+
+    assert main(["run", "--env", "gym:deep-sea-treasure-v0", "--gamma", "0.95", "--rules", "leximin,nash", "--num-samples", "0",
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "MOMDP<deep-sea-treasure-v0: S=63, A=4, n=2, discounted(gamma=0.95)>" in out and "leximin" in out
+    assert main(["run", "--env", "gym:no-such-env-v0"]) == 2
+    assert "not a registered Gymnasium id" in capsys.readouterr().err
+
+
+def test_cli_check_front(capsys):
+    from jaxagg.cli import main
+
+    assert main(["check-front", "gym:resource-gathering-v0"]) == 1
+    out = capsys.readouterr().out
+    assert "0.913517" in out and "0.904382" in out and "missing from the reference: (0, 0.842943, 0.842943)" in out
+    assert main(["check-front", "deep-sea-treasure-v0"]) == 0
+    assert "the reference equals the exact front" in capsys.readouterr().out
+    assert main(["check-front", "gym:CliffWalking-v1"]) == 2
+    assert "publishes no pareto_front" in capsys.readouterr().err
+
+
+def test_missing_gymnasium_is_a_clear_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gymnasium", None)
+    with pytest.raises(ValidationError, match="not installed"):
+        from_gymnasium("deep-sea-treasure-v0")
