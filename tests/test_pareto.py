@@ -65,7 +65,9 @@ def test_two_agent_front_is_the_hull_of_deterministic_policies(seed):
     np.testing.assert_allclose(front.returns, expected, atol=1e-9)
 
 
-@pytest.mark.parametrize("agents, seed, criterion", [(2, 0, "average"), (3, 1, "discounted"), (3, 2, "average"), (2, 5, "discounted")])
+@pytest.mark.parametrize("agents, seed, criterion", [(2, 0, "average"), pytest.param(3, 1, "discounted", marks=pytest.mark.slow),
+                                                     pytest.param(3, 2, "average", marks=pytest.mark.slow),
+                                                     pytest.param(2, 5, "discounted", marks=pytest.mark.slow)])
 def test_vertices_are_attained_and_nothing_lies_beyond(agents, seed, criterion):
     momdp = tiny(5, 3, agents, seed, criterion)
     front = ja.pareto_front(momdp)

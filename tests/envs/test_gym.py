@@ -167,7 +167,7 @@ def label_of(env) -> str:
     return " ".join(parts)
 
 
-@pytest.mark.parametrize("env_id", MO_IDS + TOY_IDS)
+@pytest.mark.parametrize("env_id", MO_IDS + ["FrozenLake-v1", pytest.param("CliffWalking-v1", marks=pytest.mark.slow)])
 def test_returns_match_monte_carlo_rollouts(converted, env_id):
     momdp = converted[env_id]
     rng = np.random.default_rng(1)
