@@ -29,7 +29,6 @@ that agents of any scale weigh alike; the tolerance is in those units.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,10 +132,10 @@ def pareto_front(momdp: MOMDP, *, tol: float = TOL, max_lps: int = MAX_LPS) -> P
 
 def _refine(momdp: MOMDP, seeds: np.ndarray | None, tol: float, max_lps: int) -> ParetoFront:
     """The refinement loop (module docstring); ``seeds [k, S*A]`` are occupancies to start from
-    besides the agents' lexicographic optima."""
+    besides the agents' own optima."""
     began = time.perf_counter()
     oracle = _Oracle(momdp, tol)
-    found = [oracle.lexicographic(np.eye(momdp.num_agents)[i]) for i in range(momdp.num_agents)]
+    found = [oracle.pareto_optimal(np.eye(momdp.num_agents)[i]) for i in range(momdp.num_agents)]
     points = _Points(tol)
     for u, d in found:
         points.add(u, d)
@@ -152,7 +151,7 @@ def _refine(momdp: MOMDP, seeds: np.ndarray | None, tol: float, max_lps: int) ->
             if oracle.lps >= max_lps:
                 raise ConvergenceError(f"max_lps: {max_lps} LPs solved and the front is not certified yet "
                                        f"({len(points.array)} points found); raise max_lps or tol")
-            u, d = oracle.lexicographic(w)
+            u, d = oracle.pareto_optimal(w)
             if w @ u > level + tol and points.add(u, d):
                 new += 1
             else:
@@ -181,7 +180,7 @@ class _Oracle:
     def normalize(self, returns: np.ndarray) -> np.ndarray:
         return (np.asarray(returns, dtype=np.float64) - self.lower) / self.span
 
-    def lexicographic(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def pareto_optimal(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A Pareto-optimal maximiser of ``w . u`` (``w >= 0``, unit sum, ``[n]``): one LP with the
         weights ``w + delta`` (``delta = tol / (10 n)``), strictly positive, so that its optimum is
         Pareto optimal, and within ``tol / 10`` of ``max w . u`` (``sum u <= n`` on the front).
@@ -343,7 +342,7 @@ def check_front(momdp: MOMDP, reference: Any, *, convention: str = "episodic", t
     else:
         front, exhaustive = None, False
         weights = np.concatenate([np.eye(n), np.random.default_rng(0).dirichlet(np.ones(n), integer_at_least("weights", weights, 0))])
-        candidates = np.stack([oracle.lower + oracle.lexicographic(w)[0] * oracle.span for w in weights])
+        candidates = np.stack([oracle.lower + oracle.pareto_optimal(w)[0] * oracle.span for w in weights])
     distance = np.abs(ref_u[:, None, :] - oracle.normalize(candidates)[None, :, :]).max(axis=2)  # [m, k]
     nearest = candidates[distance.argmin(axis=1)]
     status = []
@@ -386,15 +385,6 @@ def _total_improvement(oracle: _Oracle, point: np.ndarray) -> float:
     return float(total @ d - (point / oracle.span).sum())
 
 
-def _attaining(oracle: _Oracle, point: np.ndarray) -> np.ndarray:
-    """An occupancy whose returns are at least ``point`` (less the tolerance), maximising their sum."""
-    program = OccupancyProgram(oracle.polytope)
-    program.add_rows(oracle.rewards, lower=point / oracle.span - oracle.tol)
-    total = oracle.rewards.sum(axis=0)
-    oracle.lps += 1
-    return program.occupancy(program.solve(total, sense="max", what="attaining LP of a reference point"))
-
-
 def _vector(x: np.ndarray) -> str:
     return "(" + ", ".join(f"{v:.6g}" for v in x) + ")"
 
@@ -403,7 +393,3 @@ def _check_momdp(momdp: object) -> None:
     if not isinstance(momdp, MOMDP):
         raise ValidationError(f"momdp: expected a jaxagg.MOMDP, got {type(momdp).__name__}")
 
-
-def as_points(points: Sequence[Any]) -> np.ndarray:
-    """A list of points (arrays) as ``[m, n]`` float64."""
-    return finite_array("reference", np.stack([np.asarray(p, dtype=np.float64) for p in points]), ndim=2)
