@@ -17,6 +17,7 @@ if not _os.path.isdir(_os.path.join(_here, "solvers")) and _os.path.isdir(_os.pa
 
 from jaxagg import envs, errors, metrics, rules, samples, sweeps  # noqa: E402
 from jaxagg.momdp import MOMDP, from_mdptoolbox, load, to_mdptoolbox  # noqa: E402
+from jaxagg.pareto import ParetoFront, check_front, pareto_front  # noqa: E402
 from jaxagg.polytope import (  # noqa: E402
     occupancy_of_policy,
     occupancy_polytope,
@@ -36,6 +37,8 @@ __all__ = [
     "MOMDP",
     "Comparison",
     "Outcome",
+    "ParetoFront",
+    "check_front",
     "compare",
     "envs",
     "errors",
@@ -52,6 +55,7 @@ __all__ = [
     "metrics",
     "occupancy_of_policy",
     "occupancy_polytope",
+    "pareto_front",
     "policy_from_occupancy",
     "return_bounds",
     "rules",

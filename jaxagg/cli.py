@@ -11,6 +11,8 @@
     jaxagg sweep --status results.db               done / failed / pending cells
     jaxagg sweep --export csv results.db           every cell's results (also json)
     jaxagg sweep --plot min --by agents results.db a metric against a swept parameter, one line per rule
+    jaxagg run --env gym:deep-sea-treasure-v0      any registered Gymnasium / MO-Gymnasium id (pip install 'jaxagg[gym]')
+    jaxagg check-front gym:resource-gathering-v0   an MO-Gymnasium published front against the exact one
     jaxagg env --out instance.npz   write an instance to a file (npz or json)
     jaxagg rules                    list the rules
 
@@ -30,6 +32,7 @@ from jaxagg import rules as rule_registry
 from jaxagg.errors import JaxaggError, ValidationError
 from jaxagg.experiment import reproduce
 from jaxagg.momdp import FILE_SUFFIXES, MOMDP, load
+from jaxagg.pareto import check_front
 from jaxagg.report import DEFAULT_RULES, FIGURE_SUFFIXES, METHODS, VOLUMETRIC_RULES, compare, method_rules
 from jaxagg.samples import load_sample
 from jaxagg.sampling import extend
@@ -136,13 +139,27 @@ def build_parser() -> argparse.ArgumentParser:
     swp.add_argument("--out", metavar="PATH", help="the --export or --plot file")
     swp.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    chk = sub.add_parser("check-front", help="compare an MO-Gymnasium environment's published pareto_front(gamma) with the exact front",
+                         description="Convert the environment exactly, compute its Pareto front by LPs (2-3 agents; more: classify "
+                                     "the published points and search for missing ones) and report every difference. "
+                                     "Exit status 0 when they agree, 1 when they differ.")
+    chk.add_argument("env", help="gym:ID (or ID) of an environment with a pareto_front(gamma) method, e.g. gym:deep-sea-treasure-v0")
+    chk.add_argument("--gamma", type=float, default=None, help="discount factor (default: 0.99)")
+    chk.add_argument("--tol", type=float, default=1e-6, help="tolerance in fractions of each return range (default: %(default)s)")
+    chk.add_argument("--max-states", type=int, default=None, help="size guard of the conversion (default: 100000)")
+
     sub.add_parser("rules", help="list the available rules")
     return parser
 
 
 def _add_instance_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("instance")
-    group.add_argument("--env", choices=sorted(envs.ENVIRONMENTS), default="attention", help="built-in environment (default: %(default)s)")
+    group.add_argument("--env", type=_env_name, default="attention", metavar="ENV",
+                       help=f"built-in environment ({', '.join(sorted(envs.ENVIRONMENTS))}) or gym:ID, any registered Gymnasium / "
+                            "MO-Gymnasium id, converted exactly (discounted, --gamma default 0.99) (default: %(default)s)")
+    group.add_argument("--time-limit", choices=["drop", "augment"], default="drop",
+                       help="gym:ID: ignore the episode step limit, or add the step count to the state (default: %(default)s)")
+    group.add_argument("--max-states", type=int, default=None, help="gym:ID: size guard of the conversion (default: 100000)")
     group.add_argument("--momdp", metavar="PATH", help="load the instance from a .npz/.json file instead")
     group.add_argument("--seed", type=int, default=0, help="instance seed (default: %(default)s)")
     group.add_argument("--criterion", choices=["average", "discounted"], default="average", help="(default: %(default)s)")
@@ -156,10 +173,23 @@ def _add_instance_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--branching", type=int, default=2, help="garnet: next states per (s, a) (default: %(default)s)")
 
 
+def _env_name(value: str) -> str:
+    if value in envs.ENVIRONMENTS or (value.startswith("gym:") and len(value) > 4):
+        return value
+    raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(sorted(envs.ENVIRONMENTS))} or gym:ID)")
+
+
+def _gym_id(value: str) -> str:
+    return value[4:] if value.startswith("gym:") else value
+
+
 def instance_from_args(args: argparse.Namespace) -> MOMDP:
     """The MOMDP the instance options describe."""
     if args.momdp:
         return load(args.momdp)
+    if args.env.startswith("gym:"):
+        options = {} if args.max_states is None else {"max_states": args.max_states}
+        return envs.from_gymnasium(_gym_id(args.env), gamma=args.gamma, time_limit=args.time_limit, **options)
     gamma = args.gamma
     if args.criterion == "discounted" and gamma is None:
         gamma = 0.95
@@ -340,6 +370,18 @@ def _env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_front(args: argparse.Namespace) -> int:
+    env_id = _gym_id(args.env)
+    options = {} if args.max_states is None else {"max_states": args.max_states}
+    momdp = envs.from_gymnasium(env_id, gamma=args.gamma, **options)
+    reference = envs.published_front(env_id, momdp.gamma)
+    result = check_front(momdp, reference, convention="episodic", tol=args.tol)
+    print(f"{momdp!r}: published pareto_front({momdp.gamma:g}) against the exact front "
+          "(episodic discounted returns, sum_t gamma^t r_t)")
+    print(result.report())
+    return 0 if result.matches else 1
+
+
 def _rules(args: argparse.Namespace) -> int:
     width = max(len(name) for name in rule_registry.names())
     for name in rule_registry.names():
@@ -351,10 +393,12 @@ def _rules(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "gamma", None) is not None and args.criterion != "discounted":
+    if (getattr(args, "gamma", None) is not None and getattr(args, "criterion", "discounted") != "discounted"
+            and not str(getattr(args, "env", "")).startswith("gym:")):
         parser.error("argument --gamma: only meaningful with --criterion discounted")
     try:
-        commands = {"run": _run, "sample": _sample, "reproduce": _reproduce, "sweep": _sweep, "env": _env, "rules": _rules}
+        commands = {"run": _run, "sample": _sample, "reproduce": _reproduce, "sweep": _sweep, "env": _env, "rules": _rules,
+                    "check-front": _check_front}
         return commands[args.command](args)
     except JaxaggError as exc:
         print(f"jaxagg: error: {exc}", file=sys.stderr)

@@ -1,9 +1,12 @@
-"""Environments: the paper's attention allocation, random Garnets and tiny exact cases."""
+"""Environments: the paper's attention allocation, random (Garnet) MDPs, tiny exact cases, and
+Gymnasium / MO-Gymnasium environments converted exactly (:mod:`jaxagg.envs.gym`)."""
 
 from jaxagg.envs.attention import attention_allocation
 from jaxagg.envs.garnet import garnet
+from jaxagg.envs.gym import StateAccess, attribute_access, from_gymnasium, from_gymnasium_p, published_front
 from jaxagg.envs.tiny import bandit, two_state_chain
 
 ENVIRONMENTS = {"attention": attention_allocation, "garnet": garnet}
 
-__all__ = ["ENVIRONMENTS", "attention_allocation", "bandit", "garnet", "two_state_chain"]
+__all__ = ["ENVIRONMENTS", "StateAccess", "attention_allocation", "attribute_access", "bandit", "from_gymnasium",
+           "from_gymnasium_p", "garnet", "published_front", "two_state_chain"]
