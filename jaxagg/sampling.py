@@ -250,9 +250,12 @@ def sample_instances(
 
     def problems(group):
         with precision_scope("float64"):
-            parts = [kernels[k][1](dtype)[0]._replace(gamma=None) for k in group]
-            stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *parts)
-            return stacked, jnp.stack([jax.random.key(seeds[k]) for k in group])
+            # each instance's operands exactly as sample() builds them, stacked on the host (a
+            # device stack of hundreds of arrays would compile a concatenation of that many)
+            parts = [jax.tree.map(np.asarray, kernels[k][1](dtype)[0]._replace(gamma=None)) for k in group]
+            stacked = jax.tree.map(lambda *leaves: np.stack(leaves), *parts)
+            keys = jax.random.wrap_key_data(np.stack([np.asarray(jax.random.key_data(jax.random.key(seeds[k]))) for k in group]))
+            return stacked, keys
 
     if group_size is None:
         with precision_scope("float64"):
