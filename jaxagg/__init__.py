@@ -28,7 +28,7 @@ from jaxagg.report import Comparison, compare  # noqa: E402
 from jaxagg.rules import Outcome  # noqa: E402
 from jaxagg.rules.gradient import tune  # noqa: E402
 from jaxagg.samples import ReturnSample, load_sample  # noqa: E402
-from jaxagg.sampling import extend, sample, sample_occupancies  # noqa: E402
+from jaxagg.sampling import extend, sample, sample_instances, sample_occupancies  # noqa: E402
 from jaxagg.sweeps import sweep  # noqa: E402
 
 __version__ = "0.1.0"
@@ -47,6 +47,7 @@ __all__ = [
     "samples",
     "sweep",
     "sweeps",
+    "sample_instances",
     "sample_occupancies",
     "ReturnSample",
     "sample",

@@ -15,19 +15,29 @@ Measures:
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxagg.errors import ConvergenceError, ValidationError
+from jaxagg.errors import ConvergenceError, SolverError, ValidationError
 from jaxagg.kernels import transitions as T
 from jaxagg.kernels.evaluation import TOL as EVALUATION_TOL
 from jaxagg.kernels.precision import PRECISIONS, precision_scope
-from jaxagg.kernels.returns import POLICY_BLOCKS, MeasureProblem, evaluate_indices, hull_block, sample_devices, stream
+from jaxagg.kernels.returns import (
+    POLICY_BLOCKS,
+    MeasureProblem,
+    evaluate_indices,
+    hull_block,
+    instance_group_size,
+    sample_devices,
+    stream,
+    stream_instances,
+)
 from jaxagg.momdp import MOMDP
 from jaxagg.polytope import is_unichain_for_full_support, return_bounds
 from jaxagg.samples import ReturnSample, index_ranges
@@ -143,6 +153,189 @@ def sample(
         info.update(evaluation=engine, residual_max=float(residuals.max()))
     return ReturnSample(returns=_snap_degenerate(returns, bounds), measure=measure, seed=seed,
                         max_returns=bounds.upper, min_returns=bounds.lower, info=info, fingerprint=momdp.fingerprint)
+
+
+def sample_instances(
+    momdps: Sequence[MOMDP],
+    num_samples: int = 100_000,
+    measure: str = "policy",
+    seeds: int | Sequence[int] = 0,
+    *,
+    precision: str = "auto",
+    chunk_size: int = DEFAULT_CHUNK,
+    group_size: int | None = None,
+    start: int = 0,
+    progress: bool | Callable[[int], None] = False,
+    devices: list | None = None,
+    method: str = "auto",
+    operator: str | None = None,
+) -> list[ReturnSample]:
+    """:func:`sample` for many instances of one shape in one compiled call per group of
+    instances: ``sample_instances(ms, N, seeds=ss)[k]`` is bit-identical to ``sample(ms[k], N,
+    seed=ss[k])`` (returns, bounds, fingerprint, seed, ``info["evaluation"]`` and
+    ``info["residual_max"]``), so each result can be used, saved and :func:`extend`-ed like one.
+
+    The ``policy`` measure stacks the instances' operators, ``mu``, rewards and keys and runs
+    every group of instances through one compiled call (:func:`jaxagg.kernels.returns.stream_instances`):
+    the instances of a call go one after another through exactly the computation of
+    :func:`sample`, with the same array shapes, which is what keeps the numbers identical (a
+    ``vmap`` over instances lets XLA pick other kernels and fusions and changes float32 policy
+    draws by an ulp). What it saves is the per-instance dispatch and set-up; the per-policy
+    arithmetic is the same (bench/sweep.py). ``hull`` and ``uniform`` are sampled by a loop of
+    :func:`sample` (``uniform`` has its own chains per instance).
+
+    Args:
+        momdps: a non-empty list of instances with the same shape: states, actions, agents,
+            criterion, gamma and transition operator (form and array shapes of the operator
+            the engine uses: a dense LU needs only S and A to match).
+        num_samples: N >= 1 per instance.
+        measure: ``"policy"`` (batched), ``"hull"`` or ``"uniform"`` (a loop of :func:`sample`).
+        seeds: one seed for every instance, or one per instance.
+        precision, method, operator, devices, start: as in :func:`sample`, the same for every
+            instance (``method``/``operator`` only for ``policy``; ``start`` not for ``uniform``).
+        chunk_size: samples per instance per compiled call; results do not depend on it.
+        group_size: instances per compiled call; default from a memory estimate
+            (:func:`jaxagg.kernels.returns.instance_group_size`, 256 MiB of operands and chunk
+            outputs); results do not depend on it. Memory is bounded by one group x one chunk.
+        progress: ``True`` for one progress bar over instances x samples, or a callable given
+            each call's count of (instance, sample) pairs.
+
+    Returns:
+        One :class:`~jaxagg.samples.ReturnSample` per instance, in order. ``info["seconds"]``
+        is the instance's share of the batch's wall time (the batch's time / K).
+
+    Raises:
+        ValidationError: a bad argument or instances of different shapes (naming the instance
+            and what differs), or an instance :func:`sample` refuses (named ``momdps[k]``).
+        ConvergenceError: a sampled policy's linear solve missed the tolerance (names the instance).
+    """
+    if not isinstance(momdps, (list, tuple)) or not momdps:
+        raise ValidationError(f"momdps: expected a non-empty list of jaxagg.MOMDP, got {type(momdps).__name__}"
+                              + (" (empty)" if isinstance(momdps, (list, tuple)) else ""))
+    for k, momdp in enumerate(momdps):
+        if not isinstance(momdp, MOMDP):
+            raise ValidationError(f"momdps[{k}]: expected a jaxagg.MOMDP, got {type(momdp).__name__}")
+    K = len(momdps)
+    num_samples = integer_at_least("num_samples", num_samples, 1)
+    chunk_size = integer_at_least("chunk_size", chunk_size, 1)
+    start = integer_at_least("start", start, 0)
+    if start + num_samples > 2**32:
+        raise ValidationError(f"num_samples: start + num_samples must be at most 2**32, got {start + num_samples}")
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, (bool, np.bool_)):
+        seeds = [check_seed("seeds", seeds)] * K
+    elif isinstance(seeds, (list, tuple, np.ndarray)):
+        if len(seeds) != K:
+            raise ValidationError(f"seeds: expected one seed per instance ({K}), got {len(seeds)}")
+        seeds = [check_seed(f"seeds[{k}]", value) for k, value in enumerate(seeds)]
+    else:
+        raise ValidationError(f"seeds: expected an integer or a list of {K} integers, got {seeds!r}")
+    choice("measure", measure, SAMPLED_MEASURES)
+    if group_size is not None:
+        group_size = integer_at_least("group_size", group_size, 1)
+    if measure != "policy":
+        return _sample_each(momdps, num_samples, measure, seeds, progress, precision=precision, chunk_size=chunk_size,
+                            start=start, devices=devices, method=method, operator=operator)
+    engine = engine_settings(momdps[0], method, operator)
+    precision = resolve_precision(momdps[0], precision)
+    _check_same_shape(momdps, engine)
+    devices = _check_devices(devices)
+    bounds, kernels = [], []
+    for k, momdp in enumerate(momdps):  # what sample() checks and computes first, instance by instance
+        with _instance(k):
+            bounds.append(return_bounds(momdp))
+            kernels.append(_measure_kernel(momdp, "policy", engine))
+    dtype = PRECISIONS[precision]
+    block_fn = kernels[0][0]
+    gamma = momdps[0].gamma
+
+    def problems(group):
+        with precision_scope("float64"):
+            # each instance's operands exactly as sample() builds them, stacked on the host (a
+            # device stack of hundreds of arrays would compile a concatenation of that many)
+            parts = [jax.tree.map(np.asarray, kernels[k][1](dtype)[0]._replace(gamma=None)) for k in group]
+            stacked = jax.tree.map(lambda *leaves: np.stack(leaves), *parts)
+            keys = jax.random.wrap_key_data(np.stack([np.asarray(jax.random.key_data(jax.random.key(seeds[k]))) for k in group]))
+            return stacked, keys
+
+    if group_size is None:
+        with precision_scope("float64"):
+            group_size = min(K, instance_group_size(kernels[0][1](dtype)[0], chunk_size))
+    began = time.perf_counter()
+    with precision_scope("float64"), _progress(progress, K * num_samples) as tick:
+        returns, residuals = stream_instances(block_fn, problems, K, gamma, num_samples, start=start, chunk_size=chunk_size,
+                                              group_size=group_size, progress=tick, devices=devices,
+                                              concurrent=None if engine["method"] == "lu" else True)
+    seconds = (time.perf_counter() - began) / K
+    samples = []
+    for k, momdp in enumerate(momdps):
+        with _instance(k):
+            _check_residuals(residuals[k], start, precision)
+        info = {
+            "precision": precision,
+            "start": int(start),
+            "chunk_size": int(chunk_size),
+            "seconds": seconds,
+            "samples_per_second": num_samples / seconds if seconds > 0 else None,
+            "devices": len(devices),
+            "backend": jax.default_backend(),
+            "jax": jax.__version__,
+            "evaluation": dict(engine),
+            "residual_max": float(residuals[k].max()),
+        }
+        samples.append(ReturnSample(returns=_snap_degenerate(returns[k], bounds[k]), measure="policy", seed=seeds[k],
+                                    max_returns=bounds[k].upper, min_returns=bounds[k].lower, info=info,
+                                    fingerprint=momdp.fingerprint))
+    return samples
+
+
+def _sample_each(momdps: Sequence[MOMDP], num_samples: int, measure: str, seeds: list[int],
+                 progress: bool | Callable[[int], None], **options: Any) -> list[ReturnSample]:
+    """``hull`` and ``uniform``: one :func:`sample` per instance, under one progress bar."""
+    if measure == "uniform":
+        if options["start"]:
+            raise ValidationError("start: 'uniform' samples come from Markov chains and cannot start at an index")
+        del options["start"], options["chunk_size"]
+    samples = []
+    with _progress(progress, len(momdps) * num_samples) as tick:
+        for k, momdp in enumerate(momdps):
+            with _instance(k):
+                samples.append(sample(momdp, num_samples, measure, seeds[k], progress=tick or False, **options))
+    return samples
+
+
+def _check_same_shape(momdps: Sequence[MOMDP], engine: dict[str, Any]) -> None:
+    """Refuse instances that cannot share one compiled call, naming the first that differs."""
+    first = momdps[0]
+
+    def signature(momdp: MOMDP) -> dict[str, Any]:
+        described = {"states": momdp.num_states, "actions": momdp.num_actions, "agents": momdp.num_agents,
+                     "criterion": momdp.criterion, "gamma": momdp.gamma}
+        if engine["operator"] != "dense":
+            described["transition form"] = momdp.transition_form
+            if momdp.transition_form == first.transition_form:
+                described["transition array shapes"] = [tuple(np.shape(leaf)) for leaf in jax.tree.leaves(momdp.transitions)]
+        return described
+
+    expected = signature(first)
+    for k, momdp in enumerate(momdps[1:], start=1):
+        given = signature(momdp)
+        for what, value in expected.items():
+            if given.get(what) != value:
+                raise ValidationError(
+                    f"momdps[{k}]: {what} {given.get(what)!r} differs from momdps[0]'s {value!r}; instances sampled together "
+                    "must have the same shape (states, actions, agents, criterion, gamma and the engine's transition "
+                    "operator): sample differently shaped instances in separate calls")
+
+
+@contextlib.contextmanager
+def _instance(k: int):
+    """Prefix an error raised for one instance of a batch with ``momdps[k]: ``."""
+    try:
+        yield
+    except (ValidationError, SolverError) as exc:
+        renamed = type(exc)(f"momdps[{k}]: {exc}") if isinstance(exc, ValidationError) else \
+            type(exc)(f"momdps[{k}]: {exc}", getattr(exc, "result", None))
+        raise renamed from exc
 
 
 def engine_settings(momdp: MOMDP, method: str = "auto", operator: str | None = None) -> dict[str, Any]:

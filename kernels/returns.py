@@ -110,6 +110,11 @@ def sample_devices(devices: Sequence[jax.Device] | None = None) -> list[jax.Devi
 def _returns_of_range(block_fn: Callable, key: jax.Array, start: jax.Array, num_blocks: int, operands) -> tuple[jax.Array, jax.Array]:
     """Returns ``[num_blocks, BLOCK, n]`` and residuals ``[num_blocks, BLOCK]`` of samples
     ``start .. start + num_blocks*BLOCK - 1`` (the occupancies are never materialised)."""
+    return _range(block_fn, key, start, num_blocks, operands)
+
+
+def _range(block_fn: Callable, key: jax.Array, start: jax.Array, num_blocks: int, operands) -> tuple[jax.Array, jax.Array]:
+    """The body of :func:`_returns_of_range` (traced inside a ``jit``)."""
     indices = start + jnp.arange(num_blocks * BLOCK, dtype=jnp.uint32).reshape(num_blocks, BLOCK)
 
     def one_block(block):
@@ -117,6 +122,26 @@ def _returns_of_range(block_fn: Callable, key: jax.Array, start: jax.Array, num_
         return returns, residual
 
     return jax.lax.map(one_block, indices)
+
+
+@partial(jax.jit, static_argnames=("block_fn", "num_blocks"))
+def _returns_of_instances(block_fn: Callable, keys: jax.Array, start: jax.Array, num_blocks: int, problems: MeasureProblem,
+                          gamma) -> tuple[jax.Array, jax.Array]:
+    """:func:`_returns_of_range` for ``K`` instances at once: ``keys [K]`` and ``problems`` (a
+    :class:`MeasureProblem` whose arrays have a leading instance axis ``[K, ...]``, ``gamma``
+    shared) -> returns ``[K, num_blocks, BLOCK, n]`` and residuals ``[K, num_blocks, BLOCK]``.
+
+    The instances run one after another inside the compiled call (``lax.map``), each through
+    exactly the computation of :func:`_returns_of_range`, with the same shapes: XLA's choice of
+    kernels and fusions depends on shapes (a ``vmap`` over instances changes float32 policy
+    draws and GMRES reductions by an ulp), so this is what keeps every instance's numbers
+    bit-identical to a single-instance run."""
+
+    def one_instance(args):
+        key, problem = args
+        return _range(block_fn, key, start, num_blocks, (problem._replace(gamma=gamma),))
+
+    return jax.lax.map(one_instance, (keys, problems))
 
 
 def stream(
@@ -174,6 +199,93 @@ def stream(
         if progress is not None:
             progress(count)
     return np.concatenate(returns_parts), np.concatenate(residual_parts)
+
+
+def instance_group_size(problem: MeasureProblem, chunk_size: int, budget_bytes: int = 256 * 2**20) -> int:
+    """Instances per compiled call of :func:`stream_instances` whose operands and chunk outputs
+    fit in ``budget_bytes``: the float32 and float64 operators, ``mu``, the rewards and
+    ``chunk_size`` returns and residuals per instance (one block's working arrays come on top,
+    once: the instances of a call run one after another)."""
+    chunk = math.ceil(chunk_size / BLOCK) * BLOCK
+    n = problem.rewards.shape[0]
+    per_instance = (T.nbytes(problem.transitions) + T.nbytes(problem.transitions64) + int(problem.mu.nbytes)
+                    + int(problem.rewards.nbytes) + chunk * (n + 1) * 8)
+    return max(1, budget_bytes // per_instance)
+
+
+def stream_instances(
+    block_fn: Callable,
+    problems: Callable[[Sequence[int]], tuple[MeasureProblem, jax.Array]],
+    num_instances: int,
+    gamma: float | None,
+    num_samples: int,
+    *,
+    start: int = 0,
+    chunk_size: int = 4096,
+    group_size: int = 64,
+    progress: Callable[[int], None] | None = None,
+    devices: Sequence[jax.Device] | None = None,
+    concurrent: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`stream` for ``num_instances`` instances of one shape: returns ``[K, num_samples,
+    n]`` and residuals ``[K, num_samples]``, bit-identical to :func:`stream` on each instance
+    with its own key (see :func:`_returns_of_instances`), whatever ``chunk_size`` and
+    ``group_size``.
+
+    Memory is bounded by one call: at most ``group_size`` instances x ``chunk_size`` samples
+    (rounded up to a multiple of :data:`BLOCK`); the calls are made equal (groups and chunks
+    split evenly, the last padded and the padding dropped) so that one compilation serves them
+    all. Groups go to the devices in turn (at the same time when ``concurrent``, as in
+    :func:`stream`).
+
+    Args:
+        problems: ``problems(instance_indices) -> (MeasureProblem with arrays [G, ...], keys [G])``
+            for a group of instances (so that only one group's operands exist at a time).
+        gamma: the instances' common discount factor (``None``: average reward).
+        progress: called with the number of (instance, sample) pairs finished after each call.
+    """
+    devices = sample_devices(devices)
+    if concurrent is None:
+        concurrent = all(device.platform != "cpu" for device in devices)
+    # equal calls, so that one compilation serves them all: the groups split the instances evenly
+    # (the last padded with copies of its last instance, dropped), the chunks split the blocks
+    # evenly (the last padded with the next samples' indices, dropped)
+    num_groups = math.ceil(num_instances / max(1, int(group_size)))
+    group_size = math.ceil(num_instances / num_groups)
+    total_blocks = math.ceil(num_samples / BLOCK)
+    num_chunks = math.ceil(total_blocks / max(1, math.ceil(chunk_size / BLOCK)))
+    blocks = math.ceil(total_blocks / num_chunks)
+    groups = [list(range(a, min(a + group_size, num_instances))) for a in range(0, num_instances, group_size)]
+    returns_out = residuals_out = None
+    for wave in range(0, len(groups), len(devices)):
+        runs = []
+        for device, group in zip(devices, groups[wave:wave + len(devices)]):
+            padded = group + [group[-1]] * (group_size - len(group))
+            stacked, keys = jax.device_put(problems(padded), device)
+            parts = []
+            for done in range(0, num_samples, blocks * BLOCK):
+                count = min(blocks * BLOCK, num_samples - done)
+                first = jax.device_put(np.uint32(start + done), device)
+                parts.append((count, _returns_of_instances(block_fn, keys, first, blocks, stacked, gamma)))
+                if not concurrent:
+                    jax.block_until_ready(parts[-1][1])
+                    if progress is not None:
+                        progress(count * len(group))
+            runs.append((group, parts))
+        for group, parts in runs:
+            returns_parts, residual_parts = [], []
+            for count, (returns, residuals) in parts:
+                returns = np.asarray(returns)[:len(group)]
+                returns_parts.append(returns.reshape(len(group), -1, returns.shape[-1])[:, :count])
+                residual_parts.append(np.asarray(residuals)[:len(group)].reshape(len(group), -1)[:, :count])
+                if concurrent and progress is not None:
+                    progress(count * len(group))
+            if returns_out is None:
+                returns_out = np.empty((num_instances, num_samples, returns_parts[0].shape[-1]), returns_parts[0].dtype)
+                residuals_out = np.empty((num_instances, num_samples), residual_parts[0].dtype)
+            returns_out[group] = np.concatenate(returns_parts, axis=1)
+            residuals_out[group] = np.concatenate(residual_parts, axis=1)
+    return returns_out, residuals_out
 
 
 def evaluate_indices(block_fn: Callable, operands: tuple, key: jax.Array, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,7 @@ BENCH = ROOT / "bench"
 TIMEOUT = 300
 PUBLIC_MODULES = ("jaxagg", "jaxagg.samples", "jaxagg.uniform", "jaxagg.diagnostics", "jaxagg.polytope")
 PUBLIC_PACKAGES = ("jaxagg.kernels", "jaxagg.solvers")
-KEYS = {"sampling", "lp", "rules", "hit_and_run", "tuner-quality", "tuner-start", "bounds", "gpu", "kernels"}
+KEYS = {"sampling", "lp", "rules", "hit_and_run", "tuner-quality", "tuner-start", "bounds", "gpu", "kernels", "sweep"}
 """Every benchmark key a script publishes under (``publish(args, KEY, ...)``)."""
 NOT_YET_RECORDED = {"bounds", "gpu", "kernels"}
 """Benchmarks whose first run has not been recorded in RESULTS.md yet (gpu needs a GPU machine)."""
@@ -91,6 +91,12 @@ def test_sampling_smoke(tmp_path):
     assert skipped and all(row["note"].startswith("skipped: ") for row in skipped)
     isolated = [row for row in measured if row["isolated"]]  # rows run in a child process report their own peak
     assert isolated and all(row["rss_mb"] > 0 for row in isolated)
+
+
+def test_sweep_smoke(tmp_path):
+    summary = run_smoke(tmp_path, "bench/sweep.py")
+    assert summary["benchmark"] == "sweep" and summary["instances"] == 6
+    assert any("bit-identical" in check["check"] for check in summary["checks"])
 
 
 @pytest.mark.slow
