@@ -237,3 +237,19 @@ def test_workers_adopt_the_drivers_bounds_only_for_the_same_instance():
     assert adopt_bounds(worker_copy, bounds, driver_copy.fingerprint)
     assert ja.return_bounds(worker_copy) is bounds
     assert not adopt_bounds(worker_copy, bounds, driver_copy.fingerprint)  # already has them
+
+
+def test_a_group_sampled_together_fails_only_the_instance_that_fails(tmp_path):
+    # garnet(6, 2, 1, 2, seed=28) has full-support policies with two recurrent classes: the
+    # policy measure refuses it; its group-mates (seeds 26, 27, 29) are sampled as usual
+    spec = {"name": "g", "rules": ["max-quantile"], "sample": {"num_samples": 100, "seed": "instance"},
+            "instances": [{"env": "garnet", "states": 6, "actions": 2, "branching": 1, "agents": 2,
+                           "seed": {"start": 26, "count": 4}}]}
+    results = ja.sweep(spec, tmp_path / "g.db", workers=0, progress=False)
+    assert results.counts == {"done": 3, "failed": 1, "pending": 0}
+    (failure,) = results.failures()
+    assert failure["param.seed"] == 28 and failure["error"].startswith("sampling: ")
+    for record in results.done():
+        momdp = ja.envs.garnet(6, 2, 1, 2, seed=record["param.seed"])
+        sample = ja.sample(momdp, 100, seed=record["param.seed"])
+        assert record["rank"] == sample.rank(np.asarray(record["raw"])).tolist()
