@@ -25,9 +25,9 @@ BENCH = ROOT / "bench"
 TIMEOUT = 300
 PUBLIC_MODULES = ("jaxagg", "jaxagg.samples", "jaxagg.uniform", "jaxagg.diagnostics", "jaxagg.polytope")
 PUBLIC_PACKAGES = ("jaxagg.kernels", "jaxagg.solvers")
-KEYS = {"sampling", "lp", "rules", "hit_and_run", "tuner-quality", "tuner-start", "bounds", "gpu", "kernels", "sweep"}
+KEYS = {"sampling", "lp", "rules", "hit_and_run", "tuner-quality", "tuner-start", "bounds", "gpu", "kernels", "sweep", "sweep-end-to-end"}
 """Every benchmark key a script publishes under (``publish(args, KEY, ...)``)."""
-NOT_YET_RECORDED = {"bounds", "gpu", "kernels"}
+NOT_YET_RECORDED = {"bounds", "gpu", "kernels", "sweep-end-to-end"}
 """Benchmarks whose first run has not been recorded in RESULTS.md yet (gpu needs a GPU machine)."""
 
 
@@ -91,6 +91,15 @@ def test_sampling_smoke(tmp_path):
     assert skipped and all(row["note"].startswith("skipped: ") for row in skipped)
     isolated = [row for row in measured if row["isolated"]]  # rows run in a child process report their own peak
     assert isolated and all(row["rss_mb"] > 0 for row in isolated)
+
+
+@pytest.mark.slow
+def test_sweep_end_to_end_smoke(tmp_path):
+    summary = run_smoke(tmp_path, "bench/sweep.py", "end-to-end")
+    assert summary["benchmark"] == "sweep-end-to-end" and summary["instances"] == 2
+    runs = [row["run"] for row in summary["rows"]]
+    assert runs[0].startswith("local") and runs[-1].startswith("SIGKILL")
+    assert any("no committed cell lost" in check["check"] for check in summary["checks"])
 
 
 def test_sweep_smoke(tmp_path):
