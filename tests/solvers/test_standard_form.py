@@ -1,4 +1,4 @@
-"""Standard-form export of O (issue 14, item 3): full row rank, the same feasible set as O, the
+"""Standard-form export of O (issue 14, item 3): full row rank, the same feasible set as poly, the
 column labels, every formulation (discounted, average-reward flow rows, multichain)."""
 
 from __future__ import annotations
@@ -50,55 +50,55 @@ def full_row_rank(A) -> bool:
 
 
 def test_full_row_rank_and_the_same_row_space(instance):
-    momdp, O, form = instance
+    momdp, poly, form = instance
     assert full_row_rank(form.A)
-    assert np.linalg.matrix_rank(O.E.toarray()) == form.A.shape[0]
-    assert form.A.shape[0] + form.dropped_rows.size == O.E.shape[0]
-    assert np.array_equal(np.sort(np.concatenate([form.kept_rows, form.dropped_rows])), np.arange(O.E.shape[0]))
+    assert np.linalg.matrix_rank(poly.E.toarray()) == form.A.shape[0]
+    assert form.A.shape[0] + form.dropped_rows.size == poly.E.shape[0]
+    assert np.array_equal(np.sort(np.concatenate([form.kept_rows, form.dropped_rows])), np.arange(poly.E.shape[0]))
 
 
 def test_which_rows_are_dropped(instance):
-    momdp, O, form = instance
+    momdp, poly, form = instance
     if momdp.criterion == "discounted":
         assert form.dropped_rows.size == 0  # I - gamma P_pi^T is nonsingular for every policy
     else:
         assert form.dropped_rows.size == 1  # H is the constants: one flow row, among the first S
-        assert form.dropped_rows[0] < O.num_states
+        assert form.dropped_rows[0] < poly.num_states
 
 
 @pytest.mark.parametrize("multichain", [False, True])
 def test_disjoint_blocks_lose_one_flow_row_each(multichain):
     P, mu = disjoint_pair()
-    O = build_polytope(P, mu, None, multichain=multichain)
+    poly = build_polytope(P, mu, None, multichain=multichain)
     form = standard_form(O)
-    basis = harmonic_basis(O.E, O.num_states, O.num_actions)
+    basis = harmonic_basis(poly.E, poly.num_states, poly.num_actions)
     assert basis.shape[1] == 2
-    assert form.dropped_rows.size == 2 and (form.dropped_rows < O.num_states).all()
+    assert form.dropped_rows.size == 2 and (form.dropped_rows < poly.num_states).all()
     assert full_row_rank(form.A)
-    assert np.linalg.matrix_rank(O.E.toarray()) == form.A.shape[0]
+    assert np.linalg.matrix_rank(poly.E.toarray()) == form.A.shape[0]
     # one dropped row per block: dropping two rows of the same block would leave a dependency
     assert sorted(form.dropped_rows // 4) == [0, 1]
 
 
 def test_harmonic_basis_is_the_left_null_space_of_the_flow_rows(instance):
-    momdp, O, form = instance
+    momdp, poly, form = instance
     if momdp.criterion == "discounted":
         pytest.skip("no flow rows under discounting")
-    S, A = O.num_states, O.num_actions
-    flow = O.E.toarray()[:S, : S * A]
-    basis = harmonic_basis(O.E, S, A)
+    S, A = poly.num_states, poly.num_actions
+    flow = poly.E.toarray()[:S, : S * A]
+    basis = harmonic_basis(poly.E, S, A)
     np.testing.assert_allclose(basis.T @ flow, 0.0, atol=1e-10)
     assert basis.shape[1] == S - np.linalg.matrix_rank(flow)
 
 
 def test_columns_and_bounds(instance):
-    momdp, O, form = instance
-    S, A = O.num_states, O.num_actions
-    assert len(form.columns) == O.num_columns == form.A.shape[1]
+    momdp, poly, form = instance
+    S, A = poly.num_states, poly.num_actions
+    assert len(form.columns) == poly.num_columns == form.A.shape[1]
     assert form.columns[:S * A] == tuple(("x", s, a) for s in range(S) for a in range(A))
-    assert form.columns[S * A:] == tuple(("y", s, a) for s in range(S) for a in range(A))[: O.num_aux]
+    assert form.columns[S * A:] == tuple(("y", s, a) for s in range(S) for a in range(A))[: poly.num_aux]
     assert (form.lower == 0).all() and np.isinf(form.upper).all() and form.dim == S * A
-    np.testing.assert_array_equal(form.b, O.b[form.kept_rows])
+    np.testing.assert_array_equal(form.b, poly.b[form.kept_rows])
 
 
 def _lp(cost, matrix, rhs, lower, upper):
@@ -108,21 +108,21 @@ def _lp(cost, matrix, rhs, lower, upper):
 def test_same_feasible_set_by_random_lps(instance):
     """Vertices of O satisfy A z = b; vertices of the standard form satisfy E z = b; the optima
     of random objectives on the occupancy columns agree."""
-    momdp, O, form = instance
+    momdp, poly, form = instance
     rng = np.random.default_rng(0)
     for _ in range(NUM_OBJECTIVES):
-        cost = np.concatenate([rng.normal(size=O.dim), np.zeros(O.num_aux)])
-        over_O = _lp(cost, O.E, O.b, 0.0, highs.INF)
+        cost = np.concatenate([rng.normal(size=poly.dim), np.zeros(poly.num_aux)])
+        over_poly = _lp(cost, poly.E, poly.b, 0.0, highs.INF)
         over_form = _lp(cost, form.A, form.b, form.lower, form.upper)
-        assert np.abs(form.A @ over_O.x - form.b).max() <= FEASIBILITY_TOL
-        assert np.abs(O.E @ over_form.x - O.b).max() <= FEASIBILITY_TOL
+        assert np.abs(form.A @ over_poly.x - form.b).max() <= FEASIBILITY_TOL
+        assert np.abs(poly.E @ over_form.x - poly.b).max() <= FEASIBILITY_TOL
         assert over_form.x.min() >= -FEASIBILITY_TOL
-        assert over_form.objective == pytest.approx(over_O.objective, rel=OBJECTIVE_RTOL, abs=1e-10)
+        assert over_form.objective == pytest.approx(over_poly.objective, rel=OBJECTIVE_RTOL, abs=1e-10)
 
 
 def test_to_dict_and_save_round_trip(tmp_path, garnet_multichain):
     form = ja.standard_form(garnet_multichain)
-    path = tmp_path / "O.npz"
+    path = tmp_path / "poly.npz"
     form.save(path)
     with np.load(path) as data:
         A = sp.csr_matrix((data["A_data"], data["A_indices"], data["A_indptr"]), shape=tuple(data["A_shape"]))
