@@ -1,4 +1,4 @@
-"""Standard-form export of O (issue 14, item 3): full row rank, the same feasible set as poly, the
+"""Standard-form export of O (issue 14, item 3): full row rank, the same feasible set as O, the
 column labels, every formulation (discounted, average-reward flow rows, multichain)."""
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def test_which_rows_are_dropped(instance):
 def test_disjoint_blocks_lose_one_flow_row_each(multichain):
     P, mu = disjoint_pair()
     poly = build_polytope(P, mu, None, multichain=multichain)
-    form = standard_form(O)
+    form = standard_form(poly)
     basis = harmonic_basis(poly.E, poly.num_states, poly.num_actions)
     assert basis.shape[1] == 2
     assert form.dropped_rows.size == 2 and (form.dropped_rows < poly.num_states).all()
