@@ -4,7 +4,9 @@ define them, plus the classic split R-hat and ESS (Gelman et al., BDA3 §11.4-11
 
 Inputs are draws ``[..., chains, draws]`` of scalars (the leading axes: agents, say); every
 statistic is computed per leading index and returned with shape ``[...]`` (a float for
-``[chains, draws]``). Every ESS is computed on split chains (each chain halved).
+``[chains, draws]``). Every statistic is computed on split chains (each chain's first and last
+``draws // 2`` draws); ranks are pooled over the split chains (so an odd chain's middle draw is
+left out, as ArviZ does).
 
 * :func:`rhat`: rank-normalised split R-hat, the max of the bulk (rank-normalised draws) and the
   tail (rank-normalised draws folded about the median) split R-hat;
@@ -53,7 +55,7 @@ def _split(x: np.ndarray) -> np.ndarray:
     """``[..., m, n]`` -> ``[..., 2m, n // 2]``: each chain's first and second half (a middle
     draw of an odd-length chain is left out)."""
     half = x.shape[-1] // 2
-    return np.concatenate([x[..., :half], x[..., half : 2 * half]], axis=-2)
+    return np.concatenate([x[..., :half], x[..., x.shape[-1] - half :]], axis=-2)
 
 
 def _rhat_of_chains(x: np.ndarray) -> np.ndarray:
@@ -69,9 +71,12 @@ def _rhat_of_chains(x: np.ndarray) -> np.ndarray:
 
 
 def _ess_of_chains(x: np.ndarray) -> np.ndarray:
-    """ESS ``[...]`` of chains ``x [..., m, n]`` (already split): the chains' autocorrelations by
-    FFT, summed over Geyer's initial positive and monotone sequence of paired lags; capped below
-    at ``tau = 1 / log10(m n)``. Constant draws give ``m n``."""
+    """ESS ``[...]`` of chains ``x [..., m, n]`` (already split): ``m n / tau`` with the chains'
+    autocorrelations ``rho_t`` by FFT combined across chains (BDA3 eq. 11.7), summed over Geyer's
+    initial positive sequence of pairs ``rho_2k + rho_2k+1`` made monotone, plus the even lag of
+    the first non-positive pair (or the last pair within lag ``n - 2``) when it is positive (Stan's and Vehtari et al.'s estimator):
+    ``tau = -1 + 2 sum_{k<L} pair_k + max(rho_2L, 0)``, bounded below by ``1 / log10(m n)``.
+    Constant draws give ``m n``."""
     m, n = x.shape[-2:]
     centered = x - x.mean(axis=-1, keepdims=True)
     size = 1 << (2 * n - 1).bit_length()
@@ -83,10 +88,14 @@ def _ess_of_chains(x: np.ndarray) -> np.ndarray:
     safe = np.where(pooled > 0, pooled, 1.0)
     rho = 1.0 - (within[..., None] - autocov.mean(axis=-2)) / safe[..., None]  # [..., n]
     rho[..., 0] = 1.0
-    pairs = rho[..., : 2 * (n // 2)].reshape(*rho.shape[:-1], -1, 2).sum(axis=-1)
-    positive = np.cumprod(pairs > 0.0, axis=-1).astype(bool)  # up to the first non-positive pair
-    pairs = np.minimum.accumulate(pairs, axis=-1)
-    tau = -1.0 + 2.0 * np.where(positive, pairs, 0.0).sum(axis=-1)
+    count = (n - 1) // 2  # pairs up to lag n - 2; when all are positive the last one plays the first non-positive
+    pairs = rho[..., : 2 * count].reshape(*rho.shape[:-1], count, 2).sum(axis=-1)  # [..., count]
+    length = np.minimum(np.cumprod(pairs > 0.0, axis=-1).sum(axis=-1), count - 1)  # L
+    positive = np.arange(count) < length[..., None]
+    monotone = np.minimum.accumulate(pairs, axis=-1)
+    next_even = np.take_along_axis(np.concatenate([rho, np.zeros((*rho.shape[:-1], 1))], axis=-1),
+                                   np.minimum(2 * length, n)[..., None], axis=-1)[..., 0]  # rho_2L (0 past the end)
+    tau = -1.0 + 2.0 * np.where(positive, monotone, 0.0).sum(axis=-1) + np.maximum(next_even, 0.0)
     ess = m * n / np.maximum(tau, 1.0 / np.log10(max(m * n, 10)))
     return np.where(pooled > 0, ess, float(m * n))
 
@@ -94,7 +103,11 @@ def _ess_of_chains(x: np.ndarray) -> np.ndarray:
 def rank_normalize(draws: np.ndarray) -> np.ndarray:
     """``[..., chains, draws]``: normal scores of the pooled ranks, ``Phi^{-1}((r - 3/8) / (N +
     1/4))`` (Blom), ``r`` the average rank of a draw among all ``N`` draws of its leading index."""
-    x = _draws(draws)
+    return _normal_scores(_draws(draws))
+
+
+def _normal_scores(x: np.ndarray) -> np.ndarray:
+    """:func:`rank_normalize` of float64 ``x [..., m, n]`` (unchecked)."""
     flat = x.reshape(*x.shape[:-2], -1)
     ranks = scipy.stats.rankdata(flat, axis=-1)
     N = flat.shape[-1]
@@ -138,14 +151,14 @@ def effective_sample_size(draws: np.ndarray) -> float | np.ndarray:
 def rhat(draws: np.ndarray) -> float | np.ndarray:
     """Rank-normalised split R-hat ``[...]``: max of the bulk and the folded (tail) split R-hat."""
     x = _draws(draws)
-    bulk = _rhat_of_chains(_split(rank_normalize(x)))
-    tail = _rhat_of_chains(_split(rank_normalize(_fold(x))))
+    bulk = _rhat_of_chains(_normal_scores(_split(x)))
+    tail = _rhat_of_chains(_normal_scores(_fold(_split(x))))
     return _scalar(np.maximum(bulk, tail))
 
 
 def ess_bulk(draws: np.ndarray) -> float | np.ndarray:
     """Bulk ESS ``[...]``: the ESS of the rank-normalised draws."""
-    return _scalar(_ess_of_chains(_split(rank_normalize(draws))))
+    return _scalar(_ess_of_chains(_normal_scores(_split(_draws(draws)))))
 
 
 def ess_quantile(draws: np.ndarray, prob: float) -> float | np.ndarray:
