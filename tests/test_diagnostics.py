@@ -128,3 +128,22 @@ def test_agrees_with_arviz(case):
     np.testing.assert_allclose(effective_sample_size(x), array_stats.ess(x, method="mean"), rtol=ORACLE_RTOL)
     for p in (0.5, 0.8, 0.9):
         np.testing.assert_allclose(ess_quantile(x, p), array_stats.ess(x, method="quantile", prob=p), rtol=ORACLE_RTOL)
+
+
+# ------------------------------------------------------------------ where the uniform sampler applies them
+def test_the_uniform_sampler_records_every_statistic_and_warns_on_the_modern_ones(tmp_path):
+    import jaxagg as ja
+
+    m = ja.envs.attention_allocation(2, 3, seed=0)
+    with pytest.warns(ja.errors.MixingWarning, match="rank-normalised R-hat|ESS"):
+        sample = ja.sample(m, 256, "uniform", seed=0, uniform_options={"thin": 1, "burn_in": 0})
+    info = sample.info
+    for key in ("rhat", "ess", "ess_bulk", "ess_tail", "split_rhat", "ess_classic"):
+        assert len(info[key]) == 2, key
+    assert set(info["ess_quantile"]) == {"0.8", "0.9"}
+    checked = np.minimum.reduce([info["ess_bulk"], info["ess_tail"], *info["ess_quantile"].values()])
+    np.testing.assert_allclose(info["ess"], checked)
+    assert max(info["rhat"]) > RHAT_LIMIT or min(info["ess"]) < ESS_MINIMUM
+    path = tmp_path / "s.npz"
+    sample.save(path)  # the info stays JSON-serialisable
+    assert ja.load_sample(path).info["ess_quantile"] == info["ess_quantile"]
