@@ -23,6 +23,7 @@ from jaxagg.polytope import (  # noqa: E402
     occupancy_polytope,
     policy_from_occupancy,
     return_bounds,
+    standard_form,
 )
 from jaxagg.report import Comparison, compare  # noqa: E402
 from jaxagg.rules import Outcome  # noqa: E402
@@ -60,6 +61,7 @@ __all__ = [
     "policy_from_occupancy",
     "return_bounds",
     "rules",
+    "standard_form",
     "to_mdptoolbox",
     "tune",
 ]

@@ -16,8 +16,10 @@ from jaxagg.solvers import mdp as solvers_mdp
 from jaxagg.solvers import mixture as solvers_mixture
 from jaxagg.solvers import polytope as solvers_polytope
 from jaxagg.solvers import program as solvers_program
+from jaxagg.solvers import standard_form as solvers_standard_form
 from jaxagg.solvers.polytope import OccupancyPolytope, policy_from_occupancy
 from jaxagg.solvers.program import ReturnBounds
+from jaxagg.solvers.standard_form import StandardForm
 from jaxagg.validation import choice
 
 __all__ = [
@@ -31,6 +33,8 @@ __all__ = [
     "policy_from_occupancy",
     "policy_mixture",
     "return_bounds",
+    "standard_form",
+    "StandardForm",
 ]
 
 BOUNDS_METHODS = ("auto", "lp", "policy-iteration")
@@ -57,6 +61,15 @@ def occupancy_polytope(momdp: MOMDP) -> OccupancyPolytope:
     if cached is None:
         cached = _POLYTOPES[momdp] = solvers_polytope.build_polytope(momdp.transitions, momdp.mu, momdp.gamma)
     return cached
+
+
+def standard_form(momdp: MOMDP) -> StandardForm:
+    """O of ``momdp`` as ``A z = b, lower <= z <= upper`` with ``A`` of full row rank (the
+    redundant average-reward flow rows dropped), the bounds and each column's meaning
+    (``("x", s, a)`` occupancy, ``("y", s, a)`` multichain transient flow), for external
+    polytope samplers and LP solvers; see :mod:`jaxagg.solvers.standard_form`. Built from the
+    cached :func:`occupancy_polytope`."""
+    return solvers_standard_form.standard_form(occupancy_polytope(momdp))
 
 
 def multichain_polytope(momdp: MOMDP) -> OccupancyPolytope:

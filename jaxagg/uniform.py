@@ -7,9 +7,11 @@ analytic centre (:func:`~jaxagg.solvers.interior.analytic_center`). Rounding: th
 coordinates scaled by the analytic centre, where its Dikin ellipsoid is a ball, along an
 orthonormal basis of the scaled hull; optional pilot rounds then re-round by the covariance of
 where the chains went. The chains start at the centre, run ``burn_in`` sweeps, then keep a point
-every ``thin`` sweeps (a sweep is k steps, k the hull dimension). Split R-hat and ESS of every
-agent's return are recorded (``info["rhat"]``, ``info["ess"]``) and a
-:class:`~jaxagg.errors.MixingWarning` is raised when R-hat > 1.01 or ESS < 400: raise ``thin``,
+every ``thin`` sweeps (a sweep is k steps, k the hull dimension). The diagnostics of Vehtari et
+al. (2021) of every agent's return are recorded (:mod:`jaxagg.diagnostics`: ``info["rhat"]`` the
+rank-normalised split R-hat, ``info["ess"]`` the smallest of the bulk, tail and quantile ESS, each
+also under its own key, and the classic ``split_rhat`` / ``ess_classic``) and a
+:class:`~jaxagg.errors.MixingWarning` is raised when R-hat > 1.01 or an ESS < 400: raise ``thin``,
 ``burn_in`` or the sample count when warned.
 """
 
@@ -23,12 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxagg.diagnostics import (
-    ESS_MINIMUM,
-    RHAT_LIMIT,
-    effective_sample_size,
-    split_rhat,
-)
+from jaxagg.diagnostics import ESS_MINIMUM, RHAT_LIMIT, diagnose
 from jaxagg.errors import MixingWarning, ValidationError
 from jaxagg.kernels.hit_and_run import DIRECTION_KINDS, make_directions, run_chains
 from jaxagg.kernels.precision import PRECISIONS, precision_scope
@@ -170,16 +167,25 @@ def _covariance_factor(u: np.ndarray) -> np.ndarray:
 
 
 def _mixing(chain_returns: np.ndarray) -> dict:
-    """Split R-hat and ESS of every agent's return over the chains ``[chains, draws, n]``; warns
-    with :class:`MixingWarning` when R-hat > 1.01 or ESS < 400."""
+    """Diagnostics of every agent's return over the chains ``[chains, draws, n]``
+    (:func:`jaxagg.diagnostics.diagnose`); warns with :class:`MixingWarning` when the
+    rank-normalised R-hat > 1.01 or the bulk, tail or quantile ESS < 400 (Vehtari et al. 2021).
+
+    Recorded per agent: ``rhat`` (rank-normalised), ``ess`` (the smallest checked ESS, what the
+    DKW band of a chained sample uses), ``ess_bulk``, ``ess_tail``, ``ess_quantile`` (``{level:
+    [n]}``, levels as strings), and the classic ``split_rhat`` and ``ess_classic``."""
     if chain_returns.shape[1] < 4:
         return {"rhat": None, "ess": None}
-    per_agent = np.moveaxis(chain_returns, 2, 0)
-    rhat = [split_rhat(a) for a in per_agent]
-    ess = [effective_sample_size(a) for a in per_agent]
-    if max(rhat) > RHAT_LIMIT or min(ess) < ESS_MINIMUM:
-        warnings.warn(
-            f"uniform sampler: chains may not have mixed (max split R-hat {max(rhat):.3f}, limit {RHAT_LIMIT}; "
-            f"min ESS {min(ess):.0f}, want {ESS_MINIMUM}); raise thin, burn_in or the sample count",
-            MixingWarning, stacklevel=4)
-    return {"rhat": rhat, "ess": ess}
+    stats = diagnose(np.moveaxis(chain_returns, 2, 0))  # every statistic [n]
+    problems = stats.problems(RHAT_LIMIT, ESS_MINIMUM)
+    if problems:
+        warnings.warn(f"uniform sampler: chains may not have mixed ({'; '.join(problems)}); raise thin, burn_in or the "
+                      "sample count", MixingWarning, stacklevel=4)
+    return {"rhat": _listed(stats.rhat), "ess": _listed(stats.ess_min), "ess_bulk": _listed(stats.ess_bulk),
+            "ess_tail": _listed(stats.ess_tail), "ess_quantile": {f"{p:g}": _listed(v) for p, v in stats.ess_quantile.items()},
+            "split_rhat": _listed(stats.split_rhat), "ess_classic": _listed(stats.ess)}
+
+
+def _listed(value) -> list[float]:
+    """A statistic ``[n]`` (or a float) as a JSON-ready list of floats."""
+    return np.atleast_1d(value).astype(float).tolist()
