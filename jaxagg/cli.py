@@ -276,8 +276,8 @@ def _sample(args: argparse.Namespace) -> int:
               f"{max(residuals):.2g} (tolerance {engine['tol']:g})")
     if result.info.get("rhat"):
         print(f"hit-and-run: {result.info['chains']} chains, thin {result.info['thin']} sweeps of "
-              f"{result.info['hull_dimension']} steps; max split R-hat {max(result.info['rhat']):.3f}, "
-              f"min ESS {min(result.info['ess']):.0f} (want R-hat <= 1.01 and ESS >= 400)")
+              f"{result.info['hull_dimension']} steps; max rank-normalised R-hat {max(result.info['rhat']):.3f}, "
+              f"min ESS (bulk, tail, 0.8/0.9 quantiles) {min(result.info['ess']):.0f} (want R-hat <= 1.01 and ESS >= 400)")
     return 0
 
 

@@ -99,7 +99,7 @@ def test_sample_the_uniform_measure_with_its_options_and_diagnostics(tmp_path, c
     path = tmp_path / "u.npz"
     args = ["sample", "--factories", "2", "--measure", "uniform", "--num-samples", "64", "--quiet", "--out", str(path)]
     assert main([*args, "--chains", "8", "--thin", "3", "--burn-in", "5", "--directions", "random"]) == 0
-    assert "max split R-hat" in capsys.readouterr().out
+    assert "max rank-normalised R-hat" in capsys.readouterr().out
     loaded = ja.load_sample(path)
     assert loaded.measure == "uniform" and loaded.num_samples == 64
     assert (loaded.info["chains"], loaded.info["thin"], loaded.info["burn_in"], loaded.info["directions"]) == (8, 3, 5, "random")
