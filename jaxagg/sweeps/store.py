@@ -275,7 +275,8 @@ class Store:
         return list(self.connection.execute(query))
 
     def records(self) -> list[dict[str, Any]]:
-        """One flat dict per committed cell: the run's columns, the instance's family and
+        """One flat dict per committed cell, in the order the sweeps planned them (instance, sample,
+        rule): the run's columns, the instance's family and
         parameters (``param.<name>``), its label, the sample's settings (``sample.<name>``) and
         per agent ``raw``, ``normalized`` and ``rank`` lists."""
         instances = {key: (env, json.loads(params), label) for key, env, params, label
@@ -287,7 +288,10 @@ class Store:
                 "SELECT run_key, agent, raw_return, normalized_return, quantile_rank FROM agent_results ORDER BY run_key, agent"):
             agents.setdefault(run_key, []).append((raw, normalized, rank))
         out = []
-        for row in self.connection.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY finished_at, key"):
+        columns = ", ".join(f"r.{column}" for column in RUN_COLUMNS)
+        ordered = (f"SELECT {columns} FROM runs r LEFT JOIN cells c ON c.key = r.key "
+                   "ORDER BY c.rowid IS NULL, c.rowid, r.finished_at, r.key")  # the spec's order (instance, sample, rule)
+        for row in self.connection.execute(ordered):
             record = dict(zip(RUN_COLUMNS, row))
             record["options"] = json.loads(record["options"])
             record["info"] = None if record["info"] is None else json.loads(record["info"])
