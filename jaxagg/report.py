@@ -201,6 +201,14 @@ def ranked_figure(bars: dict[str, tuple[np.ndarray, np.ndarray]], title: str, pa
     ax.set_ylim(0, 105)
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Lay out ``fig`` and write it to ``path`` (its suffix names the format) atomically, then
+    close it: every figure of jaxagg is written here."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     try:
         files.atomic_write(path, lambda handle: fig.savefig(handle, dpi=120, format=path.suffix.lower()[1:]))

@@ -139,7 +139,17 @@ def sample(
                                     concurrent=None if engine is None or engine["method"] == "lu" else True)
     seconds = time.perf_counter() - began
     _check_residuals(residuals, start, precision)
-    info = {
+    info = _run_info(precision, start, chunk_size, seconds, num_samples, devices)
+    if engine is not None:
+        info.update(evaluation=engine, residual_max=float(residuals.max()))
+    return ReturnSample(returns=_snap_degenerate(returns, bounds), measure=measure, seed=seed,
+                        max_returns=bounds.upper, min_returns=bounds.lower, info=info, fingerprint=momdp.fingerprint)
+
+
+def _run_info(precision: str, start: int, chunk_size: int, seconds: float, num_samples: int, devices: list) -> dict[str, Any]:
+    """How a policy/hull sample was drawn (``sample.info``): precision, first index, chunk size,
+    seconds and rate, devices, backend and jax version."""
+    return {
         "precision": precision,
         "start": int(start),
         "chunk_size": int(chunk_size),
@@ -149,10 +159,6 @@ def sample(
         "backend": jax.default_backend(),
         "jax": jax.__version__,
     }
-    if engine is not None:
-        info.update(evaluation=engine, residual_max=float(residuals.max()))
-    return ReturnSample(returns=_snap_degenerate(returns, bounds), measure=measure, seed=seed,
-                        max_returns=bounds.upper, min_returns=bounds.lower, info=info, fingerprint=momdp.fingerprint)
 
 
 def sample_instances(
@@ -270,18 +276,8 @@ def sample_instances(
     for k, momdp in enumerate(momdps):
         with _instance(k):
             _check_residuals(residuals[k], start, precision)
-        info = {
-            "precision": precision,
-            "start": int(start),
-            "chunk_size": int(chunk_size),
-            "seconds": seconds,
-            "samples_per_second": num_samples / seconds if seconds > 0 else None,
-            "devices": len(devices),
-            "backend": jax.default_backend(),
-            "jax": jax.__version__,
-            "evaluation": dict(engine),
-            "residual_max": float(residuals[k].max()),
-        }
+        info = {**_run_info(precision, start, chunk_size, seconds, num_samples, devices),
+                "evaluation": dict(engine), "residual_max": float(residuals[k].max())}
         samples.append(ReturnSample(returns=_snap_degenerate(returns[k], bounds[k]), measure="policy", seed=seeds[k],
                                     max_returns=bounds[k].upper, min_returns=bounds[k].lower, info=info,
                                     fingerprint=momdp.fingerprint))

@@ -16,7 +16,7 @@ import numpy as np
 
 from jaxagg import files
 from jaxagg.errors import ValidationError
-from jaxagg.report import FIGURE_SUFFIXES
+from jaxagg.report import FIGURE_SUFFIXES, save_figure
 from jaxagg.sweeps.store import METRIC_LABELS, METRICS, Store
 
 EXPORT_FORMATS = ("csv", "json")
@@ -144,12 +144,7 @@ class SweepResults:
         ax.set_ylabel(METRIC_LABELS[metric])
         ax.set_title(f"{self.store.stem}: {metric} by {by} (mean ± s.e.)")
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-        fig.tight_layout()
-        try:
-            files.atomic_write(path, lambda handle: fig.savefig(handle, dpi=120, format=path.suffix.lower()[1:]))
-        finally:
-            plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
 
 def metric_column(metric: str) -> str:
