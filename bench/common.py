@@ -95,6 +95,9 @@ class Checks:
         return value
 
     def summary(self) -> str:
+        failed = [r["check"] for r in self.results if not r["ok"]]
+        if failed:
+            return f"{len(failed)} of {len(self.results)} correctness checks FAILED: " + "; ".join(failed)
         return f"all {len(self.results)} correctness checks passed (listed in the JSON summary)"
 
 

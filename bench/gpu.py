@@ -27,6 +27,13 @@ Rows (all on ``jax.devices()[0]``, the GPU; attention allocation, base agents, s
   compiling call.
 * ``bounds (policy iteration)``: the 2n MDPs of attention (7,3) by batched policy iteration
   (``jaxagg.solvers.mdp.solve_mdps`` on the Kronecker operator), second call (the first compiles).
+* ``batched instances``: ``ja.sample_instances`` on ``--instances`` Garnets (S = 50, A = 4,
+  n = 4, as bench/sweep.py) x ``--instance-samples`` samples against a loop of ``ja.sample``,
+  the return bounds cached beforehand, both sides compiled first: the rate is the speedup, and
+  the two sides' returns must be bit-identical.
+
+The first sampling size, float32, is also timed with each of ``--extra-blocks`` policies per
+compiled block (the engine picks up to 16384 on a GPU: ``jaxagg.kernels.returns.block_size``).
 
 Checks: every sampled policy's float64 residual <= 1e-6 (the engine refuses worse); on attention
 (3,3), the same seed's returns with ``devices=[GPU]`` and ``devices=jax.devices("cpu")`` agree to
@@ -39,6 +46,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import traceback
 
 import jax
 import jax.numpy as jnp
@@ -57,10 +65,11 @@ from jaxagg.solvers.interior import parametrise_hull
 AGREEMENT = {"float64": 1e-6, "float32": 1e-5}
 """Largest GPU-vs-CPU ``|Δ return| / range`` on the small case, per precision."""
 FULL = {"sampling": ["5,3", "7,3"], "lu": ["5,3"], "uniform": "5,3", "tuner": "7,3", "bounds": "7,3", "agreement": "3,3",
-        "agreement_samples": 1024}
+        "agreement_samples": 1024, "garnet": (50, 4, 4)}
 SMOKE = {"sampling": ["2,3"], "lu": ["2,3"], "uniform": "2,3", "tuner": "2,3", "bounds": "2,3", "agreement": "2,3",
-         "agreement_samples": 64}
-SMOKE_OPTIONS = {"chains": 64, "sweeps": 2, "restarts": 2, "tuner_steps": 2, "chunk": 64, "seconds": 0.2}
+         "agreement_samples": 64, "garnet": (10, 3, 3)}
+SMOKE_OPTIONS = {"chains": 64, "sweeps": 2, "restarts": 2, "tuner_steps": 2, "chunk": 64, "seconds": 0.2, "extra_blocks": [64],
+                 "instances": 4, "instance_samples": 64}
 COLUMNS = [
     ("measurement", "what", ""),
     ("instance", "instance", ""),
@@ -88,16 +97,17 @@ def timed(function):
 
 
 # ------------------------------------------------------------------ rows
-def sampling_row(size: str, precision: str, method: str, options) -> tuple[dict, ja.ReturnSample]:
+def sampling_row(size: str, precision: str, method: str, options, block: int | None = None) -> tuple[dict, ja.ReturnSample]:
     momdp = attention(size)
-    settings = {"precision": precision, "method": method, "chunk_size": options.chunk}
-    first, _ = timed(lambda: ja.sample(momdp, options.chunk, **settings))
-    probe = ja.sample(momdp, options.chunk, **settings).info["seconds"]
-    samples = max(1, round(options.seconds / probe)) * options.chunk
+    chunk = max(options.chunk, block or 0)
+    settings = {"precision": precision, "method": method, "chunk_size": chunk, "block": block}
+    first, _ = timed(lambda: ja.sample(momdp, chunk, **settings))
+    probe = ja.sample(momdp, chunk, **settings).info["seconds"]
+    samples = max(1, round(options.seconds / probe)) * chunk
     result = ja.sample(momdp, samples, **settings)
     engine = result.info["evaluation"]
     return ({"what": "policy sampling", "instance": f"attention ({size})", "S": momdp.num_states, "precision": precision,
-             "setting": f"{engine['method']}/{engine['operator']}, N={samples}, chunk {options.chunk}",
+             "setting": f"{engine['method']}/{engine['operator']}, N={samples}, chunk {chunk}, block {engine['block']}",
              "rate": samples / result.info["seconds"], "unit": "policies/s", "first_s": first, "seconds": result.info["seconds"],
              "residual": result.info["residual_max"]}, result)
 
@@ -162,6 +172,38 @@ def bounds_row(size: str, checks: Checks) -> dict:
             "residual": float(solved.residual.max())}
 
 
+def garnets(count: int, shape: tuple[int, int, int]) -> list[ja.MOMDP]:
+    """``count`` Garnets of ``shape`` (S, A, n) whose every full-support policy is unichain, bounds computed."""
+    from jaxagg.polytope import is_unichain_for_full_support
+
+    S, A, n = shape
+    momdps, seed = [], 0
+    while len(momdps) < count:
+        momdp = ja.envs.garnet(S, A, agents=n, seed=seed)
+        seed += 1
+        if is_unichain_for_full_support(momdp):
+            ja.return_bounds(momdp)
+            momdps.append(momdp)
+    return momdps
+
+
+def batched_row(shape: tuple[int, int, int], options, checks: Checks) -> dict:
+    """``ja.sample_instances`` against a loop of ``ja.sample`` on the same Garnets (bounds cached), both compiled first."""
+    momdps, N = garnets(options.instances, shape), options.instance_samples
+    seeds = list(range(len(momdps)))
+    ja.sample_instances(momdps, N, seeds=seeds)  # compiles for this many instances
+    ja.sample(momdps[0], N, seed=0)
+    loop_seconds, looped = timed(lambda: [ja.sample(m, N, seed=k) for k, m in zip(seeds, momdps)])
+    batched_seconds, together = timed(lambda: ja.sample_instances(momdps, N, seeds=seeds))
+    diff = max(float(np.max(np.abs(x.returns - y.returns))) for x, y in zip(looped, together))
+    checks.that("batched instances: returns bit-identical to a loop of ja.sample", diff == 0.0, diff)
+    S, A, n = shape
+    return {"what": "batched instances (speedup)", "instance": f"{len(momdps)} Garnets ({S},{A},n={n})", "S": S,
+            "precision": "float32", "setting": f"{N} samples each, {together[0].info['evaluation']['method']}, bounds cached",
+            "rate": loop_seconds / batched_seconds, "unit": "x loop of ja.sample", "seconds": batched_seconds,
+            "residual": max(s.info["residual_max"] for s in together), "note": f"loop {loop_seconds:.2f} s"}
+
+
 def agreement_rows(size: str, samples: int, checks: Checks) -> list[dict]:
     """The same seed on the accelerator and on the CPU: returns agree to AGREEMENT of the range."""
     momdp = attention(size)
@@ -192,6 +234,10 @@ def main() -> None:
     parser.add_argument("--sweeps", type=int, default=4, help="hit-and-run sweeps (of k steps) timed")
     parser.add_argument("--restarts", type=int, default=8, help="tuner restarts (one batched step each)")
     parser.add_argument("--tuner-steps", type=int, default=20, help="tuner steps per timed call")
+    parser.add_argument("--extra-blocks", type=lambda t: [int(x) for x in t.split(",") if x], default=[256, 1024],
+                        help="more block sizes timed at the first sampling size, float32 (comma-separated; '' for none)")
+    parser.add_argument("--instances", type=int, default=200, help="Garnets in the batched-instances row")
+    parser.add_argument("--instance-samples", type=int, default=2000, help="samples per Garnet in the batched-instances row")
     args = add_common_arguments(parser).parse_args()
     sizes = SMOKE if args.smoke else FULL
     if args.smoke:
@@ -204,32 +250,49 @@ def main() -> None:
         sys.exit(2)
     print(f"device: {device.device_kind} ({device.platform}), jax {jax.__version__}", flush=True)
     checks = Checks()
-    rows, samples = [], {}
+    rows, samples, failures = [], {}, []
 
     def add(row):
         rows.append(row)
         print(" | ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
 
-    rows_agreement = agreement_rows(sizes["agreement"], sizes["agreement_samples"], checks)
-    for row in rows_agreement:
-        add(row)
+    def attempt(what: str, make_rows, *arguments) -> None:
+        """Run one measurement; a failure (an exception or a failed check) is reported as a row and
+        the run goes on, since a GPU is rarely at hand: the script exits non-zero at the end."""
+        try:
+            for row in make_rows(*arguments):
+                add(row)
+        except Exception as error:
+            traceback.print_exc()
+            failures.append(what)
+            add({"what": what, "note": f"FAILED: {type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"})
+
+    def sampling_rows(size, precision, method):
+        row, result = sampling_row(size, precision, method, args)
+        checks.at_most(f"sampling {size} {precision} {method}: largest residual", row["residual"], RESIDUAL_TOL)
+        samples[(size, precision)] = result
+        yield row
+        for block in args.extra_blocks if (size, precision) == (sizes["sampling"][0], "float32") else []:
+            yield sampling_row(size, precision, method, args, block)[0]
+
+    attempt("agreement", lambda: agreement_rows(sizes["agreement"], sizes["agreement_samples"], checks))
     for size in sizes["sampling"]:
         for precision in ("float32", "float64"):
             for method in ["krylov"] + (["lu"] if size in sizes["lu"] else []):
-                row, result = sampling_row(size, precision, method, args)
-                checks.at_most(f"sampling {size} {precision} {method}: largest residual", row["residual"], RESIDUAL_TOL)
-                samples[(size, precision)] = result
-                add(row)
-    add(uniform_row(sizes["uniform"], args, checks))
-    add(tuner_row(sizes["tuner"], samples.get((sizes["tuner"], "float32")) or ja.sample(attention(sizes["tuner"]), 1024, seed=0),
-                  args, checks))
-    add(bounds_row(sizes["bounds"], checks))
+                attempt(f"policy sampling {size} {precision} {method}", sampling_rows, size, precision, method)
+    attempt("uniform chain-steps", lambda: [uniform_row(sizes["uniform"], args, checks)])
+    attempt("tuner step", lambda: [tuner_row(sizes["tuner"], samples.get((sizes["tuner"], "float32"))
+                                             or ja.sample(attention(sizes["tuner"]), 1024, seed=0), args, checks)])
+    attempt("bounds (policy iteration)", lambda: [bounds_row(sizes["bounds"], checks)])
+    attempt("batched instances", lambda: [batched_row(sizes["garnet"], args, checks)])
 
     preface = f"Device: {device.device_kind} ({device.platform}, {len(jax.devices())} device(s)), jax {jax.__version__}"
     publish(args, "gpu", f"GPU rows: sampling, uniform chains, tuner step, PI bounds on {device.device_kind}", COLUMNS, rows, checks,
             preface=preface, notes="1st call: includes compilation (and, for sampling, the return bounds). The agreement rows' "
                                    "rate column is the largest |Δ return| / range between this device and the CPU.",
-            extra={"device_kind": device.device_kind, "platform": device.platform})
+            extra={"device_kind": device.device_kind, "platform": device.platform, "failed": failures})
+    if failures:
+        sys.exit(f"bench/gpu.py: {len(failures)} measurement(s) failed: {', '.join(failures)}")
 
 
 if __name__ == "__main__":

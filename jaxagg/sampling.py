@@ -27,10 +27,13 @@ import numpy as np
 from jaxagg.errors import ConvergenceError, SolverError, ValidationError
 from jaxagg.kernels import transitions as T
 from jaxagg.kernels.evaluation import TOL as EVALUATION_TOL
+from jaxagg.kernels.evaluation import bytes_per_policy
 from jaxagg.kernels.precision import PRECISIONS, precision_scope
 from jaxagg.kernels.returns import (
+    BLOCK,
     POLICY_BLOCKS,
     MeasureProblem,
+    block_size,
     evaluate_indices,
     hull_block,
     instance_group_size,
@@ -74,6 +77,7 @@ def sample(
     uniform_options: dict | None = None,
     method: str = "auto",
     operator: str | None = None,
+    block: int | None = None,
 ) -> ReturnSample:
     """Draw ``num_samples`` points of ``measure`` and return every agent's return at each.
 
@@ -100,10 +104,15 @@ def sample(
             way every sample's float64 residual ``||E rho - b||_inf / ||b||_inf`` is computed,
             its maximum recorded in ``info["residual_max"]``, and a sample above
             :data:`jaxagg.kernels.evaluation.TOL` raises :class:`~jaxagg.errors.ConvergenceError`.
-            Sample ``i`` depends only on ``(seed, i, method, operator)``: both are recorded in
-            ``info["evaluation"]`` and a resume keeps them.
+            Sample ``i`` depends only on ``(seed, i, method, operator, block)``: all three are
+            recorded in ``info["evaluation"]`` and a resume keeps them.
         operator: the transition operator form GMRES runs on: ``"dense"`` or the instance's own
             form; default as :func:`engine_settings` picks (pass the recorded one to continue).
+        block: policies per compiled block of the ``policy`` measure (default: 32 on a CPU, up
+            to 16384 on a GPU, see :func:`jaxagg.kernels.returns.block_size`). The float
+            rounding of a sample depends on it (XLA picks kernels by shape), not on the chunk
+            size or the number of devices; pass the recorded one to reproduce a sample exactly
+            on another kind of device.
 
     Raises:
         ConvergenceError: a sampled policy's linear solve did not reach the tolerance.
@@ -121,22 +130,23 @@ def sample(
     _check_instance(momdp)
     precision = resolve_precision(momdp, precision)
     choice("measure", measure, SAMPLED_MEASURES)
-    if measure != "policy" and (method != "auto" or operator is not None):
-        raise ValidationError(f"method, operator: choose how the 'policy' measure evaluates policies; the {measure!r} measure "
-                              "solves no linear systems (leave them out)")
+    if measure != "policy" and (method != "auto" or operator is not None or block is not None):
+        raise ValidationError(f"method, operator, block: choose how the 'policy' measure evaluates policies; the {measure!r} "
+                              "measure solves no linear systems (leave them out)")
     devices = _check_devices(devices)
     bounds = return_bounds(momdp)
     if measure == "uniform":
         if start:
             raise ValidationError("start: 'uniform' samples come from Markov chains and cannot start at an index")
         return _uniform(momdp, num_samples, seed, precision, bounds, uniform_options or {}, progress)
-    engine = engine_settings(momdp, method, operator) if measure == "policy" else None
+    engine = engine_settings(momdp, method, operator, block=block, devices=devices) if measure == "policy" else None
     block_fn, operands_fn = _measure_kernel(momdp, measure, engine)
     began = time.perf_counter()
     with precision_scope("float64"), _progress(progress, num_samples) as tick:
         returns, residuals = stream(block_fn, operands_fn(PRECISIONS[precision]), jax.random.key(seed), num_samples,
                                     start=start, chunk_size=chunk_size, progress=tick, devices=devices,
-                                    concurrent=None if engine is None or engine["method"] == "lu" else True)
+                                    concurrent=None if engine is None or engine["method"] == "lu" else True,
+                                    block=BLOCK if engine is None else engine["block"])
     seconds = time.perf_counter() - began
     _check_residuals(residuals, start, precision)
     info = _run_info(precision, start, chunk_size, seconds, num_samples, devices)
@@ -175,6 +185,7 @@ def sample_instances(
     devices: list | None = None,
     method: str = "auto",
     operator: str | None = None,
+    block: int | None = None,
 ) -> list[ReturnSample]:
     """:func:`sample` for many instances of one shape in one compiled call per group of
     instances: ``sample_instances(ms, N, seeds=ss)[k]`` is bit-identical to ``sample(ms[k], N,
@@ -197,8 +208,9 @@ def sample_instances(
         num_samples: N >= 1 per instance.
         measure: ``"policy"`` (batched), ``"hull"`` or ``"uniform"`` (a loop of :func:`sample`).
         seeds: one seed for every instance, or one per instance.
-        precision, method, operator, devices, start: as in :func:`sample`, the same for every
-            instance (``method``/``operator`` only for ``policy``; ``start`` not for ``uniform``).
+        precision, method, operator, block, devices, start: as in :func:`sample`, the same for
+            every instance (``method``/``operator``/``block`` only for ``policy``; ``start`` not
+            for ``uniform``).
         chunk_size: samples per instance per compiled call; results do not depend on it.
         group_size: instances per compiled call; default from a memory estimate
             (:func:`jaxagg.kernels.returns.instance_group_size`, 256 MiB of operands and chunk
@@ -240,11 +252,11 @@ def sample_instances(
         group_size = integer_at_least("group_size", group_size, 1)
     if measure != "policy":
         return _sample_each(momdps, num_samples, measure, seeds, progress, precision=precision, chunk_size=chunk_size,
-                            start=start, devices=devices, method=method, operator=operator)
-    engine = engine_settings(momdps[0], method, operator)
+                            start=start, devices=devices, method=method, operator=operator, block=block)
+    devices = _check_devices(devices)
+    engine = engine_settings(momdps[0], method, operator, block=block, devices=devices)
     precision = resolve_precision(momdps[0], precision)
     _check_same_shape(momdps, engine)
-    devices = _check_devices(devices)
     bounds, kernels = [], []
     for k, momdp in enumerate(momdps):  # what sample() checks and computes first, instance by instance
         with _instance(k):
@@ -265,12 +277,12 @@ def sample_instances(
 
     if group_size is None:
         with precision_scope("float64"):
-            group_size = min(K, instance_group_size(kernels[0][1](dtype)[0], chunk_size))
+            group_size = min(K, instance_group_size(kernels[0][1](dtype)[0], chunk_size, block=engine["block"]))
     began = time.perf_counter()
     with precision_scope("float64"), _progress(progress, K * num_samples) as tick:
         returns, residuals = stream_instances(block_fn, problems, K, gamma, num_samples, start=start, chunk_size=chunk_size,
                                               group_size=group_size, progress=tick, devices=devices,
-                                              concurrent=None if engine["method"] == "lu" else True)
+                                              concurrent=None if engine["method"] == "lu" else True, block=engine["block"])
     seconds = (time.perf_counter() - began) / K
     samples = []
     for k, momdp in enumerate(momdps):
@@ -334,12 +346,15 @@ def _instance(k: int):
         raise renamed from exc
 
 
-def engine_settings(momdp: MOMDP, method: str = "auto", operator: str | None = None) -> dict[str, Any]:
+def engine_settings(momdp: MOMDP, method: str = "auto", operator: str | None = None, *, block: int | None = None,
+                    devices: list | None = None) -> dict[str, Any]:
     """How the ``policy`` measure evaluates policies on ``momdp``: ``{"method", "operator",
-    "tol"}``. ``"auto"``: a dense LU up to :data:`LU_MAX_STATES` states, else GMRES on the
-    instance's own operator (the Kronecker products beat a dense GEMM from attention (4, 3) on:
-    bench/kernels.py). ``operator`` forces a form (``"dense"`` or the instance's own), as recorded
-    by an earlier run."""
+    "tol", "block"}``. ``"auto"``: a dense LU up to :data:`LU_MAX_STATES` states, else GMRES on
+    the instance's own operator (the Kronecker products beat a dense GEMM from attention (4, 3)
+    on: bench/kernels.py). ``operator`` forces a form (``"dense"`` or the instance's own), as
+    recorded by an earlier run. ``block`` (policies per compiled block) defaults to what
+    :func:`jaxagg.kernels.returns.block_size` picks for the first of ``devices`` (the sampling
+    default when None) and this method's working arrays."""
     choice("method", method, METHODS)
     native = momdp.transition_form
     small = momdp.num_states <= LU_MAX_STATES
@@ -351,7 +366,11 @@ def engine_settings(momdp: MOMDP, method: str = "auto", operator: str | None = N
         method = "lu" if operator == "dense" and small else "krylov"
     if method == "lu" and operator != "dense":
         raise ValidationError(f"method: 'lu' needs dense transitions, but this run uses the {operator} operator")
-    return {"method": method, "operator": operator, "tol": EVALUATION_TOL}
+    if block is None:
+        platform = sample_devices(devices)[0].platform
+        block = block_size(platform, bytes_per_policy(momdp.num_states, momdp.num_actions, method))
+    block = integer_at_least("block", block, 1)
+    return {"method": method, "operator": operator, "tol": EVALUATION_TOL, "block": block}
 
 
 def _check_residuals(residuals: np.ndarray, start: int, precision: str) -> None:
@@ -386,7 +405,7 @@ def extend(momdp: MOMDP, sample_: ReturnSample, more: int, **options: Any) -> Re
                               "precisions (leave precision out to keep the sample's)")
     if sample_.measure == "policy":
         engine = recorded_engine(sample_)
-        for key in ("method", "operator"):
+        for key in ("method", "operator", "block"):
             given = options.setdefault(key, engine[key])
             if given not in (engine[key], "auto"):
                 raise ValidationError(f"{key}: the sample was evaluated with {key} {engine[key]!r}; continuing it with {given!r} "
@@ -396,21 +415,24 @@ def extend(momdp: MOMDP, sample_: ReturnSample, more: int, **options: Any) -> Re
 
 
 def sample_occupancies(momdp: MOMDP, indices: np.ndarray, measure: str = "policy", seed: int = 0, *,
-                       precision: str = "auto", method: str = "auto", operator: str | None = None) -> np.ndarray:
+                       precision: str = "auto", method: str = "auto", operator: str | None = None,
+                       block: int | None = None) -> np.ndarray:
     """The occupancies ``[k, S*A]`` behind samples ``indices [k]`` of ``sample(momdp, ...,
     measure, seed, precision=precision, method=method)``, recomputed exactly from their keys
     (nothing is stored during sampling). ``measure`` is ``"policy"`` or ``"hull"`` (indexed
-    draws); ``method`` and ``operator`` as recorded in the sample's ``info["evaluation"]``."""
+    draws); ``method``, ``operator`` and ``block`` as recorded in the sample's
+    ``info["evaluation"]`` (:func:`recorded_engine`)."""
     _check_instance(momdp)
     precision = resolve_precision(momdp, precision)
     seed = check_seed("seed", seed)
     indices = np.asarray(indices).reshape(-1)
     if indices.size and (indices.dtype.kind not in "iu" or indices.min() < 0 or indices.max() >= 2**32):
         raise ValidationError("indices: expected integer sample indices in [0, 2**32)")
-    engine = engine_settings(momdp, method, operator) if measure == "policy" else None
+    engine = engine_settings(momdp, method, operator, block=block) if measure == "policy" else None
     block_fn, operands_fn = _measure_kernel(momdp, measure, engine)
     with precision_scope("float64"):
-        _, d = evaluate_indices(block_fn, operands_fn(PRECISIONS[precision]), jax.random.key(seed), indices)
+        _, d = evaluate_indices(block_fn, operands_fn(PRECISIONS[precision]), jax.random.key(seed), indices,
+                                block=BLOCK if engine is None else engine["block"])
     return np.asarray(d, dtype=np.float64)
 
 
@@ -509,14 +531,17 @@ def _snap_degenerate(returns: np.ndarray, bounds) -> np.ndarray:
     return returns
 
 
-def recorded_engine(sample_: ReturnSample) -> dict[str, str]:
-    """The ``method`` and ``operator`` a ``policy`` sample was evaluated with (its info, or its
-    last part's); samples from before the Krylov engine were dense LUs."""
+def recorded_engine(sample_: ReturnSample) -> dict[str, Any]:
+    """The ``method``, ``operator`` and ``block`` a ``policy`` sample was evaluated with (its
+    info, or its last part's); samples from before the Krylov engine were dense LUs, and
+    samples from before blocks were recorded used blocks of :data:`~jaxagg.kernels.returns.BLOCK`."""
     parts = sample_.info.get("parts") or [{"info": sample_.info}]
     engine = sample_.info.get("evaluation") or (parts[-1].get("info") or {}).get("evaluation") or {}
+    block = engine.get("block") if isinstance(engine, dict) else None
+    block = block if isinstance(block, int) and not isinstance(block, bool) and block >= 1 else BLOCK
     if not isinstance(engine, dict) or engine.get("method") not in ("krylov", "lu") or not isinstance(engine.get("operator"), str):
-        return {"method": "lu", "operator": "dense"}
-    return {"method": engine["method"], "operator": engine["operator"]}
+        return {"method": "lu", "operator": "dense", "block": block}
+    return {"method": engine["method"], "operator": engine["operator"], "block": block}
 
 
 def _recorded_precision(sample_: ReturnSample) -> str:

@@ -50,6 +50,14 @@ WORKING_TOL)``: a tenth of the tolerance in float32, near float64's own accuracy
 working precision is float64."""
 
 
+def bytes_per_policy(S: int, A: int, method: str) -> int:
+    """Bytes of one policy's working arrays in :func:`evaluate_policies` (an estimate, counting
+    every array in float64): the policy in two precisions and a few state vectors, plus the
+    GMRES basis (``RESTART + 2`` vectors) or the dense system matrix and its LU factors."""
+    vectors = 2 * S * A + 8 * S + ((RESTART + 2) * S if method == "krylov" else 2 * S * S)
+    return 8 * vectors
+
+
 class Evaluation(NamedTuple):
     """Evaluated policies (a pytree).
 

@@ -4,10 +4,17 @@ Every block also returns each sample's float64 residual (:mod:`jaxagg.kernels.ev
 that the caller can record it and refuse a sample that did not meet the tolerance.
 
 Reproducibility by construction: sample ``i`` is computed from ``fold_in(key, i)`` alone, and
-every sample goes through the same compiled *block* of :data:`BLOCK` samples (``lax.map`` over
+every sample goes through the same compiled *block* of ``block`` samples (``lax.map`` over
 blocks). A chunk is a whole number of blocks; the last one is padded and the padding dropped.
 So the numbers are bit-identical whatever the chunk size, and the occupancy of any sample can be
 recomputed later from its index (:func:`evaluate_indices`) instead of being stored.
+
+The block size is the one knob that changes the numbers (XLA picks kernels by shape): a CPU
+wants small blocks (:data:`BLOCK`), an accelerator large ones (:func:`block_size`), since the
+blocks of a call run one after another and each costs a few kernel launches per GMRES step
+whatever its size (measured, attention (5,3), float32 GMRES: 32-policy blocks about 3,000
+policies/s on an H100, and on an H200 2.1e4 at 256, 6.9e4 at 1,024, 2.0e5 at 4,096, 3.9e5 at
+16,384, 4.9e5 at 65,536; bench/RESULTS.md). The caller records the block with the sample.
 """
 
 from __future__ import annotations
@@ -26,7 +33,25 @@ from jaxagg.kernels.evaluation import evaluate_policies
 from jaxagg.kernels.policies import random_policies
 
 BLOCK = 32
-"""Samples per compiled block: every sample goes through the same block computation."""
+"""Samples per compiled block on a CPU (and the block of samples recorded before blocks were
+recorded): every sample goes through the same block computation."""
+ACCELERATOR_BLOCK = 16384
+"""Largest block on an accelerator (GPU/TPU)."""
+BLOCK_BYTES = 2 * 2**30
+"""An accelerator block's working arrays stay within this many bytes (:func:`block_size`)."""
+
+
+def block_size(platform: str, bytes_per_sample: int) -> int:
+    """Samples per compiled block on devices of ``platform`` (``"cpu"``, ``"gpu"``, ...):
+    :data:`BLOCK` on a CPU; on an accelerator the largest power of two up to
+    :data:`ACCELERATOR_BLOCK` whose working arrays (``bytes_per_sample`` each) fit in
+    :data:`BLOCK_BYTES`, and at least :data:`BLOCK`."""
+    if platform == "cpu":
+        return BLOCK
+    block = ACCELERATOR_BLOCK
+    while block > BLOCK and block * max(1, int(bytes_per_sample)) > BLOCK_BYTES:
+        block //= 2
+    return block
 
 
 class MeasureProblem(NamedTuple):
@@ -48,8 +73,8 @@ class MeasureProblem(NamedTuple):
 
 
 def _policy_block(key: jax.Array, indices: jax.Array, problem: MeasureProblem, method: str):
-    """``policy`` measure for one block of global sample ``indices [BLOCK]``: returns
-    ``[BLOCK, n]``, occupancies ``[BLOCK, S*A]`` and residuals ``[BLOCK]``, all float64 (the
+    """``policy`` measure for one block of global sample ``indices [B]``: returns
+    ``[B, n]``, occupancies ``[B, S*A]`` and residuals ``[B]``, all float64 (the
     linear solves run in the operator's working precision, then are corrected in float64)."""
     S, A = T.shape_of(problem.transitions)
     # the same float32 draws in every precision, normalised in float64: the sampled policy is the
@@ -90,8 +115,8 @@ def hull_block(key: jax.Array, indices: jax.Array, vertices: jax.Array, vertex_r
 
 @partial(jax.jit, static_argnames=("block_fn",))
 def _run_blocks(block_fn: Callable, key: jax.Array, indices: jax.Array, operands) -> tuple[jax.Array, jax.Array]:
-    """``block_fn`` over global sample ``indices [num_blocks, BLOCK]``, one block at a time:
-    ``[num_blocks, BLOCK, n]`` returns and ``[num_blocks, BLOCK, D]`` occupancies."""
+    """``block_fn`` over global sample ``indices [num_blocks, block]``, one block at a time:
+    ``[num_blocks, block, n]`` returns and ``[num_blocks, block, D]`` occupancies."""
     return jax.lax.map(lambda block: block_fn(key, block, *operands)[:2], indices)
 
 
@@ -106,30 +131,32 @@ def sample_devices(devices: Sequence[jax.Device] | None = None) -> list[jax.Devi
     return devices
 
 
-@partial(jax.jit, static_argnames=("block_fn", "num_blocks"))
-def _returns_of_range(block_fn: Callable, key: jax.Array, start: jax.Array, num_blocks: int, operands) -> tuple[jax.Array, jax.Array]:
-    """Returns ``[num_blocks, BLOCK, n]`` and residuals ``[num_blocks, BLOCK]`` of samples
-    ``start .. start + num_blocks*BLOCK - 1`` (the occupancies are never materialised)."""
-    return _range(block_fn, key, start, num_blocks, operands)
+@partial(jax.jit, static_argnames=("block_fn", "num_blocks", "block"))
+def _returns_of_range(block_fn: Callable, key: jax.Array, start: jax.Array, num_blocks: int, operands,
+                      block: int = BLOCK) -> tuple[jax.Array, jax.Array]:
+    """Returns ``[num_blocks, block, n]`` and residuals ``[num_blocks, block]`` of samples
+    ``start .. start + num_blocks*block - 1`` (the occupancies are never materialised)."""
+    return _range(block_fn, key, start, num_blocks, operands, block)
 
 
-def _range(block_fn: Callable, key: jax.Array, start: jax.Array, num_blocks: int, operands) -> tuple[jax.Array, jax.Array]:
+def _range(block_fn: Callable, key: jax.Array, start: jax.Array, num_blocks: int, operands,
+           block: int) -> tuple[jax.Array, jax.Array]:
     """The body of :func:`_returns_of_range` (traced inside a ``jit``)."""
-    indices = start + jnp.arange(num_blocks * BLOCK, dtype=jnp.uint32).reshape(num_blocks, BLOCK)
+    indices = start + jnp.arange(num_blocks * block, dtype=jnp.uint32).reshape(num_blocks, block)
 
-    def one_block(block):
-        returns, _, residual = block_fn(key, block, *operands)
+    def one_block(block_indices):
+        returns, _, residual = block_fn(key, block_indices, *operands)
         return returns, residual
 
     return jax.lax.map(one_block, indices)
 
 
-@partial(jax.jit, static_argnames=("block_fn", "num_blocks"))
+@partial(jax.jit, static_argnames=("block_fn", "num_blocks", "block"))
 def _returns_of_instances(block_fn: Callable, keys: jax.Array, start: jax.Array, num_blocks: int, problems: MeasureProblem,
-                          gamma) -> tuple[jax.Array, jax.Array]:
+                          gamma, block: int = BLOCK) -> tuple[jax.Array, jax.Array]:
     """:func:`_returns_of_range` for ``K`` instances at once: ``keys [K]`` and ``problems`` (a
     :class:`MeasureProblem` whose arrays have a leading instance axis ``[K, ...]``, ``gamma``
-    shared) -> returns ``[K, num_blocks, BLOCK, n]`` and residuals ``[K, num_blocks, BLOCK]``.
+    shared) -> returns ``[K, num_blocks, block, n]`` and residuals ``[K, num_blocks, block]``.
 
     The instances run one after another inside the compiled call (``lax.map``), each through
     exactly the computation of :func:`_returns_of_range`, with the same shapes: XLA's choice of
@@ -139,7 +166,7 @@ def _returns_of_instances(block_fn: Callable, keys: jax.Array, start: jax.Array,
 
     def one_instance(args):
         key, problem = args
-        return _range(block_fn, key, start, num_blocks, (problem._replace(gamma=gamma),))
+        return _range(block_fn, key, start, num_blocks, (problem._replace(gamma=gamma),), block)
 
     return jax.lax.map(one_instance, (keys, problems))
 
@@ -155,10 +182,11 @@ def stream(
     progress: Callable[[int], None] | None = None,
     devices: Sequence[jax.Device] | None = None,
     concurrent: bool | None = None,
+    block: int = BLOCK,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Returns ``[num_samples, n]`` and residuals ``[num_samples]`` of samples ``start .. start +
     num_samples - 1``, computed in chunks of ``chunk_size`` (rounded up to a multiple of
-    :data:`BLOCK` times the device count), so that memory is bounded by one chunk's returns plus
+    ``block`` times the device count), so that memory is bounded by one chunk's returns plus
     one block's working arrays.
 
     Each chunk is split into equal runs of blocks, one per device; ``operands`` are placed on
@@ -166,29 +194,30 @@ def stream(
     depend on the chunk size or the number of devices.
 
     Args:
-        block_fn: ``block_fn(key, indices [BLOCK], *operands) -> (returns [BLOCK, n], d [BLOCK, D],
-            residual [BLOCK])``.
+        block_fn: ``block_fn(key, indices [block], *operands) -> (returns [block, n], d [block, D],
+            residual [block])``.
         operands: arrays (a pytree) that ``block_fn`` needs.
         progress: called with the number of samples finished after each chunk.
         devices: devices to spread chunks over (:func:`sample_devices` picks the default).
         concurrent: whether the devices' shares run at the same time. Default: on accelerators
             only. Host (CPU) devices must not run LAPACK solves concurrently (jaxlib's CPU
             backend can deadlock); the Krylov kernels call no LAPACK, so their caller passes True.
+        block: samples per compiled block (:func:`block_size`); the numbers depend on it.
     """
     devices = sample_devices(devices)
     if concurrent is None:
         concurrent = all(device.platform != "cpu" for device in devices)
     placed = [jax.device_put((operands, key), device) for device in devices]
-    per_device = max(1, math.ceil(chunk_size / (BLOCK * len(devices))))
+    per_device = max(1, math.ceil(chunk_size / (block * len(devices))))
     returns_parts, residual_parts = [], []
     done = 0
     while done < num_samples:
-        count = min(per_device * BLOCK * len(devices), num_samples - done)
-        blocks = math.ceil(count / (BLOCK * len(devices)))
+        count = min(per_device * block * len(devices), num_samples - done)
+        blocks = math.ceil(count / (block * len(devices)))
         runs = []
         for k, (device, (device_operands, device_key)) in enumerate(zip(devices, placed)):
-            first = jax.device_put(np.uint32(start + done + k * blocks * BLOCK), device)
-            runs.append(_returns_of_range(block_fn, device_key, first, blocks, device_operands))
+            first = jax.device_put(np.uint32(start + done + k * blocks * block), device)
+            runs.append(_returns_of_range(block_fn, device_key, first, blocks, device_operands, block))
             if not concurrent:
                 jax.block_until_ready(runs[-1])
         returns = np.concatenate([np.asarray(r).reshape(-1, r.shape[-1]) for r, _ in runs])
@@ -201,12 +230,12 @@ def stream(
     return np.concatenate(returns_parts), np.concatenate(residual_parts)
 
 
-def instance_group_size(problem: MeasureProblem, chunk_size: int, budget_bytes: int = 256 * 2**20) -> int:
+def instance_group_size(problem: MeasureProblem, chunk_size: int, budget_bytes: int = 256 * 2**20, block: int = BLOCK) -> int:
     """Instances per compiled call of :func:`stream_instances` whose operands and chunk outputs
     fit in ``budget_bytes``: the float32 and float64 operators, ``mu``, the rewards and
     ``chunk_size`` returns and residuals per instance (one block's working arrays come on top,
     once: the instances of a call run one after another)."""
-    chunk = math.ceil(chunk_size / BLOCK) * BLOCK
+    chunk = math.ceil(chunk_size / block) * block
     n = problem.rewards.shape[0]
     per_instance = (T.nbytes(problem.transitions) + T.nbytes(problem.transitions64) + int(problem.mu.nbytes)
                     + int(problem.rewards.nbytes) + chunk * (n + 1) * 8)
@@ -226,6 +255,7 @@ def stream_instances(
     progress: Callable[[int], None] | None = None,
     devices: Sequence[jax.Device] | None = None,
     concurrent: bool | None = None,
+    block: int = BLOCK,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`stream` for ``num_instances`` instances of one shape: returns ``[K, num_samples,
     n]`` and residuals ``[K, num_samples]``, bit-identical to :func:`stream` on each instance
@@ -233,7 +263,7 @@ def stream_instances(
     ``group_size``.
 
     Memory is bounded by one call: at most ``group_size`` instances x ``chunk_size`` samples
-    (rounded up to a multiple of :data:`BLOCK`); the calls are made equal (groups and chunks
+    (rounded up to a multiple of ``block``); the calls are made equal (groups and chunks
     split evenly, the last padded and the padding dropped) so that one compilation serves them
     all. Groups go to the devices in turn (at the same time when ``concurrent``, as in
     :func:`stream`).
@@ -252,8 +282,8 @@ def stream_instances(
     # evenly (the last padded with the next samples' indices, dropped)
     num_groups = math.ceil(num_instances / max(1, int(group_size)))
     group_size = math.ceil(num_instances / num_groups)
-    total_blocks = math.ceil(num_samples / BLOCK)
-    num_chunks = math.ceil(total_blocks / max(1, math.ceil(chunk_size / BLOCK)))
+    total_blocks = math.ceil(num_samples / block)
+    num_chunks = math.ceil(total_blocks / max(1, math.ceil(chunk_size / block)))
     blocks = math.ceil(total_blocks / num_chunks)
     groups = [list(range(a, min(a + group_size, num_instances))) for a in range(0, num_instances, group_size)]
     returns_out = residuals_out = None
@@ -263,10 +293,10 @@ def stream_instances(
             padded = group + [group[-1]] * (group_size - len(group))
             stacked, keys = jax.device_put(problems(padded), device)
             parts = []
-            for done in range(0, num_samples, blocks * BLOCK):
-                count = min(blocks * BLOCK, num_samples - done)
+            for done in range(0, num_samples, blocks * block):
+                count = min(blocks * block, num_samples - done)
                 first = jax.device_put(np.uint32(start + done), device)
-                parts.append((count, _returns_of_instances(block_fn, keys, first, blocks, stacked, gamma)))
+                parts.append((count, _returns_of_instances(block_fn, keys, first, blocks, stacked, gamma, block)))
                 if not concurrent:
                     jax.block_until_ready(parts[-1][1])
                     if progress is not None:
@@ -288,12 +318,13 @@ def stream_instances(
     return returns_out, residuals_out
 
 
-def evaluate_indices(block_fn: Callable, operands: tuple, key: jax.Array, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def evaluate_indices(block_fn: Callable, operands: tuple, key: jax.Array, indices: np.ndarray,
+                     block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:
     """Returns ``[k, n]`` and occupancies ``[k, D]`` of the samples with the given global
-    ``indices [k]``: bit-identical to what :func:`stream` computed for them."""
+    ``indices [k]``: bit-identical to what :func:`stream` computed for them with the same ``block``."""
     indices = np.asarray(indices, dtype=np.uint32).reshape(-1)
     k = indices.size
-    padded = np.zeros(math.ceil(max(k, 1) / BLOCK) * BLOCK, dtype=np.uint32)
+    padded = np.zeros(math.ceil(max(k, 1) / block) * block, dtype=np.uint32)
     padded[:k] = indices
-    returns, d = _run_blocks(block_fn, key, jnp.asarray(padded.reshape(-1, BLOCK)), operands)
+    returns, d = _run_blocks(block_fn, key, jnp.asarray(padded.reshape(-1, block)), operands)
     return np.asarray(returns).reshape(-1, returns.shape[-1])[:k], np.asarray(d).reshape(-1, d.shape[-1])[:k]

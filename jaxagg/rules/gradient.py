@@ -37,7 +37,7 @@ from jaxagg.rules.outcome import Outcome, make_outcome
 from jaxagg.rules.registry import get, register
 from jaxagg.rules.welfare import utilitarian
 from jaxagg.samples import ReturnSample
-from jaxagg.sampling import sample_occupancies
+from jaxagg.sampling import recorded_engine, sample_occupancies
 from jaxagg.validation import approval_level, choice, integer_at_least, optional_positive_number, positive_number, precision
 
 ITERATIVE_MIN_STATES = 500
@@ -212,7 +212,7 @@ def _best_sampled_policies(momdp: MOMDP, sample: ReturnSample, objective: str, q
     values = exact_objective(sample.returns, sample, objective, q)
     tie = sample.rank(sample.returns).sum(axis=1)
     indices = np.lexsort((-tie, -values))[:SAMPLE_STARTS]
-    d = sample_occupancies(momdp, indices, "policy", sample.seed, precision=sample.info["precision"])
+    d = sample_occupancies(momdp, indices, "policy", sample.seed, precision=sample.info["precision"], **recorded_engine(sample))
     replayed = d @ momdp.reward_matrix.T
     span = np.maximum(return_bounds(momdp).span, 1e-12)
     if not np.allclose(replayed / span, sample.returns[indices] / span, atol=1e-4):
