@@ -191,7 +191,7 @@ class ReturnSample:
         returns ``[..., n]``; shape ``[..., n]``. ``tol_i`` is :data:`RANK_RTOL` of agent i's
         return range when both bounds are known (else 0, and the ranks are :meth:`cdf`'s)."""
         try:
-            shifted = np.asarray(returns, dtype=np.float64) + self._tie_tolerance()
+            shifted = np.asarray(returns, dtype=np.float64) + self.tie_tolerance()
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"returns: expected a numeric array, got {type(returns).__name__} ({exc})") from None
         return self._count_le("returns", shifted) / self.num_samples
@@ -200,9 +200,9 @@ class ReturnSample:
         """Approval at level ``q``: whether each agent ranks policies with returns ``[..., n]`` in
         its top ``1 - q``, i.e. ``J_i + tol_i >= tau_i(q)`` (``tol_i`` as in :meth:`rank`);
         boolean ``[..., n]``."""
-        return np.asarray(returns, dtype=np.float64) + self._tie_tolerance() >= self.quantile(q)
+        return np.asarray(returns, dtype=np.float64) + self.tie_tolerance() >= self.quantile(q)
 
-    def _tie_tolerance(self) -> np.ndarray | float:
+    def tie_tolerance(self) -> np.ndarray | float:
         """``[n]`` :data:`RANK_RTOL` of every agent's return range (0 without both bounds)."""
         if self.max_returns is None or self.min_returns is None:
             return 0.0

@@ -81,6 +81,8 @@ class SolveResult:
         is_mip: whether integrality was imposed.
         message: HiGHS's model status, in words (or why the point was not usable).
         highs_status: HiGHS's raw model status name (``"kOptimal"``, ``"kTimeLimit"``, ...).
+        dual_bound: a MILP's proven bound on the optimum in the caller's sense (an upper bound
+            when maximising), valid also for a time-limited solve; ``objective`` for an LP.
     """
 
     status: SolveStatus
@@ -92,6 +94,7 @@ class SolveResult:
     is_mip: bool
     message: str
     highs_status: str = ""
+    dual_bound: float = float("nan")
 
     @property
     def ok(self) -> bool:
@@ -387,6 +390,7 @@ def _result(highs: highspy.Highs, model_status: highspy.HighsModelStatus, is_mip
         is_mip=is_mip,
         message=message,
         highs_status=_status_name(model_status),
+        dual_bound=float(info.mip_dual_bound) if is_mip else (float(info.objective_function_value) if has_point else float("nan")),
     )
 
 

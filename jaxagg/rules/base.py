@@ -113,9 +113,11 @@ def lift_thresholds(momdp: MOMDP, thresholds: np.ndarray) -> np.ndarray:
     return np.where(bounds.degenerate.reshape(shape), -np.inf, lifted)  # met by every policy
 
 
-def threshold_binaries(program: OccupancyProgram, momdp: MOMDP, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def threshold_binaries(program: OccupancyProgram, momdp: MOMDP, thresholds: np.ndarray, *,
+                       lift: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Add binaries ``b [n, K]`` to ``program`` with ``b_ik = 1`` only if agent i's return
-    reaches the lifted raw threshold ``thresholds[i, k]`` (approval, epsilon-Borda).
+    reaches the lifted raw threshold ``thresholds[i, k]`` (approval, epsilon-Borda; with
+    ``lift=False`` the threshold as given, for relaxations that must admit every policy reaching it).
 
     Rows, in unit scale: ``u_i(d) - M_ik b_ik >= target_ik - M_ik`` with ``target`` the lifted
     threshold as a normalised score and the valid big-M ``M_ik = max(target_ik, 0)`` (``u >= 0``
@@ -124,7 +126,7 @@ def threshold_binaries(program: OccupancyProgram, momdp: MOMDP, thresholds: np.n
     """
     bounds = return_bounds(momdp)
     n, K = thresholds.shape
-    lifted = lift_thresholds(momdp, thresholds)
+    lifted = lift_thresholds(momdp, thresholds) if lift else np.where(bounds.degenerate[:, None], -np.inf, thresholds)
     target = to_unit_scale(momdp, lifted)
     big_m = np.maximum(target, 0.0)
     live = ~bounds.degenerate

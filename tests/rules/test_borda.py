@@ -121,3 +121,52 @@ def test_time_limit_uses_the_incumbent_or_raises(monkeypatch):
     assert ja.occupancy_polytope(m).residual(outcome.occupancy) <= 1e-8
     with pytest.raises(ja.errors.SolverTimeoutError, match="time limit"):
         ja.rules.get("borda")(m, sample, on_timeout="raise")
+
+
+def best_two_agent_score(momdp, sample):
+    """Oracle for two agents: the best empirical Borda score over O. The optimum has agent 0 at
+    some count c of samples; the LP maximising J_1 subject to J_0 >= x_0(c) (lifted by 1e-7 of
+    the range against LP tolerance) reaches at least both of its ranks, so the best exact score
+    of those LP points, over every c (and no floor), is the optimum."""
+    polytope = ja.occupancy_polytope(momdp)
+    W = momdp.reward_matrix
+    span = ja.return_bounds(momdp).span
+    matrix = sp.vstack([polytope.E, sp.csr_matrix(W[:1])])
+    best = -np.inf
+    for floor in [-INF, *np.sort(sample.returns[:, 0]) + 1e-7 * span[0]]:
+        result = solve(-W[1], matrix, np.concatenate([polytope.b, [floor]]), np.concatenate([polytope.b, [INF]]),
+                       raise_on_failure=False)
+        if result.ok:
+            best = max(best, sample.rank(W @ result.x[:polytope.dim]).sum())
+    return best
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_certified_within_n_over_N_of_the_two_agent_optimum(seed):
+    rewards = np.random.default_rng(seed).random((2, 5))
+    m = ja.envs.bandit(rewards)
+    sample = ja.sample(m, 400, seed=seed, precision="float64")
+    outcome = ja.rules.get("borda")(m, sample, levels=4, certify=True)
+    info, n, N = outcome.info, 2, 400
+    optimum = best_two_agent_score(m, sample)
+    assert info["certified"] and info["certified_gap"] <= n / N + 1e-12
+    assert info["upper_bound"] >= optimum - 1e-9  # a valid bound
+    assert optimum - n / N - 1e-9 <= info["borda_score"] <= optimum + 1e-9
+    assert info["borda_score"] == pytest.approx(borda_score(outcome.returns, sample))
+
+
+def test_the_certificate_bounds_every_policy_even_when_it_stops_early():
+    rewards = np.random.default_rng(3).random((3, 3))
+    m = ja.envs.bandit(rewards)
+    sample = ja.sample(m, 2000, seed=0, precision="float64")
+    with pytest.warns(UserWarning, match="borda: proved the score within"):
+        outcome = ja.rules.get("borda")(m, sample, levels=3, certify=True, certify_rounds=1)
+    info = outcome.info
+    assert info["certify_rounds"] == 1 and not info["certified"]
+    a, b = np.meshgrid(np.linspace(0, 1, 201), np.linspace(0, 1, 201), indexing="ij")
+    keep = a + b <= 1 + 1e-12
+    grid = np.stack([a[keep], b[keep], 1 - a[keep] - b[keep]], axis=1)
+    assert sample.rank(grid @ rewards.T).sum(axis=1).max() <= info["upper_bound"] + 1e-9
+    assert info["certified_gap"] == pytest.approx(info["upper_bound"] - info["borda_score"])
+    with pytest.raises(ValidationError, match="certify_rounds"):
+        ja.rules.get("borda")(m, sample, certify=True, certify_rounds=0)
