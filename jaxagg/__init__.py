@@ -29,7 +29,7 @@ from jaxagg.report import Comparison, compare  # noqa: E402
 from jaxagg.rules import Outcome  # noqa: E402
 from jaxagg.rules.gradient import tune  # noqa: E402
 from jaxagg.samples import ReturnSample, load_sample  # noqa: E402
-from jaxagg.sampling import extend, sample, sample_instances, sample_occupancies  # noqa: E402
+from jaxagg.sampling import extend, merge_samples, sample, sample_instances, sample_occupancies, split_ranges  # noqa: E402
 from jaxagg.sweeps import sweep  # noqa: E402
 
 __version__ = "0.1.0"
@@ -45,6 +45,7 @@ __all__ = [
     "errors",
     "extend",
     "load_sample",
+    "merge_samples",
     "samples",
     "sweep",
     "sweeps",
@@ -52,6 +53,7 @@ __all__ = [
     "sample_occupancies",
     "ReturnSample",
     "sample",
+    "split_ranges",
     "from_mdptoolbox",
     "load",
     "metrics",

@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "(LU for small dense instances; with --resume, the file's)")
     smp.add_argument("--resume", action="store_true", help="continue the sample in --out with --num-samples more "
                      "(its measure, seed and precision; options that differ are refused)")
+    smp.add_argument("--allow-version-change", action="store_true",
+                     help="with --resume: continue a file drawn with another jax/jaxlib version (with a warning; "
+                          "samples are bit-identical only within one version, so the file then equals no single run)")
     smp.add_argument("--force", action="store_true", help="overwrite an existing --out without --resume")
     smp.add_argument("--out", metavar="PATH", required=True, help="output file (.npz)")
     smp.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -232,6 +235,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _sample(args: argparse.Namespace) -> int:
     out = files.output_path("--out", args.out, (".npz",))
+    if args.allow_version_change and not args.resume:
+        raise ValidationError("--allow-version-change: only with --resume (a new sample records this process's versions)")
     if out.exists() and not (args.resume or args.force):
         raise ValidationError(f"--out: {str(out)!r} exists; pass --resume to continue it or --force to overwrite it")
     if args.resume and args.force:
@@ -246,7 +251,7 @@ def _sample(args: argparse.Namespace) -> int:
             options["precision"] = args.precision
         if args.evaluation is not None:
             options["method"] = args.evaluation
-        result = extend(momdp, earlier, args.num_samples, **options)
+        result = extend(momdp, earlier, args.num_samples, allow_version_change=args.allow_version_change, **options)
     else:
         options["precision"] = args.precision or "auto"
         uniform = {key: value for key, value in (("chains", args.chains), ("thin", args.thin),

@@ -46,6 +46,11 @@ class MixingWarning(UserWarning):
     chains have not mixed: the sample may not represent the target measure."""
 
 
+class VersionWarning(UserWarning):
+    """A sample was continued or merged across jax/jaxlib versions (on request): its samples are
+    not bit-identical to one run in one version."""
+
+
 class SolverError(JaxaggError):
     """HiGHS did not return an optimal solution.
 

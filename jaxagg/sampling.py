@@ -11,20 +11,27 @@ Measures:
                 optimal occupancy (LP);
     ``uniform`` the volume measure on O, by hit-and-run chains (:mod:`jaxagg.uniform`): correlated
                 draws, with R-hat and ESS in ``info``.
+
+The indexed measures (``policy``, ``hull``) continue a run (:func:`extend`) or split it over
+processes or machines and join the parts (:func:`split_ranges`, :func:`merge_samples`) bit for
+bit, within one jax and jaxlib version (recorded in ``info``; a change is refused unless asked for).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import jaxlib
 import numpy as np
 
-from jaxagg.errors import ConvergenceError, SolverError, ValidationError
+from jaxagg.errors import ConvergenceError, SolverError, ValidationError, VersionWarning
 from jaxagg.kernels import transitions as T
 from jaxagg.kernels.evaluation import TOL as EVALUATION_TOL
 from jaxagg.kernels.evaluation import bytes_per_policy
@@ -45,12 +52,14 @@ from jaxagg.momdp import MOMDP
 from jaxagg.polytope import is_unichain_for_full_support, return_bounds
 from jaxagg.samples import ReturnSample, index_ranges
 from jaxagg.uniform import UNIFORM_OPTIONS, uniform_occupancies
-from jaxagg.validation import choice, integer_at_least
+from jaxagg.validation import choice, flag, integer_at_least
 from jaxagg.validation import seed as check_seed
 
 SAMPLED_MEASURES = ("policy", "hull", "uniform")
 INDEXED_MEASURES = ("policy", "hull")
-"""Measures whose sample i depends only on (seed, i): they can be resumed and re-evaluated."""
+"""Measures whose sample i depends only on (seed, i): they can be resumed, split and re-evaluated."""
+VERSION_KEYS = ("jax", "jaxlib")
+"""The versions a sample records in ``info`` (its numbers are bit-identical only within them)."""
 DEFAULT_CHUNK = 4096
 METHODS = ("auto", "krylov", "lu")
 """How the ``policy`` measure evaluates its policies (see :func:`engine_settings`)."""
@@ -93,9 +102,12 @@ def sample(
             float32 there is refused).
         chunk_size: samples per device call (memory is bounded by one chunk); results do not
             depend on it.
-        start: index of the first sample (to continue an earlier run: see :func:`extend`).
+        start: index of the first sample (to continue an earlier run: see :func:`extend`; to
+            draw one part of a run split over processes or machines: see :func:`split_ranges`).
         progress: ``True`` for a progress bar on stderr, or a callable given each chunk's count.
-        devices: devices to shard chunks over (default: all accelerators, or one CPU device).
+        devices: devices of this process to shard chunks over (default: all its accelerators,
+            ``jax.local_devices()``, or one CPU device; under ``jax.distributed`` each process
+            samples on its own devices: see :func:`split_ranges`).
         uniform_options: for ``measure="uniform"``: ``chains``, ``thin``, ``burn_in``,
             ``rounding_rounds``, ``directions`` (see :func:`jaxagg.uniform.uniform_occupancies`).
         method: how the ``policy`` measure evaluates policies: ``"krylov"`` (batched GMRES on the
@@ -158,7 +170,7 @@ def sample(
 
 def _run_info(precision: str, start: int, chunk_size: int, seconds: float, num_samples: int, devices: list) -> dict[str, Any]:
     """How a policy/hull sample was drawn (``sample.info``): precision, first index, chunk size,
-    seconds and rate, devices, backend and jax version."""
+    seconds and rate, devices, backend and the jax and jaxlib versions."""
     return {
         "precision": precision,
         "start": int(start),
@@ -167,8 +179,13 @@ def _run_info(precision: str, start: int, chunk_size: int, seconds: float, num_s
         "samples_per_second": num_samples / seconds if seconds > 0 else None,
         "devices": len(devices),
         "backend": jax.default_backend(),
-        "jax": jax.__version__,
+        **running_versions(),
     }
+
+
+def running_versions() -> dict[str, str]:
+    """The versions this process samples with, as a sample records them: ``{"jax", "jaxlib"}``."""
+    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__}
 
 
 def sample_instances(
@@ -384,11 +401,19 @@ def _check_residuals(residuals: np.ndarray, start: int, precision: str) -> None:
             "the chain mixes too slowly for this precision: try precision='float64' or method='lu'")
 
 
-def extend(momdp: MOMDP, sample_: ReturnSample, more: int, **options: Any) -> ReturnSample:
+def extend(momdp: MOMDP, sample_: ReturnSample, more: int, *, allow_version_change: bool = False,
+           **options: Any) -> ReturnSample:
     """``sample_`` plus ``more`` samples continuing its stream (same seed, next indices): the
     result equals one run of ``len(sample_) + more`` samples. ``options`` as in :func:`sample`.
-    ``sample_`` must have been drawn for ``momdp`` (:meth:`ReturnSample.check_instance`)."""
+    ``sample_`` must have been drawn for ``momdp`` (:meth:`ReturnSample.check_instance`).
+
+    Samples are bit-identical only within one jax and jaxlib version: a sample that recorded
+    another version than this process runs (``info["jax"]``, ``info["jaxlib"]``, in any of its
+    parts) is refused, or with ``allow_version_change=True`` continued with a
+    :class:`~jaxagg.errors.VersionWarning`. Samples that recorded no version (older files)
+    are continued."""
     _check_instance(momdp)
+    allow_version_change = flag("allow_version_change", allow_version_change)
     if not isinstance(sample_, ReturnSample):
         raise ValidationError(f"sample_: expected a jaxagg.ReturnSample, got {type(sample_).__name__}")
     sample_.check_instance(momdp, "sample_")
@@ -398,6 +423,7 @@ def extend(momdp: MOMDP, sample_: ReturnSample, more: int, **options: Any) -> Re
         raise ValidationError(f"sample_: {sample_.measure!r} samples come from Markov chains, not from indexed draws, "
                               "and cannot be continued; draw a larger sample instead")
     start = max(stop for _, _, stop in index_ranges(sample_, "sample_"))
+    _check_version_change(sample_, allow_version_change)
     recorded = _recorded_precision(sample_)
     given = options.setdefault("precision", recorded)
     if given != recorded:
@@ -412,6 +438,158 @@ def extend(momdp: MOMDP, sample_: ReturnSample, more: int, **options: Any) -> Re
                                       f"would change how its samples are computed (leave {key} out to keep the sample's)")
             options[key] = engine[key]
     return sample_.extend(sample(momdp, more, sample_.measure, sample_.seed, start=start, **options))
+
+
+def _check_version_change(sample_: ReturnSample, allow: bool) -> None:
+    """Refuse (or, when ``allow``, warn about) continuing a sample recorded in other jax/jaxlib
+    versions than this process runs."""
+    running = running_versions()
+    recorded = _recorded_versions([sample_])
+    changed = {key: values for key, values in recorded.items() if any(value != running[key] for value in values)}
+    if not changed:
+        return
+    was = ", ".join(f"{key} {' and '.join(values)}" for key, values in changed.items())
+    now = ", ".join(f"{key} {running[key]}" for key in changed)
+    message = (f"sample_: was drawn with {was}, this process runs {now}; samples are not bit-identical across jax "
+               "versions, so the continued sample would equal no single run")
+    if not allow:
+        raise ValidationError(f"{message} (pass allow_version_change=True, or jaxagg sample --resume "
+                              "--allow-version-change, to continue it anyway)")
+    warnings.warn(f"{message}; continuing it as allow_version_change=True asks", VersionWarning, stacklevel=3)
+
+
+def _recorded_versions(samples: Sequence[ReturnSample]) -> dict[str, list[str]]:
+    """The distinct versions recorded by every part of ``samples``: ``{"jax": [...], "jaxlib":
+    [...]}`` in order of appearance (a key is absent where no part recorded it: older files)."""
+    found: dict[str, list[str]] = {}
+    for sample_ in samples:
+        for part in sample_.info.get("parts") or [{"info": sample_.info}]:
+            part_info = part.get("info") if isinstance(part, dict) else None
+            for key in VERSION_KEYS:
+                value = part_info.get(key) if isinstance(part_info, dict) else None
+                if isinstance(value, str) and value not in found.setdefault(key, []):
+                    found[key].append(value)
+    return {key: values for key, values in found.items() if values}
+
+
+# ------------------------------------------------ several processes or machines
+def split_ranges(num_samples: int, parts: int, *, start: int = 0) -> list[tuple[int, int]]:
+    """Split samples ``start .. start + num_samples - 1`` into ``parts`` contiguous index ranges,
+    one ``(start, count)`` per part, in order, the counts as equal as possible (the first
+    ``num_samples % parts`` parts one larger) and every count at least 1.
+
+    Draw part ``k`` anywhere (another process, a Ray task, a Dask worker, a ``jax.distributed``
+    process, another machine) with ``ja.sample(momdp, count, measure, seed, start=start)``, the
+    same ``measure``, ``seed`` and options everywhere, and join the parts with
+    :func:`merge_samples`: since sample ``i`` depends only on ``(seed, i)`` (and the recorded
+    evaluation engine), the result equals one ``ja.sample(momdp, num_samples, measure, seed,
+    start=start)`` bit for bit, on the same jax and jaxlib version and kind of device.
+
+    Raises:
+        ValidationError: ``num_samples`` or ``parts`` not an integer >= 1, more parts than samples,
+            ``start`` not an integer >= 0, or ``start + num_samples > 2**32``.
+    """
+    num_samples = integer_at_least("num_samples", num_samples, 1)
+    parts = integer_at_least("parts", parts, 1)
+    start = integer_at_least("start", start, 0)
+    if parts > num_samples:
+        raise ValidationError(f"parts: expected at most num_samples ({num_samples}) parts, so that every part has a "
+                              f"sample, got {parts}")
+    if start + num_samples > 2**32:
+        raise ValidationError(f"num_samples: start + num_samples must be at most 2**32, got {start + num_samples}")
+    size, larger = divmod(num_samples, parts)
+    counts = [size + 1] * larger + [size] * (parts - larger)
+    firsts = [start + sum(counts[:k]) for k in range(parts)]
+    return list(zip(firsts, counts))
+
+
+def merge_samples(samples: Sequence[ReturnSample], *, allow_version_mix: bool = False) -> ReturnSample:
+    """One sample from parts drawn separately (:func:`split_ranges`): the parts in order of their
+    first index, joined by :meth:`ReturnSample.extend`. The result equals one :func:`sample` of
+    the whole range (returns bit for bit, seed, measure and bounds); ``info["parts"]`` records
+    every part.
+
+    Args:
+        samples: a non-empty list of ``policy`` or ``hull`` samples (``uniform`` samples are
+            Markov chains, not indexed draws, and cannot be split), in any order, drawn for one
+            instance (fingerprint) with one seed, precision and, for ``policy``, evaluation engine
+            (``info["evaluation"]``: method, operator, block; :func:`recorded_engine`), together
+            covering one contiguous range of indices once.
+        allow_version_mix: join parts that recorded different jax/jaxlib versions (with a
+            :class:`~jaxagg.errors.VersionWarning`; the result then equals no single run).
+
+    Raises:
+        ValidationError: naming the part that differs, the draws missing between two parts or
+            held twice, or the versions that differ.
+    """
+    allow_version_mix = flag("allow_version_mix", allow_version_mix)
+    if not isinstance(samples, (list, tuple)) or not samples:
+        raise ValidationError(f"samples: expected a non-empty list of jaxagg.ReturnSample, got {type(samples).__name__}"
+                              + (" (empty)" if isinstance(samples, (list, tuple)) else ""))
+    ranges = []
+    for k, part in enumerate(samples):
+        ranges.append(_check_mergeable(part, samples[0], f"samples[{k}]"))
+    order = sorted(range(len(samples)), key=lambda k: min(first for _, first, _ in ranges[k]))
+    seed = samples[0].seed
+    previous = None  # (k, stop) of the part before
+    for k in order:
+        for _, first, stop in ranges[k]:
+            if previous is not None and first != previous[1]:
+                where = f"samples[{previous[0]}] and samples[{k}]" if previous[0] != k else f"samples[{k}]"
+                if first > previous[1]:
+                    raise ValidationError(f"samples: draws {previous[1]}..{first - 1} of seed {seed} are missing between the "
+                                          f"parts of {where}; the parts must cover one contiguous range (split_ranges)")
+                raise ValidationError(f"samples: draws {first}..{min(stop, previous[1]) - 1} of seed {seed} are held twice, "
+                                      f"by {where}; the parts must not overlap (split_ranges)")
+            previous = (k, stop)
+    _check_version_mix(samples, allow_version_mix)
+    return functools.reduce(ReturnSample.extend, [samples[k] for k in order])
+
+
+def _check_mergeable(part: Any, first: Any, name: str) -> list[tuple[int | None, int, int]]:
+    """Refuse a part that cannot be joined to ``first`` (the first part given); its index ranges."""
+    if not isinstance(part, ReturnSample):
+        raise ValidationError(f"{name}: expected a jaxagg.ReturnSample, got {type(part).__name__}")
+    if part.measure not in INDEXED_MEASURES:
+        raise ValidationError(f"{name}: {part.measure!r} samples come from Markov chains, not from indexed draws, and "
+                              "cannot be split into index ranges and merged; draw one sample instead")
+    if part.seed is None:
+        raise ValidationError(f"{name}: has no seed (a merge of differently seeded runs); parts of one run share its seed")
+    ranges = index_ranges(part, name)
+    if part is first:
+        return ranges
+    if part.fingerprint != first.fingerprint:
+        shown = [f"{fingerprint[:12]}…" if fingerprint else "none" for fingerprint in (part.fingerprint, first.fingerprint)]
+        raise ValidationError(f"{name}: was drawn for a different instance than samples[0] (fingerprint {shown[0]} differs "
+                              f"from {shown[1]}); parts of one run share the instance")
+    given = {"measure": (part.measure, first.measure), "seed": (part.seed, first.seed),
+             "precision": (_recorded_precision(part), _recorded_precision(first))}
+    if part.measure == "policy":
+        given["evaluation"] = (recorded_engine(part), recorded_engine(first))
+    for what, (mine, theirs) in given.items():
+        if mine != theirs:
+            raise ValidationError(f"{name}: expected the {what} of samples[0], {theirs!r}, got {mine!r}; parts of one "
+                                  "run share the instance, measure, seed, precision and evaluation engine")
+    return ranges
+
+
+def _check_version_mix(samples: Sequence[ReturnSample], allow: bool) -> None:
+    """Refuse (or, when ``allow``, warn about) parts recorded in different jax/jaxlib versions."""
+    holders: dict[str, dict[str, list[str]]] = {}  # key -> version -> the samples that recorded it
+    for k, sample_ in enumerate(samples):
+        for key, values in _recorded_versions([sample_]).items():
+            for value in values:
+                holders.setdefault(key, {}).setdefault(value, []).append(f"samples[{k}]")
+    mixed = {key: found for key, found in holders.items() if len(found) > 1}
+    if not mixed:
+        return
+    described = ", ".join(f"{key} " + " and ".join(f"{value} ({', '.join(names)})" for value, names in found.items())
+                          for key, found in mixed.items())
+    message = (f"samples: were drawn with {described}; samples are not bit-identical across jax versions, so the merged "
+               "sample would equal no single run")
+    if not allow:
+        raise ValidationError(f"{message} (pass allow_version_mix=True to merge them anyway)")
+    warnings.warn(f"{message}; merging them as allow_version_mix=True asks", VersionWarning, stacklevel=3)
 
 
 def sample_occupancies(momdp: MOMDP, indices: np.ndarray, measure: str = "policy", seed: int = 0, *,
@@ -448,7 +626,7 @@ def _uniform(momdp: MOMDP, num_samples: int, seed: int, precision: str, bounds, 
         d, settings = uniform_occupancies(momdp, num_samples, seed, precision=precision, progress=tick, **options)
     seconds = time.perf_counter() - began
     info = {"precision": precision, "start": 0, "seconds": seconds, "backend": jax.default_backend(),
-            "jax": jax.__version__, **settings}
+            **running_versions(), **settings}
     return ReturnSample(returns=_snap_degenerate(momdp.returns(d), bounds), measure="uniform", seed=seed,
                         max_returns=bounds.upper, min_returns=bounds.lower, info=info, fingerprint=momdp.fingerprint)
 
@@ -552,12 +730,19 @@ def _recorded_precision(sample_: ReturnSample) -> str:
 
 
 def _check_devices(devices: Any) -> list:
-    """The devices to shard over (the kernel's default when None); a clear error for an empty
-    or non-device list."""
+    """The devices to shard over (the kernel's default when None: this process's); a clear
+    error for an empty or non-device list, or a device of another process."""
     if devices is not None:
         devices = list(devices) if isinstance(devices, (list, tuple)) else devices
         if not isinstance(devices, list) or not devices or not all(isinstance(d, jax.Device) for d in devices):
-            raise ValidationError(f"devices: expected a non-empty list of jax devices (jax.devices()), got {devices!r}")
+            raise ValidationError(f"devices: expected a non-empty list of jax devices (jax.local_devices()), got {devices!r}")
+        process = jax.process_index()
+        foreign = [device for device in devices if device.process_index != process]
+        if foreign:
+            raise ValidationError(
+                f"devices: expected devices of this process (process_index {process}, jax.local_devices()), got "
+                f"{', '.join(f'{device} of process {device.process_index}' for device in foreign)}; under jax.distributed "
+                "each process samples its own index range on its own devices (split_ranges, merge_samples)")
     return sample_devices(devices)
 
 

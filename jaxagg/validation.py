@@ -143,6 +143,13 @@ def choice(name: str, value: Any, options: tuple[str, ...] | list[str]) -> str:
     return value
 
 
+def flag(name: str, value: Any) -> bool:
+    """``True`` or ``False`` (NumPy bools too; integers and strings are refused)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValidationError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
+
+
 def precision(name: str, value: Any) -> str:
     """``"float32"`` or ``"float64"``."""
     return choice(name, value, PRECISIONS)

@@ -121,13 +121,19 @@ def _run_blocks(block_fn: Callable, key: jax.Array, indices: jax.Array, operands
 
 
 def sample_devices(devices: Sequence[jax.Device] | None = None) -> list[jax.Device]:
-    """Devices to spread chunks over: the given ones, or by default every device of the default
-    backend when it is an accelerator (GPU/TPU) and a single device on a CPU."""
+    """Devices to spread chunks over: the given ones, or by default this process's devices of
+    the default backend (``jax.local_devices()``: all of them on an accelerator, the first on a
+    CPU). Under ``jax.distributed`` every process samples on its own devices; a device of
+    another process (``device.process_index != jax.process_index()``) is refused."""
     if devices is None:
-        devices = jax.devices() if jax.default_backend() != "cpu" else jax.devices()[:1]
+        local = jax.local_devices()
+        return local if jax.default_backend() != "cpu" else local[:1]
     devices = list(devices)
     if not devices:
         raise ValueError("devices: expected at least one JAX device, got none")
+    foreign = [device for device in devices if device.process_index != jax.process_index()]
+    if foreign:
+        raise ValueError(f"devices: expected devices of this process ({jax.process_index()}), got {foreign!r}")
     return devices
 
 

@@ -1,5 +1,6 @@
 """The jaxagg command: the README's main job, files, and one-line errors for bad input."""
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -10,6 +11,7 @@ import pytest
 
 import jaxagg as ja
 from jaxagg.cli import main
+from jaxagg.errors import VersionWarning
 
 
 def test_run_default_prints_a_table_and_writes_json(tmp_path, capsys):
@@ -91,6 +93,26 @@ def test_sample_resume_and_run_with_samples(tmp_path, capsys):
     row = rows[0]
     assert row["quantile_level"] == pytest.approx(min(row["ranks"]))
     assert row["quantile_level"] == pytest.approx(resumed.rank(np.array(row["returns"])).min())
+
+
+def test_sample_resume_refuses_a_file_of_another_jax_version_unless_asked(tmp_path, capsys):
+    path = tmp_path / "s.npz"
+    small = ["--factories", "2", "--phases", "3", "--quiet", "--out", str(path)]
+    assert main(["sample", *small, "--num-samples", "60"]) == 0
+    first = ja.load_sample(path)
+    dataclasses.replace(first, info={**first.info, "jax": "0.0.1"}).save(path)
+    capsys.readouterr()
+    assert main(["sample", *small, "--num-samples", "40", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"jax 0.0.1, this process runs jax {first.info['jax']}" in err and "--allow-version-change" in err
+    assert ja.load_sample(path).num_samples == 60  # the file is untouched
+    assert main(["sample", *small, "--num-samples", "40", "--allow-version-change"]) == 2
+    assert "--allow-version-change: only with --resume" in capsys.readouterr().err
+    with pytest.warns(VersionWarning, match="jax 0.0.1, this process runs jax"):
+        assert main(["sample", *small, "--num-samples", "40", "--resume", "--allow-version-change"]) == 0
+    resumed = ja.load_sample(path)
+    np.testing.assert_array_equal(resumed.returns, ja.sample(ja.envs.attention_allocation(2, 3), 100, seed=0).returns)
+    assert [part["info"]["jax"] for part in resumed.info["parts"]] == ["0.0.1", first.info["jax"]]
 
 
 @pytest.mark.slow
