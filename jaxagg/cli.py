@@ -45,6 +45,8 @@ from jaxagg.sweeps.store import METRICS, STORE_SUFFIXES, Store
 from jaxagg.validation import integer_at_least
 
 DEFAULT_RUN_SAMPLES = 20_000
+UNIFORM_FLAGS = ("chains", "thin", "burn_in", "directions", "ess_target", "max_doublings")
+"""The `jaxagg sample` options that go to the uniform measure (`uniform_options`)."""
 """Samples `jaxagg run` draws by default: about ten seconds on a 2-core CPU for attention (5, 3)."""
 
 
@@ -105,9 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--quiet", action="store_true", help="no progress bar")
     uni = smp.add_argument_group("uniform measure (hit-and-run)")
     uni.add_argument("--chains", type=int, default=None, help="chains run together (default: 32)")
-    uni.add_argument("--thin", type=int, default=None, help="sweeps of k steps between kept samples (default: max(10, ceil(k/64)))")
+    uni.add_argument("--thin", type=int, default=None, help="sweeps of k steps between kept samples, kept as given (default: "
+                     "max(10, ceil(k/64)), doubled until the diagnostics pass)")
     uni.add_argument("--burn-in", type=int, default=None, help="sweeps before the first kept sample (default: k)")
     uni.add_argument("--directions", choices=["coordinate", "random"], default=None, help="(default: coordinate)")
+    uni.add_argument("--ess-target", type=int, default=None, help="ESS (bulk, tail, quantiles) every agent must reach, with "
+                     "R-hat <= 1.01 (default: 400, at most N/2; 0: no adaptation)")
+    uni.add_argument("--max-doublings", type=int, default=None, help="cap on doublings of the default thinning (default: 4)")
 
     rep = sub.add_parser("reproduce", help="the paper's experiment over several seeded instances: table, JSON and figure")
     rep.add_argument("--experiment", choices=["base", "subsets"], default="base", help="(default: %(default)s)")
@@ -254,9 +260,7 @@ def _sample(args: argparse.Namespace) -> int:
         result = extend(momdp, earlier, args.num_samples, allow_version_change=args.allow_version_change, **options)
     else:
         options["precision"] = args.precision or "auto"
-        uniform = {key: value for key, value in (("chains", args.chains), ("thin", args.thin),
-                                                 ("burn_in", args.burn_in), ("directions", args.directions))
-                   if value is not None}
+        uniform = {key: getattr(args, key) for key in UNIFORM_FLAGS if getattr(args, key) is not None}
         measure = args.measure or "policy"
         if uniform and measure != "uniform":
             raise ValidationError(f"{', '.join('--' + key.replace('_', '-') for key in uniform)}: "
@@ -280,9 +284,11 @@ def _sample(args: argparse.Namespace) -> int:
         print(f"policy evaluation: {engine['method']} on the {engine['operator']} operator; largest residual "
               f"{max(residuals):.2g} (tolerance {engine['tol']:g})")
     if result.info.get("rhat"):
+        doubled = result.info.get("thin_doublings") or 0
         print(f"hit-and-run: {result.info['chains']} chains, thin {result.info['thin']} sweeps of "
-              f"{result.info['hull_dimension']} steps; max rank-normalised R-hat {max(result.info['rhat']):.3f}, "
-              f"min ESS (bulk, tail, 0.8/0.9 quantiles) {min(result.info['ess']):.0f} (want R-hat <= 1.01 and ESS >= 400)")
+              f"{result.info['hull_dimension']} steps{f' (doubled {doubled} times)' if doubled else ''}; max rank-normalised "
+              f"R-hat {max(result.info['rhat']):.3f}, min ESS (bulk, tail, 0.8/0.9 quantiles) {min(result.info['ess']):.0f} "
+              f"(want R-hat <= 1.01 and ESS >= {result.info.get('ess_target', 400):g})")
     return 0
 
 
@@ -291,8 +297,7 @@ def _refuse_resume_conflicts(args: argparse.Namespace, earlier) -> None:
     given = {"--measure": (args.measure, earlier.measure), "--sample-seed": (args.sample_seed, earlier.seed)}
     conflicts = [f"{flag} {mine} (the file has {theirs})" for flag, (mine, theirs) in given.items()
                  if mine is not None and mine != theirs]
-    conflicts += [f"--{key.replace('_', '-')}" for key in ("chains", "thin", "burn_in", "directions")
-                  if getattr(args, key) is not None]
+    conflicts += [f"--{key.replace('_', '-')}" for key in UNIFORM_FLAGS if getattr(args, key) is not None]
     if conflicts:
         raise ValidationError(f"--resume: continues the file's sample as it was drawn; drop {', '.join(conflicts)}")
 

@@ -14,13 +14,17 @@ import numpy as np
 
 from jaxagg import files, metrics
 from jaxagg import rules as rule_registry
-from jaxagg.errors import JaxaggError
+from jaxagg.errors import JaxaggError, ValidationError
 from jaxagg.momdp import MOMDP
 from jaxagg.polytope import return_bounds
 from jaxagg.rules.outcome import Outcome
 from jaxagg.rules.registry import check_inputs
+from jaxagg.validation import optional_module, positive_number
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+TIE_TOLERANCE = 1e-9
+"""Outcomes whose returns for an agent differ by at most this fraction of its return range tie
+in that agent's ranking (:meth:`Comparison.agent_rankings`)."""
 
 DEFAULT_RULES = (
     "utilitarian",
@@ -119,6 +123,51 @@ class Comparison:
             "rules": [{**o.to_dict(), **row} for o, row in zip(self.outcomes, self.rows())],
             "failures": self.failures,
         }
+
+    def to_pandas(self):
+        """:meth:`rows` as a ``pandas.DataFrame``, one row per rule (needs pandas): columns
+        ``rule``, one ``% max <agent>`` per agent, the summary metrics, ``seconds``, and with a
+        sample one ``rank <agent>`` per agent, the quantile level, Borda score and approval counts."""
+        pandas = optional_module("pandas", "to_pandas", "pip install pandas (rows() holds the same data as dicts)")
+        labels = self.momdp.labels()
+        flat = []
+        for row in self.rows():
+            row = dict(row)
+            percent, ranks = row.pop("percent_of_max"), row.pop("ranks", None)
+            flat.append({"rule": row.pop("rule"), **{f"% max {label}": value for label, value in zip(labels, percent)},
+                         **row, **({} if ranks is None else {f"rank {label}": value for label, value in zip(labels, ranks)})})
+        return pandas.DataFrame(flat)
+
+    def agent_rankings(self, tolerance: float = TIE_TOLERANCE) -> list[dict[int, int]]:
+        """Every agent's ranking of the outcomes (candidate ``j`` is ``self.outcomes[j]``) by its
+        own return: ``{candidate: rank}`` with rank 1 the best, outcomes within ``tolerance`` of
+        the agent's return range (max_O J_i - min_O J_i) of each other tied (dense ranks)."""
+        if not self.outcomes:
+            raise ValidationError("outcomes: no rule succeeded, so there is nothing to rank")
+        tolerance = positive_number("tolerance", tolerance)
+        returns = np.stack([o.returns for o in self.outcomes])  # [k, n]
+        span = np.maximum(return_bounds(self.momdp).span, 1e-300)
+        rankings = []
+        for i in range(self.momdp.num_agents):
+            order = np.argsort(-returns[:, i], kind="stable")
+            ranks, rank = {}, 0
+            for position, j in enumerate(order):
+                if position == 0 or returns[order[position - 1], i] - returns[j, i] > tolerance * span[i]:
+                    rank += 1
+                ranks[int(j)] = rank
+            rankings.append(dict(sorted(ranks.items())))
+        return rankings
+
+    def to_pref_voting(self, tolerance: float = TIE_TOLERANCE):
+        """A ``pref_voting`` profile (``ProfileWithTies``; needs the ``voting`` extra) whose
+        voters are the agents and whose candidates are the rules' outcomes (``0 .. k-1``, named
+        by rule through the profile's ``cmap``), each agent ranking them by its return
+        (:meth:`agent_rankings`), to run pref_voting's voting methods and axiom checks on
+        jaxagg's candidates."""
+        rankings = self.agent_rankings(tolerance)
+        profiles = optional_module("pref_voting.profiles_with_ties", "to_pref_voting", "pip install 'jaxagg[voting]'")
+        candidates = list(range(len(self.outcomes)))
+        return profiles.ProfileWithTies(rankings, candidates=candidates, cmap={j: o.rule for j, o in enumerate(self.outcomes)})
 
     def save_json(self, path: str | os.PathLike) -> Path:
         """Write :meth:`to_dict` as JSON, atomically (the folder is created if needed)."""

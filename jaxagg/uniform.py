@@ -11,13 +11,19 @@ every ``thin`` sweeps (a sweep is k steps, k the hull dimension). The diagnostic
 al. (2021) of every agent's return are recorded (:mod:`jaxagg.diagnostics`: ``info["rhat"]`` the
 rank-normalised split R-hat, ``info["ess"]`` the smallest of the bulk, tail and quantile ESS, each
 also under its own key, and the classic ``split_rhat`` / ``ess_classic``) and a
-:class:`~jaxagg.errors.MixingWarning` is raised when R-hat > 1.01 or an ESS < 400: raise ``thin``,
-``burn_in`` or the sample count when warned.
+With the default thinning the sampler runs until those diagnostics pass (``ess_target``, default
+400 per agent, and R-hat <= 1.01): while they fail it doubles the thinning, keeping every other
+kept point (the later ones) and drawing the rest further along the same chains, so each doubling
+costs about as much as everything before it; ``max_doublings`` and ``max_seconds`` cap the run.
+A :class:`~jaxagg.errors.MixingWarning` says what was reached when a cap stops it short of the
+target, or when an explicit ``thin`` (which is kept as given) ends with R-hat > 1.01 or an ESS
+below the target.
 """
 
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Callable
 
@@ -32,7 +38,7 @@ from jaxagg.kernels.precision import PRECISIONS, precision_scope
 from jaxagg.momdp import MOMDP
 from jaxagg.polytope import occupancy_polytope
 from jaxagg.solvers.interior import analytic_center, parametrise_hull
-from jaxagg.validation import integer_at_least
+from jaxagg.validation import integer_at_least, positive_number
 
 DEFAULT_CHAINS = 32
 THIN_DIMENSIONS_PER_SWEEP = 64
@@ -45,7 +51,9 @@ grows like k^2; small instances get relatively more."""
 DEFAULT_ROUNDING_ROUNDS = 0
 ROUNDING_POINTS_PER_DIMENSION = 2
 ROUNDING_MIN_PER_CHAIN = 20
-UNIFORM_OPTIONS = ("chains", "thin", "burn_in", "rounding_rounds", "directions")
+DEFAULT_MAX_DOUBLINGS = 4
+"""The default thinning doubles at most this many times (16 times the first run's sweeps in all)."""
+UNIFORM_OPTIONS = ("chains", "thin", "burn_in", "rounding_rounds", "directions", "ess_target", "max_doublings", "max_seconds")
 """The keyword options a caller may pass through ``ja.sample(..., uniform_options=...)``."""
 PROGRESS_SEGMENTS = 20
 """Sampling runs in this many equal calls (at most), so that progress can be reported."""
@@ -61,6 +69,9 @@ def uniform_occupancies(
     burn_in: int | None = None,
     rounding_rounds: int = DEFAULT_ROUNDING_ROUNDS,
     directions: str = "coordinate",
+    ess_target: int = ESS_MINIMUM,
+    max_doublings: int = DEFAULT_MAX_DOUBLINGS,
+    max_seconds: float | None = None,
     precision: str = "float32",
     progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, dict]:
@@ -69,13 +80,19 @@ def uniform_occupancies(
 
     Args:
         chains: chains run together (vmapped); samples are interleaved chain by chain.
-        thin: sweeps between kept samples (default ``max(10, ceil(k / 64))``); a sweep is k
-            steps, k the hull dimension.
+        thin: sweeps between kept samples; a sweep is k steps, k the hull dimension. Default:
+            ``max(10, ceil(k / 64))`` at first, doubled while the diagnostics miss their targets
+            (see ``ess_target``); an explicit ``thin`` is kept as given.
         burn_in: sweeps run before the first kept sample (default k; rounded up to a multiple
             of ``thin``). The chains start together at the analytic centre.
         rounding_rounds: pilot runs, each re-estimating the covariance the directions follow.
         directions: ``"coordinate"`` (systematic sweeps over the rounded basis; O(d) per step) or
             ``"random"`` (isotropic directions in the rounded basis; O(d k) per step).
+        ess_target: with the default thinning, run until every agent's bulk, tail and quantile
+            ESS reach ``min(ess_target, num_samples / 2)`` and its rank-normalised R-hat is at
+            most 1.01 (0: no adaptation); an explicit ``thin`` warns below it.
+        max_doublings, max_seconds: caps of the adaptation (doublings of the thinning, and
+            seconds of sampling after the first run); ``settings`` reports what was reached.
         precision: ``"float32"`` or ``"float64"`` chains.
         progress: called with the number of samples kept, about 20 times during sampling.
     """
@@ -87,6 +104,9 @@ def uniform_occupancies(
         "burn_in": None if burn_in is None else integer_at_least("burn_in", burn_in, 0),
         "rounding_rounds": integer_at_least("rounding_rounds", rounding_rounds, 0),
         "directions": directions,
+        "ess_target": integer_at_least("ess_target", ess_target, 0),
+        "max_doublings": integer_at_least("max_doublings", max_doublings, 0),
+        "max_seconds": None if max_seconds is None else positive_number("max_seconds", max_seconds),
     }
     num_samples = integer_at_least("num_samples", num_samples, 1)
     with precision_scope(precision):
@@ -108,9 +128,11 @@ def _run(momdp: MOMDP, num_samples: int, seed: int, options: dict, dtype, progre
             "discounted criterion")
     hull = parametrise_hull(polytope)
     k, chains, kind = hull.dimension, options["chains"], options["directions"]
+    adaptive = options["thin"] is None and options["ess_target"] > 0
     thin = max(MIN_THIN, math.ceil(k / THIN_DIMENSIONS_PER_SWEEP)) if options["thin"] is None else options["thin"]
     burn_in = k if options["burn_in"] is None else options["burn_in"]
-    settings = {**options, "thin": int(thin), "burn_in": int(burn_in), "hull_dimension": int(k)}
+    target = min(options["ess_target"], num_samples / 2)
+    settings = {**options, "thin": int(thin), "burn_in": int(burn_in), "hull_dimension": int(k), "ess_target": target}
     if k == 0:  # O is a single point
         return np.repeat(hull.center[None, :], num_samples, axis=0), {**settings, "rhat": None, "ess": None}
     analytic, barrier_iterations = analytic_center(hull)
@@ -123,7 +145,7 @@ def _run(momdp: MOMDP, num_samples: int, seed: int, options: dict, dtype, progre
     state = jnp.ones((chains, scale.size), dtype)
     sweep = 0
 
-    def advance(state, directions, count, sweep):
+    def advance(state, directions, count, sweep, thin=thin):
         samples, state = run_chains(key, state, directions, ids, ones, hull_basis, sweep,
                                     num_samples=count, thin=thin, kind=kind)
         return samples, state, sweep + count * thin
@@ -147,13 +169,28 @@ def _run(momdp: MOMDP, num_samples: int, seed: int, options: dict, dtype, progre
         pieces.append(np.asarray(piece, dtype=np.float64))
         if progress is not None:
             progress(min(segment * chains, num_samples - (len(pieces) - 1) * segment * chains))
-    samples = np.concatenate(pieces, axis=1)[:, :per_chain] * scale  # [chains, per_chain, d_s], back in x
-    x = samples.transpose(1, 0, 2).reshape(-1, scale.size)[:num_samples]
+    samples = np.concatenate(pieces, axis=1)[:, :per_chain]  # [chains, per_chain, d_s], in y
+    rewards = momdp.reward_matrix[:, hull.support] * scale  # returns of points in y
+    mixing, problems = _mixing(samples @ rewards.T, target)
+    began, doublings = time.perf_counter(), 0
+    while adaptive and problems and doublings < options["max_doublings"] and (
+            options["max_seconds"] is None or time.perf_counter() - began < options["max_seconds"]):
+        # every other kept point, ending with the last, is 2 * thin sweeps apart; the chains go on from there
+        kept = samples[:, (per_chain - 1) % 2::2]
+        thin, doublings = 2 * thin, doublings + 1
+        more, state, sweep = advance(state, directions, per_chain - kept.shape[1], sweep, thin)
+        samples = np.concatenate([kept, np.asarray(more, dtype=np.float64)], axis=1)
+        mixing, problems = _mixing(samples @ rewards.T, target)
+    if problems:
+        cap = ("" if not adaptive else f" after {doublings} doubling(s) of the thinning (to {thin} sweeps; caps: max_doublings "
+               f"{options['max_doublings']}, max_seconds {options['max_seconds']})")
+        warnings.warn(f"uniform sampler: chains may not have mixed ({'; '.join(problems)}){cap}; raise thin, burn_in, the "
+                      "sample count or max_doublings", MixingWarning, stacklevel=3)
+    x = (samples * scale).transpose(1, 0, 2).reshape(-1, scale.size)[:num_samples]  # back in x
     d = np.zeros((num_samples, momdp.dim))
     d[:, hull.support] = x
-    settings["steps"] = int(sweep * k * chains)
-    settings["barrier_iterations"] = barrier_iterations
-    settings.update(_mixing(samples @ momdp.reward_matrix[:, hull.support].T))
+    settings.update(thin=int(thin), thin_doublings=doublings, mixing_met=not problems, steps=int(sweep * k * chains),
+                    barrier_iterations=barrier_iterations, **mixing)
     return d, settings
 
 
@@ -166,24 +203,22 @@ def _covariance_factor(u: np.ndarray) -> np.ndarray:
     return np.linalg.cholesky(covariance + ridge * np.eye(k))
 
 
-def _mixing(chain_returns: np.ndarray) -> dict:
+def _mixing(chain_returns: np.ndarray, ess_target: float) -> tuple[dict, list[str]]:
     """Diagnostics of every agent's return over the chains ``[chains, draws, n]``
-    (:func:`jaxagg.diagnostics.diagnose`); warns with :class:`MixingWarning` when the
-    rank-normalised R-hat > 1.01 or the bulk, tail or quantile ESS < 400 (Vehtari et al. 2021).
+    (:func:`jaxagg.diagnostics.diagnose`), and the thresholds they miss: the rank-normalised
+    R-hat above 1.01 or a bulk, tail or quantile ESS below ``ess_target`` (Vehtari et al. 2021;
+    400 by default).
 
     Recorded per agent: ``rhat`` (rank-normalised), ``ess`` (the smallest checked ESS, what the
     DKW band of a chained sample uses), ``ess_bulk``, ``ess_tail``, ``ess_quantile`` (``{level:
     [n]}``, levels as strings), and the classic ``split_rhat`` and ``ess_classic``."""
     if chain_returns.shape[1] < 4:
-        return {"rhat": None, "ess": None}
+        return {"rhat": None, "ess": None}, []
     stats = diagnose(np.moveaxis(chain_returns, 2, 0))  # every statistic [n]
-    problems = stats.problems(RHAT_LIMIT, ESS_MINIMUM)
-    if problems:
-        warnings.warn(f"uniform sampler: chains may not have mixed ({'; '.join(problems)}); raise thin, burn_in or the "
-                      "sample count", MixingWarning, stacklevel=4)
+    problems = stats.problems(RHAT_LIMIT, ess_target)
     return {"rhat": _listed(stats.rhat), "ess": _listed(stats.ess_min), "ess_bulk": _listed(stats.ess_bulk),
             "ess_tail": _listed(stats.ess_tail), "ess_quantile": {f"{p:g}": _listed(v) for p, v in stats.ess_quantile.items()},
-            "split_rhat": _listed(stats.split_rhat), "ess_classic": _listed(stats.ess)}
+            "split_rhat": _listed(stats.split_rhat), "ess_classic": _listed(stats.ess)}, problems
 
 
 def _listed(value) -> list[float]:

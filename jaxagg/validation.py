@@ -4,6 +4,7 @@ kind of argument is checked one way everywhere."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 from typing import Any
@@ -153,6 +154,15 @@ def flag(name: str, value: Any) -> bool:
 def precision(name: str, value: Any) -> str:
     """``"float32"`` or ``"float64"``."""
     return choice(name, value, PRECISIONS)
+
+
+def optional_module(module: str, name: str, install: str) -> Any:
+    """The optional dependency ``module`` (e.g. ``"pandas"``), imported, or a ValidationError
+    naming the argument or method ``name`` that needs it and how to ``install`` it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ValidationError(f"{name}: needs {module.split('.')[0]}, which is not installed; {install}") from None
 
 
 def json_default(value: Any) -> Any:

@@ -133,3 +133,31 @@ def test_random_directions_sample_the_simplex_and_progress_is_reported():
     assert st.kstest(sample.returns[:, 0], st.beta(1, 3).cdf).pvalue > 0.01
     assert sum(seen) == 2000 and len(seen) > 1
     assert sample.info["directions"] == "random" and sample.info["thin"] == 5
+
+
+def test_the_default_thinning_doubles_until_the_diagnostics_pass():
+    """Without burn-in the chains start together at the centre: R-hat fails at the first
+    thinning, and the sampler doubles it (same chains, every other point kept) until R-hat <= 1.01
+    and every ESS reaches the target; with no doublings allowed it warns with what it reached."""
+    m = ja.envs.attention_allocation(3, 3, seed=0)
+    options = {"burn_in": 0}
+    sample = ja.sample(m, 1000, "uniform", seed=0, uniform_options=options)
+    info = sample.info
+    assert info["thin_doublings"] >= 1 and info["thin"] == 10 * 2 ** info["thin_doublings"] and info["mixing_met"]
+    assert max(info["rhat"]) <= 1.01 and min(info["ess"]) >= info["ess_target"] == 400
+    np.testing.assert_array_equal(ja.sample(m, 1000, "uniform", seed=0, uniform_options=options).returns, sample.returns)
+    bounds = ja.return_bounds(m)  # the kept points are points of O: their returns lie within the bounds
+    assert (sample.returns >= bounds.lower - 1e-6 * bounds.span).all() and (sample.returns <= bounds.upper + 1e-6 * bounds.span).all()
+    with pytest.warns(ja.errors.MixingWarning, match=r"after 0 doubling\(s\) of the thinning"):
+        capped = ja.sample(m, 1000, "uniform", seed=0, uniform_options={**options, "max_doublings": 0})
+    assert capped.info["thin"] == 10 and capped.info["thin_doublings"] == 0 and not capped.info["mixing_met"]
+
+
+@pytest.mark.filterwarnings("ignore::jaxagg.errors.MixingWarning")  # thin 7 is too short here: what is kept is checked
+def test_an_explicit_thin_is_kept_and_the_target_is_at_most_half_the_sample():
+    m = ja.envs.attention_allocation(2, 3, seed=0)
+    sample = ja.sample(m, 300, "uniform", seed=0, uniform_options={"thin": 7})
+    assert sample.info["thin"] == 7 and sample.info["thin_doublings"] == 0 and sample.info["ess_target"] == 150
+    for bad in ({"ess_target": -1}, {"max_doublings": 1.5}, {"max_seconds": 0}):
+        with pytest.raises(ja.errors.ValidationError, match=next(iter(bad))):
+            ja.sample(m, 10, "uniform", uniform_options=bad)

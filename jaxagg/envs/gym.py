@@ -49,7 +49,7 @@ import numpy as np
 from jaxagg.errors import ShapeError, ValidationError
 from jaxagg.kernels.transitions import sparse_transitions
 from jaxagg.momdp import MOMDP
-from jaxagg.validation import choice, integer_at_least, probability
+from jaxagg.validation import choice, integer_at_least, optional_module, probability
 
 DEFAULT_GAMMA = 0.99
 """Discount factor when none is given (the usual choice for MO-Gymnasium's grid worlds)."""
@@ -521,10 +521,7 @@ def _make(env: Any) -> Any:
         if not hasattr(env, "step") or not hasattr(env, "unwrapped"):
             raise ValidationError(f"env: expected a Gymnasium environment or a registered id, got {type(env).__name__}")
         return env
-    try:
-        import gymnasium
-    except ImportError:
-        raise ValidationError("env: Gymnasium is not installed; pip install 'jaxagg[gym]'") from None
+    gymnasium = optional_module("gymnasium", "env", "pip install 'jaxagg[gym]'")
     with contextlib.suppress(ImportError):
         import mo_gymnasium  # noqa: F401  (registers the multi-objective ids)
     try:

@@ -28,6 +28,7 @@ from typing import Any
 from jaxagg.errors import ValidationError
 from jaxagg.sweeps.sampling import sample_group
 from jaxagg.sweeps.work import Task, run_cell
+from jaxagg.validation import optional_module
 
 BACKENDS = ("local", "ray")
 
@@ -144,11 +145,7 @@ class RayExecutor:
 
 def import_ray():
     """The ``ray`` module, or a :class:`ValidationError` saying how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise ValidationError("backend: 'ray' needs Ray; install the extra: pip install 'jaxagg[ray]'") from None
-    return ray
+    return optional_module("ray", "backend 'ray'", "pip install 'jaxagg[ray]'")
 
 
 def make_executor(backend: str = "local", workers: int | None = None, address: str | None = None):

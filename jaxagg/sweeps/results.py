@@ -18,6 +18,7 @@ from jaxagg import files
 from jaxagg.errors import ValidationError
 from jaxagg.report import FIGURE_SUFFIXES, save_figure
 from jaxagg.sweeps.store import METRIC_LABELS, METRICS, Store
+from jaxagg.validation import optional_module
 
 EXPORT_FORMATS = ("csv", "json")
 
@@ -59,10 +60,7 @@ class SweepResults:
 
     def to_pandas(self):
         """The records as a ``pandas.DataFrame`` (needs pandas; per-agent lists stay lists)."""
-        try:
-            import pandas
-        except ImportError:
-            raise ValidationError("to_pandas: needs pandas (pip install pandas); records is the same data as dicts") from None
+        pandas = optional_module("pandas", "to_pandas", "pip install pandas (records holds the same data as dicts)")
         return pandas.DataFrame(self.records)
 
     def summary(self, metric: str = "min", by: str | None = None) -> dict[str, dict[Any, tuple[float, float, int]]]:
