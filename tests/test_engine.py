@@ -167,16 +167,15 @@ def test_the_block_size_is_small_on_a_cpu_and_large_within_memory_on_an_accelera
     assert evaluation.bytes_per_policy(243, 6, "lu") > evaluation.bytes_per_policy(243, 6, "krylov")
 
 
-def test_a_block_size_is_recorded_kept_on_resume_and_replayed(attention_4_3):
-    """Another block (as a GPU picks) gives the same samples up to the residual, bit-identically
-    whatever the chunk size, and extend / sample_occupancies / sample_instances keep it."""
-    m = attention_4_3
-    small = ja.sample(m, 100, seed=3, chunk_size=32)
-    large = ja.sample(m, 100, seed=3, chunk_size=64, block=64)
+def test_a_block_size_is_recorded_kept_on_resume_and_replayed():
+    """Another block (as a GPU picks) meets the residual, is bit-identical whatever the chunk
+    size, and extend / sample_occupancies / sample_instances keep it (bench/gpu.py checks that a
+    GPU's blocks agree with the CPU's within 1e-5 of the range)."""
+    m = ja.envs.attention_allocation(3, 3, seed=2)
+    large = ja.sample(m, 100, seed=3, chunk_size=64, block=64, method="krylov")
     assert large.info["evaluation"]["block"] == 64 and large.info["residual_max"] <= evaluation.TOL
-    np.testing.assert_allclose(large.returns, small.returns, rtol=0, atol=1e-6 * ja.return_bounds(m).span.max())
-    np.testing.assert_array_equal(ja.sample(m, 100, seed=3, chunk_size=256, block=64).returns, large.returns)
-    first = ja.sample(m, 40, seed=3, block=64)
+    np.testing.assert_array_equal(ja.sample(m, 100, seed=3, chunk_size=256, block=64, method="krylov").returns, large.returns)
+    first = ja.sample(m, 40, seed=3, block=64, method="krylov")
     np.testing.assert_array_equal(ja.extend(m, first, 60).returns, large.returns)
     with pytest.raises(ValidationError, match="block"):
         ja.extend(m, first, 60, block=32)
@@ -184,7 +183,7 @@ def test_a_block_size_is_recorded_kept_on_resume_and_replayed(attention_4_3):
     assert engine == {"method": "krylov", "operator": "kronecker", "block": 64}
     d = ja.sample_occupancies(m, np.array([0, 7, 99]), seed=3, precision=large.info["precision"], **engine)
     np.testing.assert_allclose(d @ m.reward_matrix.T, large.returns[[0, 7, 99]], rtol=1e-13)  # the same d; one matmul's rounding
-    together = ja.sample_instances([m, m], 100, seeds=[3, 4], block=64)
+    together = ja.sample_instances([m, m], 100, seeds=[3, 4], block=64, method="krylov")
     np.testing.assert_array_equal(together[0].returns, large.returns)
     with pytest.raises(ValidationError, match="block"):
         ja.sample(m, 10, block=0)
