@@ -123,8 +123,8 @@ def sample(
         block: policies per compiled block of the ``policy`` measure (default: 32 on a CPU, up
             to 16384 on a GPU, see :func:`jaxagg.kernels.returns.block_size`). The float
             rounding of a sample depends on it (XLA picks kernels by shape), not on the chunk
-            size or the number of devices; pass the recorded one to reproduce a sample exactly
-            on another kind of device.
+            size or the number of devices; the recorded one is kept when a sample is continued
+            (on another kind of device the numbers then agree to rounding, not bit for bit).
 
     Raises:
         ConvergenceError: a sampled policy's linear solve did not reach the tolerance.
