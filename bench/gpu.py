@@ -52,6 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from common import Checks, add_common_arguments, publish
+from sweep import instances as unichain_garnets
 
 import jaxagg as ja
 from jaxagg.kernels.ascent import TuneProblem, tune_logits
@@ -172,24 +173,11 @@ def bounds_row(size: str, checks: Checks) -> dict:
             "residual": float(solved.residual.max())}
 
 
-def garnets(count: int, shape: tuple[int, int, int]) -> list[ja.MOMDP]:
-    """``count`` Garnets of ``shape`` (S, A, n) whose every full-support policy is unichain, bounds computed."""
-    from jaxagg.polytope import is_unichain_for_full_support
-
-    S, A, n = shape
-    momdps, seed = [], 0
-    while len(momdps) < count:
-        momdp = ja.envs.garnet(S, A, agents=n, seed=seed)
-        seed += 1
-        if is_unichain_for_full_support(momdp):
-            ja.return_bounds(momdp)
-            momdps.append(momdp)
-    return momdps
-
-
 def batched_row(shape: tuple[int, int, int], options, checks: Checks) -> dict:
     """``ja.sample_instances`` against a loop of ``ja.sample`` on the same Garnets (bounds cached), both compiled first."""
-    momdps, N = garnets(options.instances, shape), options.instance_samples
+    momdps, N = unichain_garnets(options.instances, *shape)[0], options.instance_samples
+    for momdp in momdps:
+        ja.return_bounds(momdp)  # cached: both sides sample with the bounds known
     seeds = list(range(len(momdps)))
     ja.sample_instances(momdps, N, seeds=seeds)  # compiles for this many instances
     ja.sample(momdps[0], N, seed=0)

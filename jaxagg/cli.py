@@ -45,9 +45,9 @@ from jaxagg.sweeps.store import METRICS, STORE_SUFFIXES, Store
 from jaxagg.validation import integer_at_least
 
 DEFAULT_RUN_SAMPLES = 20_000
+"""Samples `jaxagg run` draws by default: about ten seconds on a 2-core CPU for attention (5, 3)."""
 UNIFORM_FLAGS = ("chains", "thin", "burn_in", "directions", "ess_target", "max_doublings")
 """The `jaxagg sample` options that go to the uniform measure (`uniform_options`)."""
-"""Samples `jaxagg run` draws by default: about ten seconds on a 2-core CPU for attention (5, 3)."""
 
 
 class _Parser(argparse.ArgumentParser):
