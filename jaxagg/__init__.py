@@ -31,8 +31,7 @@ from jaxagg.rules.gradient import tune  # noqa: E402
 from jaxagg.samples import ReturnSample, load_sample  # noqa: E402
 from jaxagg.sampling import extend, merge_samples, sample, sample_instances, sample_occupancies, split_ranges  # noqa: E402
 from jaxagg.sweeps import sweep  # noqa: E402
-
-__version__ = "0.1.0"
+from jaxagg.version import __version__ as __version__  # noqa: E402
 
 __all__ = [
     "MOMDP",

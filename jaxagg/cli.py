@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--resume", action="store_true", help="continue the sample in --out with --num-samples more "
                      "(its measure, seed and precision; options that differ are refused)")
     smp.add_argument("--allow-version-change", action="store_true",
-                     help="with --resume: continue a file drawn with another jax/jaxlib version (with a warning; "
+                     help="with --resume: continue a file drawn with another jax/jaxlib/jaxagg version (with a warning; "
                           "samples are bit-identical only within one version, so the file then equals no single run)")
     smp.add_argument("--force", action="store_true", help="overwrite an existing --out without --resume")
     smp.add_argument("--out", metavar="PATH", required=True, help="output file (.npz)")

@@ -47,7 +47,7 @@ class MixingWarning(UserWarning):
 
 
 class VersionWarning(UserWarning):
-    """A sample was continued or merged across jax/jaxlib versions (on request): its samples are
+    """A sample was continued or merged across jax/jaxlib/jaxagg versions (on request): its samples are
     not bit-identical to one run in one version."""
 
 

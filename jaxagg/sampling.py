@@ -14,7 +14,8 @@ Measures:
 
 The indexed measures (``policy``, ``hull``) continue a run (:func:`extend`) or split it over
 processes or machines and join the parts (:func:`split_ranges`, :func:`merge_samples`) bit for
-bit, within one jax and jaxlib version (recorded in ``info``; a change is refused unless asked for).
+bit, within one jax, jaxlib and jaxagg version (recorded in ``info``; a change is refused unless
+asked for).
 """
 
 from __future__ import annotations
@@ -54,12 +55,14 @@ from jaxagg.samples import ReturnSample, index_ranges
 from jaxagg.uniform import UNIFORM_OPTIONS, uniform_occupancies
 from jaxagg.validation import choice, flag, integer_at_least
 from jaxagg.validation import seed as check_seed
+from jaxagg.version import __version__
 
 SAMPLED_MEASURES = ("policy", "hull", "uniform")
 INDEXED_MEASURES = ("policy", "hull")
 """Measures whose sample i depends only on (seed, i): they can be resumed, split and re-evaluated."""
-VERSION_KEYS = ("jax", "jaxlib")
-"""The versions a sample records in ``info`` (its numbers are bit-identical only within them)."""
+VERSION_KEYS = ("jax", "jaxlib", "jaxagg")
+"""The versions a sample records in ``info`` (its numbers are bit-identical only within them:
+XLA's kernels change with jax and jaxlib, the evaluation arithmetic with jaxagg)."""
 DEFAULT_CHUNK = 4096
 METHODS = ("auto", "krylov", "lu")
 """How the ``policy`` measure evaluates its policies (see :func:`engine_settings`)."""
@@ -170,7 +173,7 @@ def sample(
 
 def _run_info(precision: str, start: int, chunk_size: int, seconds: float, num_samples: int, devices: list) -> dict[str, Any]:
     """How a policy/hull sample was drawn (``sample.info``): precision, first index, chunk size,
-    seconds and rate, devices, backend and the jax and jaxlib versions."""
+    seconds and rate, devices, backend and the jax, jaxlib and jaxagg versions."""
     return {
         "precision": precision,
         "start": int(start),
@@ -184,8 +187,9 @@ def _run_info(precision: str, start: int, chunk_size: int, seconds: float, num_s
 
 
 def running_versions() -> dict[str, str]:
-    """The versions this process samples with, as a sample records them: ``{"jax", "jaxlib"}``."""
-    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__}
+    """The versions this process samples with, as a sample records them: ``{"jax", "jaxlib",
+    "jaxagg"}``."""
+    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "jaxagg": __version__}
 
 
 def sample_instances(
@@ -441,7 +445,7 @@ def extend(momdp: MOMDP, sample_: ReturnSample, more: int, *, allow_version_chan
 
 
 def _check_version_change(sample_: ReturnSample, allow: bool) -> None:
-    """Refuse (or, when ``allow``, warn about) continuing a sample recorded in other jax/jaxlib
+    """Refuse (or, when ``allow``, warn about) continuing a sample recorded in other jax/jaxlib/jaxagg
     versions than this process runs."""
     running = running_versions()
     recorded = _recorded_versions([sample_])
@@ -450,7 +454,7 @@ def _check_version_change(sample_: ReturnSample, allow: bool) -> None:
         return
     was = ", ".join(f"{key} {' and '.join(values)}" for key, values in changed.items())
     now = ", ".join(f"{key} {running[key]}" for key in changed)
-    message = (f"sample_: was drawn with {was}, this process runs {now}; samples are not bit-identical across jax "
+    message = (f"sample_: was drawn with {was}, this process runs {now}; samples are not bit-identical across "
                "versions, so the continued sample would equal no single run")
     if not allow:
         raise ValidationError(f"{message} (pass allow_version_change=True, or jaxagg sample --resume "
@@ -515,7 +519,7 @@ def merge_samples(samples: Sequence[ReturnSample], *, allow_version_mix: bool = 
             instance (fingerprint) with one seed, precision and, for ``policy``, evaluation engine
             (``info["evaluation"]``: method, operator, block; :func:`recorded_engine`), together
             covering one contiguous range of indices once.
-        allow_version_mix: join parts that recorded different jax/jaxlib versions (with a
+        allow_version_mix: join parts that recorded different jax/jaxlib/jaxagg versions (with a
             :class:`~jaxagg.errors.VersionWarning`; the result then equals no single run).
 
     Raises:
@@ -574,7 +578,7 @@ def _check_mergeable(part: Any, first: Any, name: str) -> list[tuple[int | None,
 
 
 def _check_version_mix(samples: Sequence[ReturnSample], allow: bool) -> None:
-    """Refuse (or, when ``allow``, warn about) parts recorded in different jax/jaxlib versions."""
+    """Refuse (or, when ``allow``, warn about) parts recorded in different jax/jaxlib/jaxagg versions."""
     holders: dict[str, dict[str, list[str]]] = {}  # key -> version -> the samples that recorded it
     for k, sample_ in enumerate(samples):
         for key, values in _recorded_versions([sample_]).items():
@@ -585,7 +589,7 @@ def _check_version_mix(samples: Sequence[ReturnSample], allow: bool) -> None:
         return
     described = ", ".join(f"{key} " + " and ".join(f"{value} ({', '.join(names)})" for value, names in found.items())
                           for key, found in mixed.items())
-    message = (f"samples: were drawn with {described}; samples are not bit-identical across jax versions, so the merged "
+    message = (f"samples: were drawn with {described}; samples are not bit-identical across versions, so the merged "
                "sample would equal no single run")
     if not allow:
         raise ValidationError(f"{message} (pass allow_version_mix=True to merge them anyway)")

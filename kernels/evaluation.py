@@ -81,9 +81,10 @@ def system_matvec(op: T.Transitions, pi: jax.Array, gamma: float | None):
     """``rho [B, S] -> E rho [B, S]`` for policies ``pi [B, S, A]`` (``E`` as in the module
     docstring); row-wise, one batched operator product per call."""
     S = pi.shape[-2]
+    push = T.policy_pusher(op, pi)
 
     def matvec(rho):
-        flow = T.policy_push(op, pi, rho)
+        flow = push(rho)
         if gamma is None:
             return rho - flow + rho.sum(axis=-1, keepdims=True) / S
         return rho - gamma * flow

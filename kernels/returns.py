@@ -20,7 +20,9 @@ policies/s on an H100, and on an H200 2.1e4 at 256, 6.9e4 at 1,024, 2.0e5 at 4,0
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import NamedTuple
 
@@ -31,6 +33,7 @@ import numpy as np
 from jaxagg.kernels import transitions as T
 from jaxagg.kernels.evaluation import evaluate_policies
 from jaxagg.kernels.policies import random_policies
+from jaxagg.kernels.precision import precision_scope
 
 BLOCK = 32
 """Samples per compiled block on a CPU (and the block of samples recorded before blocks were
@@ -195,9 +198,10 @@ def stream(
     ``block`` times the device count), so that memory is bounded by one chunk's returns plus
     one block's working arrays.
 
-    Each chunk is split into equal runs of blocks, one per device; ``operands`` are placed on
-    every device once. Every sample goes through the same compiled block, so the numbers do not
-    depend on the chunk size or the number of devices.
+    Each chunk is split into equal runs of blocks, one per lane (:func:`concurrent_lanes`: one
+    per device, and on a CPU one per core, run from threads); ``operands`` are placed on every
+    device once. Every sample goes through the same compiled block, so the numbers do not depend
+    on the chunk size or the number of devices or lanes.
 
     Args:
         block_fn: ``block_fn(key, indices [block], *operands) -> (returns [block, n], d [block, D],
@@ -205,35 +209,107 @@ def stream(
         operands: arrays (a pytree) that ``block_fn`` needs.
         progress: called with the number of samples finished after each chunk.
         devices: devices to spread chunks over (:func:`sample_devices` picks the default).
-        concurrent: whether the devices' shares run at the same time. Default: on accelerators
-            only. Host (CPU) devices must not run LAPACK solves concurrently (jaxlib's CPU
-            backend can deadlock); the Krylov kernels call no LAPACK, so their caller passes True.
+        concurrent: whether the lanes' shares run at the same time. Default: on accelerators
+            only. A CPU must not run LAPACK solves concurrently (jaxlib's CPU backend can
+            deadlock); the Krylov kernels call no LAPACK, so their caller passes True.
         block: samples per compiled block (:func:`block_size`); the numbers depend on it.
     """
     devices = sample_devices(devices)
     if concurrent is None:
         concurrent = all(device.platform != "cpu" for device in devices)
-    placed = [jax.device_put((operands, key), device) for device in devices]
-    per_device = max(1, math.ceil(chunk_size / (block * len(devices))))
+    lanes = concurrent_lanes(devices) if concurrent else devices
+    L = len(lanes)
+    # equal calls, so that one compilation serves them all: the chunks split the blocks evenly
+    # (the last padded with the next samples' indices, dropped)
+    blocks = equal_chunks(math.ceil(num_samples / (block * L)), math.ceil(chunk_size / (block * L)))
+    placed = {device: jax.device_put((operands, key), device) for device in set(lanes)}
+
+    def call(lane: int, first: int):
+        device_operands, device_key = placed[lanes[lane]]
+        start_ = jax.device_put(np.uint32(first + lane * blocks * block), lanes[lane])
+        return _returns_of_range(block_fn, device_key, start_, blocks, device_operands, block)
+
     returns_parts, residual_parts = [], []
-    done = 0
-    while done < num_samples:
-        count = min(per_device * block * len(devices), num_samples - done)
-        blocks = math.ceil(count / (block * len(devices)))
-        runs = []
-        for k, (device, (device_operands, device_key)) in enumerate(zip(devices, placed)):
-            first = jax.device_put(np.uint32(start + done + k * blocks * block), device)
-            runs.append(_returns_of_range(block_fn, device_key, first, blocks, device_operands, block))
-            if not concurrent:
-                jax.block_until_ready(runs[-1])
-        returns = np.concatenate([np.asarray(r).reshape(-1, r.shape[-1]) for r, _ in runs])
-        residuals = np.concatenate([np.asarray(e).reshape(-1) for _, e in runs])
-        returns_parts.append(returns[:count])
-        residual_parts.append(residuals[:count])
-        done += count
-        if progress is not None:
-            progress(count)
+    with _lane_runner(lanes, concurrent) as run:
+        for done in range(0, num_samples, blocks * block * L):
+            count = min(blocks * block * L, num_samples - done)
+            runs = run(partial(call, first=start + done))
+            returns = np.concatenate([np.asarray(r).reshape(-1, r.shape[-1]) for r, _ in runs])
+            residuals = np.concatenate([np.asarray(e).reshape(-1) for _, e in runs])
+            returns_parts.append(returns[:count])
+            residual_parts.append(residuals[:count])
+            if progress is not None:
+                progress(count)
     return np.concatenate(returns_parts), np.concatenate(residual_parts)
+
+
+def host_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def concurrent_lanes(devices: Sequence[jax.Device]) -> list[jax.Device]:
+    """The devices of each concurrent call ("lane") of a chunk: one lane per device, and on
+    CPUs at least one per core (:func:`host_cores`), spread over the host devices in turn.
+
+    One CPU device runs calls made from several Python threads at the same time, one per core,
+    with the one compiled program (host devices forced with ``XLA_FLAGS`` would each compile
+    their own copy, and a program for several devices at once, ``shard_map``/``pmap``, is
+    compiled differently: its float32 reductions round differently)."""
+    devices = list(devices)
+    if any(device.platform != "cpu" for device in devices):
+        return devices
+    count = max(len(devices), host_cores())
+    return [devices[k % len(devices)] for k in range(count)]
+
+
+class _lane_runner:
+    """Context giving ``run(call, count=None) -> [call(k) for the first count lanes (default
+    all)]``: on CPU lanes from one
+    thread each (a CPU device executes calls from several threads at once, not calls queued by
+    one thread), in the caller's precision scope; on accelerators from this thread (their calls
+    are asynchronous); one after another when not ``concurrent``."""
+
+    def __init__(self, lanes: Sequence[jax.Device], concurrent: bool):
+        self._lanes = list(lanes)
+        threaded = concurrent and len(self._lanes) > 1 and all(device.platform == "cpu" for device in self._lanes)
+        self._pool = ThreadPoolExecutor(max_workers=len(self._lanes)) if threaded else None
+        self._concurrent = concurrent
+
+    def __enter__(self):
+        return self.run
+
+    def __exit__(self, *exc):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def run(self, call: Callable, count: int | None = None) -> list:
+        lanes = range(len(self._lanes) if count is None else count)
+        if self._pool is not None:
+            x64 = bool(jax.config.jax_enable_x64)  # the scope is per thread: carry the caller's
+
+            def in_scope(lane):
+                with precision_scope("float64" if x64 else "float32"):
+                    return jax.block_until_ready(call(lane))
+
+            return list(self._pool.map(in_scope, lanes))
+        runs = []
+        for lane in lanes:
+            runs.append(call(lane))
+            if not self._concurrent:
+                jax.block_until_ready(runs[-1])
+        return runs
+
+
+def equal_chunks(total_blocks: int, max_blocks: int) -> int:
+    """Blocks per call when ``total_blocks`` are split into the fewest calls of at most
+    ``max_blocks`` each, made equal (the last call is padded): one compilation serves them all."""
+    calls = math.ceil(max(1, total_blocks) / max(1, max_blocks))
+    return math.ceil(max(1, total_blocks) / calls)
+
 
 
 def instance_group_size(problem: MeasureProblem, chunk_size: int, budget_bytes: int = 256 * 2**20, block: int = BLOCK) -> int:
@@ -271,8 +347,8 @@ def stream_instances(
     Memory is bounded by one call: at most ``group_size`` instances x ``chunk_size`` samples
     (rounded up to a multiple of ``block``); the calls are made equal (groups and chunks
     split evenly, the last padded and the padding dropped) so that one compilation serves them
-    all. Groups go to the devices in turn (at the same time when ``concurrent``, as in
-    :func:`stream`).
+    all. The calls (group by group, chunk by chunk) go to the lanes in waves, a wave's calls at
+    the same time when ``concurrent`` (see :func:`stream`).
 
     Args:
         problems: ``problems(instance_indices) -> (MeasureProblem with arrays [G, ...], keys [G])``
@@ -283,44 +359,43 @@ def stream_instances(
     devices = sample_devices(devices)
     if concurrent is None:
         concurrent = all(device.platform != "cpu" for device in devices)
+    lanes = concurrent_lanes(devices) if concurrent else devices
     # equal calls, so that one compilation serves them all: the groups split the instances evenly
     # (the last padded with copies of its last instance, dropped), the chunks split the blocks
     # evenly (the last padded with the next samples' indices, dropped)
     num_groups = math.ceil(num_instances / max(1, int(group_size)))
     group_size = math.ceil(num_instances / num_groups)
-    total_blocks = math.ceil(num_samples / block)
-    num_chunks = math.ceil(total_blocks / max(1, math.ceil(chunk_size / block)))
-    blocks = math.ceil(total_blocks / num_chunks)
+    blocks = equal_chunks(math.ceil(num_samples / block), math.ceil(chunk_size / block))
     groups = [list(range(a, min(a + group_size, num_instances))) for a in range(0, num_instances, group_size)]
+    # the calls, group by group, go to the lanes in waves (a wave's calls run at the same time)
+    calls = [(g, done) for g in range(len(groups)) for done in range(0, num_samples, blocks * block)]
     returns_out = residuals_out = None
-    for wave in range(0, len(groups), len(devices)):
-        runs = []
-        for device, group in zip(devices, groups[wave:wave + len(devices)]):
-            padded = group + [group[-1]] * (group_size - len(group))
-            stacked, keys = jax.device_put(problems(padded), device)
-            parts = []
-            for done in range(0, num_samples, blocks * block):
-                count = min(blocks * block, num_samples - done)
-                first = jax.device_put(np.uint32(start + done), device)
-                parts.append((count, _returns_of_instances(block_fn, keys, first, blocks, stacked, gamma, block)))
-                if not concurrent:
-                    jax.block_until_ready(parts[-1][1])
-                    if progress is not None:
-                        progress(count * len(group))
-            runs.append((group, parts))
-        for group, parts in runs:
-            returns_parts, residual_parts = [], []
-            for count, (returns, residuals) in parts:
+    built, placed = {}, {}
+    with _lane_runner(lanes, concurrent) as run:
+        for first in range(0, len(calls), len(lanes)):
+            wave = calls[first:first + len(lanes)]
+            wanted = {g for g, _ in wave}
+            built = {g: built[g] if g in built else problems(groups[g] + [groups[g][-1]] * (group_size - len(groups[g])))
+                     for g in wanted}
+            placed = {(g, device): placed[g, device] if (g, device) in placed else jax.device_put(built[g], device)
+                      for g, device in {(g, lanes[k]) for k, (g, _) in enumerate(wave)}}
+
+            def call(lane: int, wave=wave, placed=placed):
+                g, done = wave[lane]
+                stacked, keys = placed[g, lanes[lane]]
+                first_index = jax.device_put(np.uint32(start + done), lanes[lane])
+                return _returns_of_instances(block_fn, keys, first_index, blocks, stacked, gamma, block)
+
+            for (g, done), (returns, residuals) in zip(wave, run(call, len(wave))):
+                group, count = groups[g], min(blocks * block, num_samples - done)
                 returns = np.asarray(returns)[:len(group)]
-                returns_parts.append(returns.reshape(len(group), -1, returns.shape[-1])[:, :count])
-                residual_parts.append(np.asarray(residuals)[:len(group)].reshape(len(group), -1)[:, :count])
-                if concurrent and progress is not None:
+                if returns_out is None:
+                    returns_out = np.empty((num_instances, num_samples, returns.shape[-1]), returns.dtype)
+                    residuals_out = np.empty((num_instances, num_samples), np.asarray(residuals).dtype)
+                returns_out[group, done:done + count] = returns.reshape(len(group), -1, returns.shape[-1])[:, :count]
+                residuals_out[group, done:done + count] = np.asarray(residuals)[:len(group)].reshape(len(group), -1)[:, :count]
+                if progress is not None:
                     progress(count * len(group))
-            if returns_out is None:
-                returns_out = np.empty((num_instances, num_samples, returns_parts[0].shape[-1]), returns_parts[0].dtype)
-                residuals_out = np.empty((num_instances, num_samples), residual_parts[0].dtype)
-            returns_out[group] = np.concatenate(returns_parts, axis=1)
-            residuals_out[group] = np.concatenate(residual_parts, axis=1)
     return returns_out, residuals_out
 
 

@@ -146,13 +146,30 @@ def pull(op: Transitions, v: jax.Array) -> jax.Array:
 
 def policy_push(op: Transitions, pi: jax.Array, x: jax.Array) -> jax.Array:
     """``P_pi^T x [..., S]`` for policies ``pi [..., S, A]`` and state vectors ``x [..., S]``."""
-    if isinstance(op, KroneckerTransitions):  # x * pi fused into the first layout change
+    if isinstance(op, KroneckerTransitions):
         S, A = shape_of(op)
         lead = jnp.broadcast_shapes(pi.shape[:-2], x.shape[:-1])
         pi = jnp.broadcast_to(pi, (*lead, S, A)).reshape(-1, S, A)
         x = jnp.broadcast_to(x, (*lead, S)).reshape(-1, S)
-        return _kronecker_push(op.factors, pi, x).reshape(*lead, S)
+        return policy_pusher(op, pi)(x).reshape(*lead, S)
     return push(op, x[..., :, None] * pi)
+
+
+def policy_pusher(op: Transitions, pi: jax.Array):
+    """``x [B, S] -> P_pi^T x [B, S]`` for a fixed block of policies ``pi [B, S, A]``, for
+    repeated products (Krylov iterations): whatever depends on ``pi`` alone is done once here.
+    For a Kronecker operator that is the policy's transpose into the contraction layout (see
+    :func:`_kronecker_push`), so that each product only multiplies it by ``x`` (a ``B x S``
+    transpose instead of a ``B x S x A`` one); bit-identical to :func:`policy_push`."""
+    if isinstance(op, KroneckerTransitions):
+        sizes = tuple(K.shape[1] for K in op.factors)
+        spans = _groups(sizes)
+        n = tuple(math.prod(sizes[a:b]) for a, b in spans)
+        Ks = [_group_factor(op.factors[a:b]) for a, b in spans]
+        B, S, A = pi.shape
+        laid_out = _working_layout(pi.reshape(B, *n, A), n)
+        return lambda x: _contract_push(Ks, n, laid_out * _working_layout(x.reshape(B, *n, 1), n))
+    return lambda x: push(op, x[..., :, None] * pi)
 
 
 def policy_pull(op: Transitions, pi: jax.Array, v: jax.Array) -> jax.Array:
@@ -195,29 +212,38 @@ def _group_factor(factors: tuple) -> jax.Array:
     return M
 
 
-def _kronecker_push(factors: tuple, y: jax.Array, x: jax.Array | None = None) -> jax.Array:
-    """``z [B, S]`` with ``z[s'] = sum_{s,a} y[s, a] P[s, a, s']`` for ``y [B, S, A]`` (times
-    ``x [B, S]`` per state when given: the policy product without forming ``x * pi`` apart).
+def _kronecker_push(factors: tuple, y: jax.Array) -> jax.Array:
+    """``z [B, S]`` with ``z[s'] = sum_{s,a} y[s, a] P[s, a, s']`` for ``y [B, S, A]``.
 
     The factor axes are split into groups (:func:`_groups`) and each group is contracted with the
     Kronecker product of its factors as a GEMM on the working layout ``[A, n_0, ..., B, n_last]``
-    (actions and groups leading, the batch just before the last group, so that no contraction
-    needs a transpose): the last group batched over actions, middle groups batched over actions
-    and the groups before them, and the first group jointly with the sum over actions (one GEMM
-    of contraction length ``A n_0``). One transpose in (fused with ``x * pi``), one small one out.
+    (:func:`_working_layout`: actions and groups leading, the batch just before the last group,
+    so that no contraction needs a transpose): the last group batched over actions, middle groups
+    batched over actions and the groups before them, and the first group jointly with the sum
+    over actions (one GEMM of contraction length ``A n_0``). One transpose in, one small one out.
     Every batch row goes through the same fixed-shape arithmetic: row ``i``'s result does not
     depend on the values of the other rows."""
     sizes = tuple(K.shape[1] for K in factors)
     B, S, A = y.shape
     spans = _groups(sizes)
     n = tuple(math.prod(sizes[a:b]) for a, b in spans)
-    G = len(n)
     Ks = [_group_factor(factors[a:b]) for a, b in spans]
-    t = y.reshape(B, *n, A)
-    if x is not None:
-        t = t * x.reshape(B, *n, 1)
-    # working layout [A, n_0, ..., n_{G-2}, B, n_{G-1}] ([A, n_0, B] for one group)
-    t = jnp.transpose(t, (G + 1, *range(1, G), 0, G) if G > 1 else (2, 1, 0))
+    return _contract_push(Ks, n, _working_layout(y.reshape(B, *n, A), n))
+
+
+def _working_layout(t: jax.Array, n: tuple) -> jax.Array:
+    """``[B, n_0, ..., n_last, A'] -> [A', n_0, ..., n_{G-2}, B, n_last]`` (``[A', n_0, B]`` for
+    one group; ``A'`` is ``A`` or 1 for a state vector)."""
+    G = len(n)
+    return jnp.transpose(t, (G + 1, *range(1, G), 0, G) if G > 1 else (2, 1, 0))
+
+
+def _contract_push(Ks: list, n: tuple, t: jax.Array) -> jax.Array:
+    """:func:`_kronecker_push` from its working layout ``t [A, n_0, ..., B, n_last]`` and the
+    groups' factors ``Ks`` (``[A, n_g, n_g]`` each) -> ``z [B, S]``."""
+    G = len(n)
+    A = Ks[0].shape[0]
+    B = t.shape[-2] if G > 1 else t.shape[-1]
     if G > 1:  # last group, batched over actions: [A, rest, n_last] @ [A, n_last, n_last]
         t = jax.lax.dot_general(t.reshape(A, -1, n[-1]), Ks[-1], (((2,), (1,)), ((0,), (0,))))
     for g in range(G - 2, 0, -1):  # middle groups, batched over actions and the groups before
@@ -229,7 +255,7 @@ def _kronecker_push(factors: tuple, y: jax.Array, x: jax.Array | None = None) ->
     # [n_0, ..., n_{G-2}, B, n_{G-1}] -> [B, S]
     z = z.reshape(*n[:-1], B, n[-1]) if G > 1 else z.reshape(n[0], B)
     order = (G - 1, *range(G - 1), G) if G > 1 else (1, 0)
-    return jnp.transpose(z, order).reshape(B, S)
+    return jnp.transpose(z, order).reshape(B, math.prod(n))
 
 
 def _kronecker_pull(factors: tuple, v: jax.Array) -> jax.Array:

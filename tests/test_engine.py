@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import jax
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 
 import jaxagg as ja
 from jaxagg.errors import ConvergenceError, ValidationError
-from jaxagg.kernels import evaluation
+from jaxagg.kernels import evaluation, returns
 from jaxagg.kernels import transitions as T
 from jaxagg.kernels.returns import ACCELERATOR_BLOCK, BLOCK, BLOCK_BYTES, block_size
 from jaxagg.sampling import engine_settings, recorded_engine
@@ -131,6 +132,48 @@ def test_forced_host_devices_run_concurrently_and_bit_identically():
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result == {"equal": True, "concurrent": [True, True], "devices": 2}
+
+
+def test_a_cpu_runs_one_lane_per_core_from_threads_bit_identically(monkeypatch):
+    """On one CPU device the Krylov sampler runs a lane per core, each from its own thread, in
+    the caller's precision scope; the numbers do not depend on the number of lanes (ja.sample
+    and ja.sample_instances, float32 and float64). The LU's LAPACK calls never overlap."""
+    m = ja.envs.attention_allocation(3, 3, seed=1)
+    garnets = [ja.envs.garnet(70, 3, 2, 2, seed=seed, criterion="discounted", gamma=0.9) for seed in range(3)]
+
+    def run():
+        return ([ja.sample(m, 300, seed=4, method="krylov", chunk_size=64, precision=precision).returns
+                 for precision in ("float32", "float64")]
+                + [s.returns for s in ja.sample_instances(garnets, 100, seeds=[0, 1, 2], method="krylov", chunk_size=64,
+                                                          group_size=2)])
+
+    monkeypatch.setattr(returns, "host_cores", lambda: 1)
+    one_lane = run()
+    calls = []
+
+    def spy(name):
+        original = getattr(returns, name)
+
+        def call(*args, **kwargs):
+            calls.append((name, threading.get_ident(), bool(jax.config.jax_enable_x64)))
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(returns, name, call)
+
+    monkeypatch.setattr(returns, "host_cores", lambda: 3)
+    spy("_returns_of_range")
+    spy("_returns_of_instances")
+    three_lanes = run()
+    for a, b in zip(one_lane, three_lanes):
+        np.testing.assert_array_equal(a, b)
+    for name in ("_returns_of_range", "_returns_of_instances"):
+        threads = {thread for kernel, thread, _ in calls if kernel == name}
+        assert len(threads) >= 3 and threading.get_ident() not in threads
+    assert all(x64 for _, _, x64 in calls)  # the float64 scope reached every thread (the kernels need it)
+    assert returns.concurrent_lanes(jax.devices()[:1]) == jax.devices()[:1] * 3
+    calls.clear()
+    ja.sample(m, 300, seed=4, method="lu", chunk_size=64)
+    assert {thread for _, thread, _ in calls} == {threading.get_ident()}  # LU: one lane, this thread
 
 
 @pytest.mark.slow

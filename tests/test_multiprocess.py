@@ -212,19 +212,19 @@ def test_merge_refuses_a_version_mix_unless_asked(small):
     # parts that recorded no version (older files) merge with any
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        unrecorded = ja.merge_samples([a, with_info(b, jax=None, jaxlib=None)])
+        unrecorded = ja.merge_samples([a, with_info(b, jax=None, jaxlib=None, jaxagg=None)])
     np.testing.assert_array_equal(unrecorded.returns, whole.returns)
 
 
 # ----------------------------------------------------------------------- extend and versions
-def test_a_sample_records_its_jax_and_jaxlib_versions(small):
+def test_a_sample_records_its_jax_jaxlib_and_jaxagg_versions(small):
     import jaxlib
 
     _, a, _ = small
-    assert (a.info["jax"], a.info["jaxlib"]) == (jax.__version__, jaxlib.__version__)
+    assert (a.info["jax"], a.info["jaxlib"], a.info["jaxagg"]) == (jax.__version__, jaxlib.__version__, ja.__version__)
 
 
-@pytest.mark.parametrize("key", ["jax", "jaxlib"])
+@pytest.mark.parametrize("key", ["jax", "jaxlib", "jaxagg"])
 def test_extend_refuses_another_recorded_version_unless_asked(small, key):
     m, a, b = small
     old = with_info(a, **{key: "0.0.1"})
@@ -247,7 +247,7 @@ def test_extend_continues_a_sample_that_recorded_no_version(small):
     m, a, b = small
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        continued = ja.extend(m, with_info(a, jax=None, jaxlib=None), 40)
+        continued = ja.extend(m, with_info(a, jax=None, jaxlib=None, jaxagg=None), 40)
         np.testing.assert_array_equal(continued.returns, a.extend(b).returns)
         only_jax = ja.extend(m, with_info(a, jaxlib=None), 40)  # recorded before jaxlib was
         np.testing.assert_array_equal(only_jax.returns, continued.returns)
