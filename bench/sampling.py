@@ -78,7 +78,7 @@ from jaxagg.kernels import transitions as T
 from jaxagg.kernels.evaluation import TOL as RESIDUAL_TOL
 from jaxagg.kernels.policies import random_policies
 from jaxagg.kernels.precision import PRECISIONS, precision_scope
-from jaxagg.kernels.returns import BLOCK
+from jaxagg.kernels.returns import BLOCK, concurrent_lanes
 from jaxagg.polytope import occupancy_of_policy, occupancy_polytope, policy_from_occupancy
 
 REFERENCE_BATCH = 50
@@ -463,7 +463,8 @@ def main() -> None:
              "max |Δ return| / range: vs a float64 dense LU of the same policies (float64 Krylov on the own operator where there "
              "is no dense P or S > " + str(args.reference_lu_max_states) + "). peak RSS: the row's own child process (Python, "
              "JAX, instance, return bounds and sampling); empty for rows run in the parent process. The numpy reference method "
-             "and the floor are per instance and LU respectively.")
+             "and the floor are per instance and LU respectively. Krylov rows run " + str(len(concurrent_lanes(jax.devices()[:1])))
+             + " lanes at once (one per core, threads on one CPU device: kernels/returns.concurrent_lanes); LU rows one.")
     publish(args, "sampling", f"policy-measure sampling: LU vs Krylov (dense and native operators), reference method and "
             f"arithmetic floor (best of {args.repeats})", COLUMNS, rows, checks, preface=preface, notes=notes,
             extra={"peak_gflops": {p: {"gflops": g, "cpu_wall": c, "size": args.peak_size} for p, (g, c) in peaks.items()}})

@@ -102,10 +102,19 @@ def system_matrices(P: jax.Array, pi: jax.Array, gamma: float | None) -> jax.Arr
     return eye - gamma * P_pi_T
 
 
-def relative_residual(matvec64, rho64: jax.Array, b64: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``(r [B, S], ||r||_inf / ||b||_inf [B])`` with ``r = b - E rho`` in float64."""
+def rhs_scale(mu: jax.Array, gamma: float | None) -> jax.Array:
+    """``||b||_inf`` (a scalar: every row of :func:`system_rhs` is the same vector), computed from
+    the one vector, not from the broadcast rows (XLA would constant-fold a reduction over them,
+    seconds of compilation at large S)."""
+    S = mu.shape[-1]
+    return jnp.asarray(1.0 / S, mu.dtype) if gamma is None else jnp.max(jnp.abs((1.0 - gamma) * mu))
+
+
+def relative_residual(matvec64, rho64: jax.Array, b64: jax.Array, bmax: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(r [B, S], ||r||_inf / ||b||_inf [B])`` with ``r = b - E rho`` in float64 (``bmax =
+    ||b||_inf``: :func:`rhs_scale`)."""
     r = b64 - matvec64(rho64)
-    return r, jnp.max(jnp.abs(r), axis=-1) / jnp.max(jnp.abs(b64), axis=-1)
+    return r, jnp.max(jnp.abs(r), axis=-1) / bmax
 
 
 def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu: jax.Array, gamma: float | None, *,
@@ -133,6 +142,7 @@ def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu:
     B = pi.shape[0]
     pi_w, pi64 = pi.astype(dtype), pi.astype(jnp.float64)
     b64 = system_rhs(jnp.asarray(mu, jnp.float64), gamma, B)
+    bmax = rhs_scale(jnp.asarray(mu, jnp.float64), gamma)
     matvec64 = system_matvec(op64, pi64, gamma)
     if method == "krylov":
         matvec = system_matvec(op, pi_w, gamma)
@@ -146,7 +156,7 @@ def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu:
     working_tol = WORKING_TOL[dtype]
     target = min(tol * TARGET, working_tol)
     if method == "krylov":
-        return _refined_gmres(matvec, matvec64, b64, dtype, working_tol, target, min(RESTART, pi.shape[-2]))
+        return _refined_gmres(matvec, matvec64, b64, bmax, dtype, working_tol, target, min(RESTART, pi.shape[-2]))
 
     def correct(state):
         rho, r, residual, rounds = state
@@ -156,18 +166,18 @@ def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu:
         # a loose solve suffices: the correction only has to shrink the residual below the target
         correction_tol = jnp.clip(0.1 * target / jnp.maximum(residual, target), working_tol, 0.5).astype(dtype)
         rho = rho + jnp.where(needed, solve(scaled.astype(dtype), correction_tol).astype(jnp.float64) * size, 0.0)
-        return (rho, *relative_residual(matvec64, rho, b64), rounds + 1)
+        return (rho, *relative_residual(matvec64, rho, b64, bmax), rounds + 1)
 
     def more(state):
         return jnp.logical_and(state[3] < REFINEMENTS, jnp.any(state[2] > target))
 
     rho = solve(b64.astype(dtype), working_tol).astype(jnp.float64)
-    state = (rho, *relative_residual(matvec64, rho, b64), jnp.zeros((), jnp.int32))
+    state = (rho, *relative_residual(matvec64, rho, b64, bmax), jnp.zeros((), jnp.int32))
     rho, _, residual, _ = jax.lax.while_loop(more, correct, state)
     return Evaluation(rho=rho, residual=residual)
 
 
-def _refined_gmres(matvec, matvec64, b64, dtype, working_tol, target, restart):
+def _refined_gmres(matvec, matvec64, b64, bmax, dtype, working_tol, target, restart):
     """GMRES restarted from float64 residuals (mixed-precision iterative refinement with one
     GMRES cycle per round): each round runs one cycle in the working precision on the scaled
     float64 residual, adds its correction in float64 and measures the new float64 residual,
@@ -175,7 +185,6 @@ def _refined_gmres(matvec, matvec64, b64, dtype, working_tol, target, restart):
     aims at ``AIM * target / residual`` (at least the working precision's :data:`WORKING_TOL`,
     at most 1/2), so a row at residual 1 first aims at :data:`WORKING_TOL` and then one loose
     cycle usually finishes it; rows at the target are frozen (no work, numbers untouched)."""
-    bmax = jnp.max(jnp.abs(b64), axis=-1)
 
     def round_(state):
         rho, r, residual, rounds = state
@@ -185,12 +194,12 @@ def _refined_gmres(matvec, matvec64, b64, dtype, working_tol, target, restart):
         aim = jnp.clip(AIM * target / jnp.maximum(residual, target), working_tol, 0.5).astype(dtype)
         delta = krylov.gmres_cycle(matvec, scaled, restart=restart, tol=aim, frozen=~needed)
         rho = rho + jnp.where(needed[:, None], delta.astype(jnp.float64) * size, 0.0)
-        return (rho, *relative_residual(matvec64, rho, b64), rounds + 1)
+        return (rho, *relative_residual(matvec64, rho, b64, bmax), rounds + 1)
 
     def more(state):
         return jnp.logical_and(state[3] < MAX_RESTARTS * (1 + REFINEMENTS), jnp.any(state[2] > target))
 
     # rho = 0: the residual is b itself, no product
-    state = (jnp.zeros_like(b64), b64, bmax / bmax, jnp.zeros((), jnp.int32))
+    state = (jnp.zeros_like(b64), b64, jnp.ones(b64.shape[:1], b64.dtype), jnp.zeros((), jnp.int32))
     rho, _, residual, _ = jax.lax.while_loop(more, round_, state)
     return Evaluation(rho=rho, residual=residual)
