@@ -141,14 +141,14 @@ def test_a_cpu_runs_one_lane_per_core_from_threads_bit_identically(monkeypatch):
     m = ja.envs.attention_allocation(3, 3, seed=1)
     garnets = [ja.envs.garnet(70, 3, 2, 2, seed=seed, criterion="discounted", gamma=0.9) for seed in range(3)]
 
-    def run():
-        return ([ja.sample(m, 300, seed=4, method="krylov", chunk_size=64, precision=precision).returns
+    def run(lanes):  # one block per lane and call: the same compiled shape whatever the lanes
+        return ([ja.sample(m, 300, seed=4, method="krylov", chunk_size=32 * lanes, precision=precision).returns
                  for precision in ("float32", "float64")]
                 + [s.returns for s in ja.sample_instances(garnets, 100, seeds=[0, 1, 2], method="krylov", chunk_size=64,
                                                           group_size=2)])
 
     monkeypatch.setattr(returns, "host_cores", lambda: 1)
-    one_lane = run()
+    one_lane = run(1)
     calls = []
 
     def spy(name):
@@ -163,7 +163,7 @@ def test_a_cpu_runs_one_lane_per_core_from_threads_bit_identically(monkeypatch):
     monkeypatch.setattr(returns, "host_cores", lambda: 3)
     spy("_returns_of_range")
     spy("_returns_of_instances")
-    three_lanes = run()
+    three_lanes = run(3)
     for a, b in zip(one_lane, three_lanes):
         np.testing.assert_array_equal(a, b)
     for name in ("_returns_of_range", "_returns_of_instances"):
