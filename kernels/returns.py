@@ -195,8 +195,8 @@ def stream(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Returns ``[num_samples, n]`` and residuals ``[num_samples]`` of samples ``start .. start +
     num_samples - 1``, computed in chunks of ``chunk_size`` (rounded up to a multiple of
-    ``block`` times the device count), so that memory is bounded by one chunk's returns plus
-    one block's working arrays.
+    ``block`` times the number of lanes), so that memory is bounded by one chunk's returns plus
+    one block's working arrays per lane.
 
     Each chunk is split into equal runs of blocks, one per lane (:func:`concurrent_lanes`: one
     per device, and on a CPU one per core, run from threads); ``operands`` are placed on every
@@ -268,10 +268,9 @@ def concurrent_lanes(devices: Sequence[jax.Device]) -> list[jax.Device]:
 
 class _lane_runner:
     """Context giving ``run(call, count=None) -> [call(k) for the first count lanes (default
-    all)]``: on CPU lanes from one
-    thread each (a CPU device executes calls from several threads at once, not calls queued by
-    one thread), in the caller's precision scope; on accelerators from this thread (their calls
-    are asynchronous); one after another when not ``concurrent``."""
+    all)]``: on CPU lanes from one thread each (a CPU device executes calls from several threads
+    at once, not calls queued by one thread), in the caller's precision scope; on accelerators
+    from this thread (their calls are asynchronous); one after another when not ``concurrent``."""
 
     def __init__(self, lanes: Sequence[jax.Device], concurrent: bool):
         self._lanes = list(lanes)
@@ -309,7 +308,6 @@ def equal_chunks(total_blocks: int, max_blocks: int) -> int:
     ``max_blocks`` each, made equal (the last call is padded): one compilation serves them all."""
     calls = math.ceil(max(1, total_blocks) / max(1, max_blocks))
     return math.ceil(max(1, total_blocks) / calls)
-
 
 
 def instance_group_size(problem: MeasureProblem, chunk_size: int, budget_bytes: int = 256 * 2**20, block: int = BLOCK) -> int:
