@@ -45,6 +45,7 @@ from jaxagg.kernels.returns import (
     evaluate_indices,
     hull_block,
     instance_group_size,
+    lane_limit,
     sample_devices,
     stream,
     stream_instances,
@@ -160,8 +161,7 @@ def sample(
     with precision_scope("float64"), _progress(progress, num_samples) as tick:
         returns, residuals = stream(block_fn, operands_fn(PRECISIONS[precision]), jax.random.key(seed), num_samples,
                                     start=start, chunk_size=chunk_size, progress=tick, devices=devices,
-                                    concurrent=None if engine is None or engine["method"] == "lu" else True,
-                                    block=BLOCK if engine is None else engine["block"])
+                                    block=BLOCK if engine is None else engine["block"], **_concurrency(momdp, engine))
     seconds = time.perf_counter() - began
     _check_residuals(residuals, start, precision)
     info = _run_info(precision, start, chunk_size, seconds, num_samples, devices)
@@ -303,7 +303,7 @@ def sample_instances(
     with precision_scope("float64"), _progress(progress, K * num_samples) as tick:
         returns, residuals = stream_instances(block_fn, problems, K, gamma, num_samples, start=start, chunk_size=chunk_size,
                                               group_size=group_size, progress=tick, devices=devices,
-                                              concurrent=None if engine["method"] == "lu" else True, block=engine["block"])
+                                              block=engine["block"], **_concurrency(momdps[0], engine))
     seconds = (time.perf_counter() - began) / K
     samples = []
     for k, momdp in enumerate(momdps):
@@ -636,6 +636,17 @@ def _uniform(momdp: MOMDP, num_samples: int, seed: int, precision: str, bounds, 
 
 
 # ------------------------------------------------------------------ helpers
+def _concurrency(momdp: MOMDP, engine: dict | None) -> dict[str, Any]:
+    """:func:`~jaxagg.kernels.returns.stream`'s concurrency options for an ``engine``: GMRES on
+    concurrent lanes (a CPU: one per core, as many as fit in memory); the LU and the measures
+    without linear solves as the devices decide (a CPU: one lane, since LAPACK calls must not
+    overlap). Lanes never change the numbers."""
+    if engine is None or engine["method"] == "lu":
+        return {"concurrent": None}
+    per_lane = engine["block"] * bytes_per_policy(momdp.num_states, momdp.num_actions, engine["method"])
+    return {"concurrent": True, "max_lanes": lane_limit(per_lane)}
+
+
 def _measure_kernel(momdp: MOMDP, measure: str, engine: dict | None) -> tuple[Callable, Callable[[Any], tuple]]:
     """The block kernel of ``measure`` (with the ``engine`` settings for ``policy``) and a
     function building its operands for a working dtype."""

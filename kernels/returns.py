@@ -41,7 +41,8 @@ recorded): every sample goes through the same block computation."""
 ACCELERATOR_BLOCK = 16384
 """Largest block on an accelerator (GPU/TPU)."""
 BLOCK_BYTES = 2 * 2**30
-"""An accelerator block's working arrays stay within this many bytes (:func:`block_size`)."""
+"""An accelerator block's working arrays stay within this many bytes (:func:`block_size`), and so
+do the working arrays of a CPU's lanes together (:func:`lane_limit`)."""
 
 
 def block_size(platform: str, bytes_per_sample: int) -> int:
@@ -55,6 +56,12 @@ def block_size(platform: str, bytes_per_sample: int) -> int:
     while block > BLOCK and block * max(1, int(bytes_per_sample)) > BLOCK_BYTES:
         block //= 2
     return block
+
+
+def lane_limit(bytes_per_lane: int) -> int:
+    """Most CPU lanes (:func:`concurrent_lanes`) whose working arrays, ``bytes_per_lane`` each (one
+    block's), fit in :data:`BLOCK_BYTES` together; at least 1."""
+    return max(1, BLOCK_BYTES // max(1, int(bytes_per_lane)))
 
 
 class MeasureProblem(NamedTuple):
@@ -192,6 +199,7 @@ def stream(
     devices: Sequence[jax.Device] | None = None,
     concurrent: bool | None = None,
     block: int = BLOCK,
+    max_lanes: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Returns ``[num_samples, n]`` and residuals ``[num_samples]`` of samples ``start .. start +
     num_samples - 1``, computed in chunks of ``chunk_size`` (rounded up to a multiple of
@@ -213,11 +221,12 @@ def stream(
             only. A CPU must not run LAPACK solves concurrently (jaxlib's CPU backend can
             deadlock); the Krylov kernels call no LAPACK, so their caller passes True.
         block: samples per compiled block (:func:`block_size`); the numbers depend on it.
+        max_lanes: most concurrent CPU lanes (:func:`lane_limit`); default one per core.
     """
     devices = sample_devices(devices)
     if concurrent is None:
         concurrent = all(device.platform != "cpu" for device in devices)
-    lanes = concurrent_lanes(devices) if concurrent else devices
+    lanes = concurrent_lanes(devices, max_lanes) if concurrent else devices
     L = len(lanes)
     # equal calls, so that one compilation serves them all: the chunks split the blocks evenly
     # (the last padded with the next samples' indices, dropped)
@@ -251,9 +260,10 @@ def host_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def concurrent_lanes(devices: Sequence[jax.Device]) -> list[jax.Device]:
+def concurrent_lanes(devices: Sequence[jax.Device], max_lanes: int | None = None) -> list[jax.Device]:
     """The devices of each concurrent call ("lane") of a chunk: one lane per device, and on
-    CPUs at least one per core (:func:`host_cores`), spread over the host devices in turn.
+    CPUs one per core (:func:`host_cores`) up to ``max_lanes`` (:func:`lane_limit`; never fewer
+    than one per device), spread over the host devices in turn.
 
     One CPU device runs calls made from several Python threads at the same time, one per core,
     with the one compiled program (host devices forced with ``XLA_FLAGS`` would each compile
@@ -262,7 +272,8 @@ def concurrent_lanes(devices: Sequence[jax.Device]) -> list[jax.Device]:
     devices = list(devices)
     if any(device.platform != "cpu" for device in devices):
         return devices
-    count = max(len(devices), host_cores())
+    cores = host_cores()
+    count = max(len(devices), cores if max_lanes is None else min(cores, int(max_lanes)))
     return [devices[k % len(devices)] for k in range(count)]
 
 
@@ -336,6 +347,7 @@ def stream_instances(
     devices: Sequence[jax.Device] | None = None,
     concurrent: bool | None = None,
     block: int = BLOCK,
+    max_lanes: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`stream` for ``num_instances`` instances of one shape: returns ``[K, num_samples,
     n]`` and residuals ``[K, num_samples]``, bit-identical to :func:`stream` on each instance
@@ -353,11 +365,12 @@ def stream_instances(
             for a group of instances (so that only one group's operands exist at a time).
         gamma: the instances' common discount factor (``None``: average reward).
         progress: called with the number of (instance, sample) pairs finished after each call.
+        max_lanes: most concurrent CPU lanes, as in :func:`stream`.
     """
     devices = sample_devices(devices)
     if concurrent is None:
         concurrent = all(device.platform != "cpu" for device in devices)
-    lanes = concurrent_lanes(devices) if concurrent else devices
+    lanes = concurrent_lanes(devices, max_lanes) if concurrent else devices
     # equal calls, so that one compilation serves them all: the groups split the instances evenly
     # (the last padded with copies of its last instance, dropped), the chunks split the blocks
     # evenly (the last padded with the next samples' indices, dropped)

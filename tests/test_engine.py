@@ -171,6 +171,11 @@ def test_a_cpu_runs_one_lane_per_core_from_threads_bit_identically(monkeypatch):
         assert len(threads) >= 3 and threading.get_ident() not in threads
     assert all(x64 for _, _, x64 in calls)  # the float64 scope reached every thread (the kernels need it)
     assert returns.concurrent_lanes(jax.devices()[:1]) == jax.devices()[:1] * 3
+    # lanes are capped by memory: their blocks' working arrays fit in BLOCK_BYTES together
+    assert returns.concurrent_lanes(jax.devices()[:1], max_lanes=2) == jax.devices()[:1] * 2
+    assert returns.lane_limit(returns.BLOCK_BYTES // 2) == 2 and returns.lane_limit(10**12) == 1
+    per_lane = BLOCK * evaluation.bytes_per_policy(19_683, 10, "krylov")  # attention (9, 3)
+    assert 1 < returns.lane_limit(per_lane) < 64 and returns.lane_limit(per_lane) * per_lane <= BLOCK_BYTES
     calls.clear()
     ja.sample(m, 300, seed=4, method="lu", chunk_size=64)
     assert {thread for _, thread, _ in calls} == {threading.get_ident()}  # LU: one lane, this thread
