@@ -162,10 +162,7 @@ def policy_pusher(op: Transitions, pi: jax.Array):
     :func:`_kronecker_push`), so that each product only multiplies it by ``x`` (a ``B x S``
     transpose instead of a ``B x S x A`` one); bit-identical to :func:`policy_push`."""
     if isinstance(op, KroneckerTransitions):
-        sizes = tuple(K.shape[1] for K in op.factors)
-        spans = _groups(sizes)
-        n = tuple(math.prod(sizes[a:b]) for a, b in spans)
-        Ks = [_group_factor(op.factors[a:b]) for a, b in spans]
+        n, Ks = _grouped_factors(op.factors)
         B, S, A = pi.shape
         laid_out = _working_layout(pi.reshape(B, *n, A), n)
         return lambda x: _contract_push(Ks, n, laid_out * _working_layout(x.reshape(B, *n, 1), n))
@@ -223,12 +220,17 @@ def _kronecker_push(factors: tuple, y: jax.Array) -> jax.Array:
     over actions (one GEMM of contraction length ``A n_0``). One transpose in, one small one out.
     Every batch row goes through the same fixed-shape arithmetic: row ``i``'s result does not
     depend on the values of the other rows."""
-    sizes = tuple(K.shape[1] for K in factors)
     B, S, A = y.shape
-    spans = _groups(sizes)
-    n = tuple(math.prod(sizes[a:b]) for a, b in spans)
-    Ks = [_group_factor(factors[a:b]) for a, b in spans]
+    n, Ks = _grouped_factors(factors)
     return _contract_push(Ks, n, _working_layout(y.reshape(B, *n, A), n))
+
+
+def _grouped_factors(factors: tuple) -> tuple[tuple, list]:
+    """The groups of :func:`_groups` for ``factors``: their sizes ``n`` and the per-action
+    Kronecker product of each group's factors (``[A, n_g, n_g]`` each)."""
+    sizes = tuple(K.shape[1] for K in factors)
+    spans = _groups(sizes)
+    return tuple(math.prod(sizes[a:b]) for a, b in spans), [_group_factor(factors[a:b]) for a, b in spans]
 
 
 def _working_layout(t: jax.Array, n: tuple) -> jax.Array:
@@ -263,13 +265,10 @@ def _kronecker_pull(factors: tuple, v: jax.Array) -> jax.Array:
     :func:`_kronecker_push` with the same groups and layout: the first group as one GEMM that
     creates the action axis, middle groups batched over actions and the groups before them, the
     last group batched over actions, one transpose out."""
-    sizes = tuple(K.shape[1] for K in factors)
     B, S = v.shape
     A = factors[0].shape[0]
-    spans = _groups(sizes)
-    n = tuple(math.prod(sizes[a:b]) for a, b in spans)
+    n, Ks = _grouped_factors(factors)
     G = len(n)
-    Ks = [_group_factor(factors[a:b]) for a, b in spans]
     # [B, n_0, ..., n_last] -> [n_0, ..., n_{G-2}, B, n_{G-1}]
     t = v.reshape(B, *n)
     t = jnp.transpose(t, (*range(1, G), 0, G)) if G > 1 else jnp.transpose(t, (1, 0))
