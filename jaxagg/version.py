@@ -1,6 +1,7 @@
 """The package's version (also ``jaxagg.__version__``), in a module of its own so that the
 modules under the package (a sample records the version it was drawn with) import it directly.
 The evaluation arithmetic changes with it: 0.2.0 changed GMRES's rotations and the Kronecker
-product's layout, so its samples round differently from 0.1.0's."""
+product's layout, so its samples round differently from 0.1.0's; 0.2.1 computes the solvers'
+float32 products in full precision on every device (a GPU's samples changed; a CPU's did not)."""
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 
 from jaxagg.kernels import krylov
 from jaxagg.kernels import transitions as T
+from jaxagg.kernels.precision import full_precision_products
 
 METHODS = ("krylov", "lu")
 TOL = 1e-6
@@ -117,6 +118,7 @@ def relative_residual(matvec64, rho64: jax.Array, b64: jax.Array, bmax: jax.Arra
     return r, jnp.max(jnp.abs(r), axis=-1) / bmax
 
 
+@full_precision_products
 def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu: jax.Array, gamma: float | None, *,
                       method: str = "krylov", tol: float = TOL) -> Evaluation:
     """State distributions and float64 residuals of policies ``pi [B, S, A]``.

@@ -20,6 +20,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxagg.kernels.precision import full_precision_products
+
 REORTHOGONALISE = 0.1
 """Arnoldi reorthogonalises a row's new vector (a second Gram-Schmidt pass) when the first pass
 left less than this fraction of its norm: the cancellation that loses orthogonality (about
@@ -44,6 +46,7 @@ class KrylovResult(NamedTuple):
     converged: jax.Array
 
 
+@full_precision_products
 def gmres(matvec: Callable[[jax.Array], jax.Array], b: jax.Array, x0: jax.Array | None = None, *,
           restart: int = 20, max_restarts: int = 50, tol: float | jax.Array = 1e-6) -> KrylovResult:
     """Solve ``A x = b`` for every row of ``b [B, S]`` by GMRES(``restart``).
@@ -96,6 +99,7 @@ def gmres(matvec: Callable[[jax.Array], jax.Array], b: jax.Array, x0: jax.Array 
     return KrylovResult(x=x, residual=residual, restarts=counts, converged=done)
 
 
+@full_precision_products
 def gmres_cycle(matvec: Callable[[jax.Array], jax.Array], r: jax.Array, *, restart: int = 20,
                 tol: float | jax.Array = 1e-6, frozen: jax.Array | None = None) -> jax.Array:
     """One GMRES(``restart``) cycle on ``A delta = r`` from ``delta = 0``, without the product

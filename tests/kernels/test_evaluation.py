@@ -244,3 +244,36 @@ def test_a_residual_above_tolerance_is_reported_not_hidden(monkeypatch):
     again, _, _ = recomputed_residual(g.P, instance["pi"], g.mu, 0.999, rho)
     np.testing.assert_allclose(residual, again, rtol=1e-9)
     assert np.isfinite(rho).all()
+
+
+# ------------------------------------------------------------------ product precision
+def dot_precisions(jaxpr) -> list:
+    """The ``precision`` of every ``dot_general`` in a closed jaxpr, sub-jaxprs (loops, conds) included."""
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            found.append(eqn.params["precision"])
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, tuple | list) else (value,):
+                inner = getattr(sub, "jaxpr", None)
+                if inner is not None:
+                    found += dot_precisions(inner if hasattr(inner, "eqns") else inner.jaxpr)
+    return found
+
+
+@pytest.mark.parametrize("method", ["krylov", "lu"])
+def test_products_are_traced_in_full_precision_whatever_the_callers_default(method):
+    """A GPU rounds float32 product operands to TensorFloat-32 (or bfloat16) under JAX's default
+    precision, which costs GMRES its orthogonality: the kernel sets its own, at trace time."""
+    m = ja.envs.attention_allocation(2, 3)
+    highest = jax.lax.Precision.HIGHEST
+    with precision_scope("float64"), jax.default_matmul_precision("bfloat16"):
+        dense = T.DenseTransitions(m.P)
+        op32, op64 = T.astype(dense, jnp.float32), T.astype(dense, jnp.float64)
+        pi = jnp.full((2, m.num_states, m.num_actions), 1.0 / m.num_actions)
+        jaxpr = jax.make_jaxpr(lambda pi: evaluation.evaluate_policies(op32, op64, pi, jnp.asarray(m.mu), m.gamma,
+                                                                        method=method))(pi)
+        outside = jax.make_jaxpr(lambda x: x @ x)(jnp.ones((3, 3), jnp.float32))
+    precisions = dot_precisions(jaxpr.jaxpr)
+    assert precisions and all(p == (highest, highest) for p in precisions), precisions
+    assert dot_precisions(outside.jaxpr) == [(jax.lax.Precision.DEFAULT, jax.lax.Precision.DEFAULT)]  # the caller's own
