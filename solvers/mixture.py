@@ -17,9 +17,14 @@ column generation), so that at most ``n + 1`` policies carry weight:
 2. separation: the master's dual ``max lambda.target + theta`` s.t. ``lambda.r_k + theta <= 0``,
    ``|lambda| <= 1`` has the value ``delta > 0``, so ``lambda`` separates the target from the hull
    of the ``r_k``;
-3. pricing: ``max lambda.W d`` over O by the simplex (a basic solution), its deterministic policy,
-   evaluated exactly from ``mu``, is a new column strictly beyond every earlier one in direction
-   ``lambda`` (the target is reachable, so the optimum is at least ``lambda.target``).
+3. pricing: ``max lambda.W d`` over O by the simplex (a basic solution), its deterministic policy
+   (:func:`jaxagg.solvers.polytope.policy_of_vertex`), evaluated exactly from ``mu``, is a new
+   column strictly beyond every earlier one in direction ``lambda`` (the target is reachable, so
+   the optimum is at least ``lambda.target``). What the column needs is that policy's
+   optimality for ``lambda.W``, not that its occupancy be the vertex's d (a basic solution can
+   randomise at a state): when its exact value falls short of the LP optimum (by
+   :data:`OPTIMALITY_TOL`) or of the separating direction, multichain policy iteration from it
+   (:func:`jaxagg.solvers.polytope.gain_optimal_policy`) gives a gain-optimal one.
 
 Each round adds a vertex not seen before, so it ends (finitely many vertices); the final master
 solution is basic (simplex), hence at most ``n + 1`` nonzero weights. Every LP goes through
