@@ -74,9 +74,9 @@ def standard_form(momdp: MOMDP) -> StandardForm:
 
 def multichain_polytope(momdp: MOMDP) -> OccupancyPolytope:
     """O of an average-reward ``momdp`` in the multichain formulation (cached): O itself on a
-    multichain instance, else the same set lifted with transient-flow columns. Its basic
-    solutions give deterministic policies that reach their occupancy from ``mu``
-    (:func:`jaxagg.solvers.polytope.deterministic_policy_of_vertex`)."""
+    multichain instance, else the same set lifted with transient-flow columns. Its optimal basic
+    solutions give optimal deterministic policies (Puterman §9.3:
+    :func:`jaxagg.solvers.polytope.policy_of_vertex`)."""
     polytope = occupancy_polytope(momdp)
     if polytope.multichain:
         return polytope

@@ -17,9 +17,14 @@ column generation), so that at most ``n + 1`` policies carry weight:
 2. separation: the master's dual ``max lambda.target + theta`` s.t. ``lambda.r_k + theta <= 0``,
    ``|lambda| <= 1`` has the value ``delta > 0``, so ``lambda`` separates the target from the hull
    of the ``r_k``;
-3. pricing: ``max lambda.W d`` over O by the simplex (a basic solution), its deterministic policy,
-   evaluated exactly from ``mu``, is a new column strictly beyond every earlier one in direction
-   ``lambda`` (the target is reachable, so the optimum is at least ``lambda.target``).
+3. pricing: ``max lambda.W d`` over O by the simplex (a basic solution), its deterministic policy
+   (:func:`jaxagg.solvers.polytope.policy_of_vertex`), evaluated exactly from ``mu``, is a new
+   column strictly beyond every earlier one in direction ``lambda`` (the target is reachable, so
+   the optimum is at least ``lambda.target``). What the column needs is that policy's
+   optimality for ``lambda.W``, not that its occupancy be the vertex's d (a basic solution can
+   randomise at a state): when its exact value falls short of the LP optimum (by
+   :data:`OPTIMALITY_TOL`) or of the separating direction, multichain policy iteration from it
+   (:func:`jaxagg.solvers.polytope.gain_optimal_policy`) gives a gain-optimal one.
 
 Each round adds a vertex not seen before, so it ends (finitely many vertices); the final master
 solution is basic (simplex), hence at most ``n + 1`` nonzero weights. Every LP goes through
@@ -35,7 +40,7 @@ import scipy.sparse as sp
 
 from jaxagg.errors import PolicyError, ShapeError, ValidationError
 from jaxagg.solvers.highs import INF, SolveResult, solve
-from jaxagg.solvers.polytope import OccupancyPolytope, deterministic_policy_of_vertex, occupancy_of_policy
+from jaxagg.solvers.polytope import OccupancyPolytope, gain_optimal_policy, occupancy_of_policy, policy_of_vertex
 from jaxagg.solvers.program import OccupancyProgram
 
 DECOMPOSITION_TOL = 1e-9
@@ -43,6 +48,9 @@ DECOMPOSITION_TOL = 1e-9
 return range), of the mixture's exact returns."""
 MAX_ROUNDS = 200
 """Pricing LPs at most per decomposition (each adds one deterministic policy)."""
+OPTIMALITY_TOL = 1e-7
+"""A pricing policy whose exact objective falls short of the LP's by more than this (relative to
+``max(1, |objective|)``) is replaced by a gain-optimal one (policy iteration from it)."""
 MIN_WEIGHT = 1e-13
 """Weights at most this are dropped from the final mixture (then the rest renormalised)."""
 
@@ -94,16 +102,19 @@ def decompose(polytope: OccupancyPolytope, P, mu: np.ndarray, W: np.ndarray, tar
     target = np.asarray(target, dtype=np.float64)
     if W.ndim != 2 or W.shape[1] != polytope.dim or target.shape != (W.shape[0],):
         raise ShapeError(f"W, target: expected [n, {polytope.dim}] and [n], got {W.shape} and {target.shape}")
-    S, A = polytope.num_states, polytope.num_actions
     program = OccupancyProgram(polytope)
     solves: list[SolveResult] = []
     policies, occupancies = [], []
 
-    def add_vertex(direction: np.ndarray) -> np.ndarray:
-        result = program.solve(direction @ W, sense="max", solver="simplex", what="mixture pricing LP")
+    def add_vertex(direction: np.ndarray, theta: float | None = None) -> np.ndarray:
+        cost = direction @ W
+        result = program.solve(cost, sense="max", solver="simplex", what="mixture pricing LP")
         solves.append(result)
-        policy = deterministic_policy_of_vertex(program.point(result), S, A)
-        occupancy = occupancy_of_policy(P, mu, None, policy)
+        policy, occupancy, _ = policy_of_vertex(P, mu, program.point(result))
+        value = cost @ occupancy
+        if value < result.objective - OPTIMALITY_TOL * max(1.0, abs(result.objective)) or (theta is not None and value + theta <= 0.0):
+            policy = gain_optimal_policy(P, cost, policy)
+            occupancy = occupancy_of_policy(P, mu, None, policy)
         policies.append(policy)
         occupancies.append(occupancy)
         return W @ occupancy
@@ -116,7 +127,7 @@ def decompose(polytope: OccupancyPolytope, P, mu: np.ndarray, W: np.ndarray, tar
             return Mixture(weights=weights[keep] / weights[keep].sum(), policies=np.array(policies)[keep],
                            occupancies=np.array(occupancies)[keep], distance=distance, rounds=rounds, solves=tuple(solves))
         direction, theta = _separating_direction(np.array(columns), target, solves)
-        column = add_vertex(direction)
+        column = add_vertex(direction, theta)
         if direction @ column + theta <= 0.0:
             raise PolicyError(f"policy mixture: the target returns lie {distance:.3g} (L1, in fractions of the return ranges) "
                               "outside every policy's reach from mu: no deterministic policy goes beyond the ones found")

@@ -35,12 +35,22 @@ import scipy.sparse as sp
 import scipy.sparse.linalg
 from scipy.sparse.csgraph import connected_components
 
-from jaxagg.errors import ShapeError, ValidationError
+from jaxagg.errors import ConvergenceError, ShapeError, ValidationError
 from jaxagg.kernels import transitions as T
 from jaxagg.solvers import highs
 
 LARGE_CLASS = 2000
 """Recurrent classes larger than this get their stationary distribution from a sparse solve."""
+VERTEX_THRESHOLDS = (1e-12, 1e-11, 1e-10, 1e-9)
+"""Mass thresholds :func:`policy_of_vertex` tries, in order, to read a policy off a basic solution
+(HiGHS's solutions are feasible to 1e-10, see :data:`jaxagg.solvers.highs.FEASIBILITY_TOL`, so
+noise sits around 1e-11; true masses can be smaller)."""
+VERTEX_MATCH_TOL = 1e-9
+"""A policy read off a basic solution reproduces it when its exact occupancy is within this (max abs)."""
+GAIN_TOL = 1e-10
+"""Policy iteration switches an action only for a gain or bias better by this, relative to the rewards."""
+MAX_POLICY_ITERATIONS = 1000
+"""Improvements at most in :func:`gain_optimal_policy`."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -251,29 +261,87 @@ def limiting_distribution(P_pi, mu: np.ndarray) -> np.ndarray:
     each has a unique stationary distribution; ``mu``'s mass reaches class C with the absorption
     probability from the transient states. Works for periodic and multichain ``P_pi``.
     """
-    P_pi = sp.csr_matrix(P_pi)
-    S = P_pi.shape[0]
-    label, closed = closed_classes(P_pi > 0)
-    transient = np.isin(label, closed, invert=True)
-    T_ = np.flatnonzero(transient)
-    rho = np.zeros(S)
-    if T_.size:
-        # absorption[t, k]: probability that the chain from transient state t enters class closed[k]
-        class_of = np.searchsorted(closed, label)  # valid where the label is a closed class
-        to_closed = P_pi[T_][:, ~transient].tocoo()
-        into_class = np.zeros((T_.size, closed.size))
-        np.add.at(into_class, (to_closed.row, class_of[np.flatnonzero(~transient)][to_closed.col]), to_closed.data)
-        system = (sp.identity(T_.size, format="csc") - P_pi[T_][:, T_]).tocsc()
-        absorption = scipy.sparse.linalg.splu(system).solve(into_class)
-        reach = absorption.T @ mu[T_]
-    else:
-        reach = np.zeros(closed.size)
-    for k, c in enumerate(closed):
-        members = np.flatnonzero(label == c)
+    chain = _ChainClasses.of(P_pi)
+    reach = chain.absorption.T @ mu[chain.transient] if chain.transient.size else np.zeros(len(chain.members))
+    rho = np.zeros(chain.P.shape[0])
+    for k, members in enumerate(chain.members):
         mass = mu[members].sum() + reach[k]
         if mass > 0:
-            rho[members] = mass * _stationary(P_pi[members][:, members])
+            rho[members] = mass * chain.stationary(k)
     return rho
+
+
+def gain_and_bias(P_pi, r_pi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The gain ``g = P* r`` and bias ``h`` (``g + (I - P_pi) h = r``, ``P* h = 0``) of a Markov
+    reward chain, exactly (Puterman §8.2; multichain and periodic chains included): ``P_pi
+    [S, S]`` dense or sparse, ``r_pi [S]``; returns ``(g [S], h [S])``.
+
+    On a closed class C with stationary distribution ``pi_C``: ``g = pi_C . r_C`` and ``h_C``
+    solves ``(I - P_CC) h_C = r_C - g`` with ``pi_C . h_C = 0`` (one sparse bordered system, non-
+    singular for an irreducible class); on the transient states T: ``g_T`` is the absorption-
+    weighted class gains and ``(I - P_TT) h_T = r_T - g_T + P_TR h_R``."""
+    chain = _ChainClasses.of(P_pi)
+    S = chain.P.shape[0]
+    r_pi = np.asarray(r_pi, dtype=np.float64).reshape(S)
+    g, h = np.zeros(S), np.zeros(S)
+    gains = np.zeros(len(chain.members))
+    for k, members in enumerate(chain.members):
+        pi = chain.stationary(k)
+        gains[k] = g[members] = pi @ r_pi[members]
+        m = members.size
+        bordered = sp.bmat([[sp.identity(m, format="csc") - chain.P[members][:, members], sp.csc_matrix(np.ones((m, 1)))],
+                            [sp.csc_matrix(pi.reshape(1, m)), None]], format="csc")
+        rhs = np.concatenate([r_pi[members] - gains[k], [0.0]])
+        h[members] = np.atleast_1d(scipy.sparse.linalg.spsolve(bordered, rhs))[:m]
+    T_ = chain.transient
+    if T_.size:
+        g[T_] = chain.absorption @ gains
+        recurrent = np.flatnonzero(np.isin(np.arange(S), T_, invert=True))
+        h[T_] = chain.lu.solve(r_pi[T_] - g[T_] + chain.P[T_][:, recurrent] @ h[recurrent])
+    return g, h
+
+
+@dataclass(frozen=True, eq=False)
+class _ChainClasses:
+    """The closed classes of a chain ``P [S, S]`` (CSR), their stationary distributions, and the
+    absorption probabilities from its transient states (:func:`limiting_distribution`,
+    :func:`gain_and_bias`).
+
+    Attributes:
+        P: the chain, CSR.
+        members: one index array per closed class.
+        transient: ``[t]`` the transient states.
+        absorption: ``[t, k]`` probability that the chain from transient state ``transient[i]``
+            enters closed class k.
+        lu: the factorisation of ``I - P_TT`` (``None`` without transient states).
+    """
+
+    P: sp.csr_matrix
+    members: tuple
+    transient: np.ndarray
+    absorption: np.ndarray
+    lu: object
+
+    @classmethod
+    def of(cls, P_pi) -> _ChainClasses:
+        P_pi = sp.csr_matrix(P_pi)
+        label, closed = closed_classes(P_pi > 0)
+        transient = np.isin(label, closed, invert=True)
+        T_ = np.flatnonzero(transient)
+        members = tuple(np.flatnonzero(label == c) for c in closed)
+        absorption, lu = np.zeros((T_.size, closed.size)), None
+        if T_.size:
+            class_of = np.searchsorted(closed, label)  # valid where the label is a closed class
+            to_closed = P_pi[T_][:, ~transient].tocoo()
+            into_class = np.zeros((T_.size, closed.size))
+            np.add.at(into_class, (to_closed.row, class_of[np.flatnonzero(~transient)][to_closed.col]), to_closed.data)
+            lu = scipy.sparse.linalg.splu((sp.identity(T_.size, format="csc") - P_pi[T_][:, T_]).tocsc())
+            absorption = lu.solve(into_class)
+        return cls(P=P_pi, members=members, transient=T_, absorption=absorption, lu=lu)
+
+    def stationary(self, k: int) -> np.ndarray:
+        """The stationary distribution of closed class k, over its ``members[k]``."""
+        return _stationary(self.P[self.members[k]][:, self.members[k]])
 
 
 def closed_classes(support: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -326,23 +394,96 @@ def end_component_count(P) -> int:
     return int(np.unique(labels[labels >= 0]).size)
 
 
-def deterministic_policy_of_vertex(point: np.ndarray, num_states: int, num_actions: int) -> np.ndarray:
+def deterministic_policy_of_vertex(point: np.ndarray, num_states: int, num_actions: int,
+                                   threshold: float = VERTEX_THRESHOLDS[0]) -> np.ndarray:
     """The deterministic policy ``[S, A]`` (0/1 rows) of a basic solution ``point [S*A]`` or
     ``[2 S*A]`` (``[d | y]``, the multichain formulation) of an average-reward LP over O:
     Puterman's construction (§9.3): on a state with occupancy mass, an action with ``d > 0``
     (the largest); else, on a state with transient flow, an action with ``y > 0`` (the
-    largest); else action 0. For a basic solution of the multichain formulation the policy's
-    long-run occupancy from ``mu`` is d; states with neither are not reached from ``mu``.
-    "Mass" is above 1e-12, or a relative 1e-12 of the largest, as in :func:`policy_from_occupancy`."""
+    largest); else action 0. "Mass" is above ``threshold``, or ``threshold`` relative to the
+    largest entry of ``point``.
+
+    In exact arithmetic, for an optimal basic solution the policy is optimal for the LP's
+    objective (Puterman, Theorem 9.3.8); its occupancy from ``mu`` is d unless the basic
+    solution randomises at a state (a vertex of the ``[d | y]`` polytope whose d mixes several
+    policies' occupancies). A floating-point basic solution is neither exact nor exactly
+    feasible: degenerate basic entries that are 0 at the true vertex come back as +-1e-11 or so
+    (within HiGHS's feasibility tolerance), and a state whose d is such noise, read as mass,
+    gets an action that can leave the recurrent class the vertex describes, so that the whole
+    class drains into another one. No single threshold separates noise from small true masses
+    on every vertex: :func:`policy_of_vertex` tries several and checks each policy exactly."""
     dim = num_states * num_actions
     z = np.clip(np.asarray(point, dtype=np.float64).reshape(-1), 0.0, None)
     if z.size not in (dim, 2 * dim):
         raise ShapeError(f"point: expected {dim} or {2 * dim} entries (d, or d and y), got {z.size}")
     d = z[:dim].reshape(num_states, num_actions)
     y = z[dim:].reshape(num_states, num_actions) if z.size == 2 * dim else np.zeros_like(d)
-    tiny = max(1e-12, 1e-12 * float(z.max(initial=0.0)))
+    tiny = max(threshold, threshold * float(z.max(initial=0.0)))
     action = np.where(d.sum(axis=1) > tiny, d.argmax(axis=1), np.where(y.sum(axis=1) > tiny, y.argmax(axis=1), 0))
     return np.eye(num_actions)[action]
+
+
+def policy_of_vertex(P, mu: np.ndarray, point: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The deterministic policy of a basic solution ``point [2 S*A]`` of the multichain
+    average-reward LP whose exact occupancy from ``mu`` is closest to the point's d:
+    :func:`deterministic_policy_of_vertex` at each of :data:`VERTEX_THRESHOLDS` in turn,
+    stopping at the first that reproduces d to :data:`VERTEX_MATCH_TOL` (max abs).
+
+    Returns ``(policy [S, A], occupancy [S*A], error)``: the policy, its exact occupancy
+    (:func:`occupancy_of_policy`) and ``max |occupancy - d|``. An error above the tolerance
+    means no threshold reproduces d (a randomising basic solution, or noise no threshold
+    separates): the caller decides whether the policy is good enough."""
+    S, A = sizes_of(P)
+    d = np.clip(np.asarray(point, dtype=np.float64).reshape(-1)[: S * A], 0.0, None)
+    best = None
+    for threshold in VERTEX_THRESHOLDS:
+        policy = deterministic_policy_of_vertex(point, S, A, threshold)
+        if best is not None and np.array_equal(policy, best[0]):
+            continue
+        occupancy = occupancy_of_policy(P, mu, None, policy)
+        error = float(np.abs(occupancy - d).max())
+        if best is None or error < best[2]:
+            best = (policy, occupancy, error)
+        if error <= VERTEX_MATCH_TOL:
+            break
+    return best
+
+
+def gain_optimal_policy(P, reward: np.ndarray, policy: np.ndarray, *, tol: float = GAIN_TOL,
+                        max_iterations: int = MAX_POLICY_ITERATIONS) -> np.ndarray:
+    """A deterministic policy ``[S, A]`` whose gain is optimal from every state for the average
+    reward ``reward [S*A]`` on ``P`` (dense ``[S, A, S]`` or an operator), by multichain policy
+    iteration (Puterman §9.2) started from ``policy [S, A]`` (its rows' largest entries).
+
+    Evaluation is exact (:func:`gain_and_bias`); improvement first switches a state to an action
+    with a larger ``P g`` (gain), and only when no state can, to an action of largest
+    ``r + P h`` among those of largest ``P g``; an action is kept unless another is better by
+    more than ``tol`` times ``max(1, max |reward|)``. Each switch improves ``(g, h)``
+    lexicographically, so it ends at an optimal policy (Puterman, Theorem 9.2.3).
+
+    Raises:
+        ConvergenceError: ``max_iterations`` improvements did not reach a stable policy.
+    """
+    flat = transition_matrix(P)
+    S, A = sizes_of(P)
+    reward = _flat(reward, S * A).reshape(S, A)
+    states = np.arange(S)
+    action = check_policy(policy, S, A).argmax(axis=1)
+    margin = tol * max(1.0, float(np.abs(reward).max(initial=0.0)))
+    for _ in range(max_iterations):
+        pi = np.eye(A)[action]
+        g, h = gain_and_bias(policy_matrix(flat, pi), reward[states, action])
+        Pg = (flat @ g).reshape(S, A)
+        switch = Pg.max(axis=1) > Pg[states, action] + margin
+        if not switch.any():
+            q = np.where(Pg >= Pg.max(axis=1, keepdims=True) - margin, reward + (flat @ h).reshape(S, A), -np.inf)
+            switch = q.max(axis=1) > q[states, action] + margin
+            if not switch.any():
+                return pi
+            action[switch] = q[switch].argmax(axis=1)
+        else:
+            action[switch] = Pg[switch].argmax(axis=1)
+    raise ConvergenceError(f"policy iteration: {max_iterations} improvements did not reach a gain-optimal policy")
 
 
 def is_unichain_for_full_support(P) -> bool:

@@ -27,8 +27,10 @@ from jaxagg.solvers.polytope import (
     build_polytope,
     deterministic_policy_of_vertex,
     end_component_count,
+    gain_optimal_policy,
     is_unichain_for_full_support,
     occupancy_of_policy,
+    policy_of_vertex,
 )
 from jaxagg.solvers.program import OccupancyProgram, solve_linear
 
@@ -236,6 +238,51 @@ def test_basic_solutions_give_deterministic_policies_that_reach_them(seed):
         assert polytope.residual(point) <= 1e-9
         policy = deterministic_policy_of_vertex(point, m.num_states, m.num_actions)
         np.testing.assert_allclose(occupancy_of_policy(m.P, m.mu, None, policy), point[: m.dim], rtol=0, atol=1e-9)
+
+
+def test_noise_level_mass_on_a_basic_solution_does_not_derail_its_policy():
+    """The attention (5, 3) seed-12 bug: HiGHS's basic solutions are feasible to 1e-10 only, so
+    degenerate entries that are 0 at the vertex come back as +-1e-11. Read as mass (threshold
+    1e-12), such an entry on a transient state picks an action that leaves for another closed
+    class, and the policy's occupancy is far from the vertex. Here state 0 (mu = 1) moves to the
+    rewarding class {1} by action 0 (the vertex: y(0, 0) = 1, d(1, 0) = 1) and to the absorbing
+    state 2 by action 1, which carries 5e-11 of noise."""
+    P = np.zeros((3, 2, 3))
+    P[0, 0, 1] = P[0, 1, 2] = P[1, :, 1] = P[2, :, 2] = 1
+    R = np.zeros((1, 3, 2))
+    R[0, 1, :] = 1
+    m = ja.MOMDP(P, R, mu=[1, 0, 0], criterion="average")
+    polytope = build_polytope(m.P, m.mu, None, multichain=True)
+    point = np.zeros(polytope.num_columns)
+    point[1 * 2 + 0] = 1.0  # d(1, 0)
+    point[m.dim + 0 * 2 + 0] = 1.0  # y(0, 0)
+    assert polytope.residual(point) == 0
+    point[0 * 2 + 1] = 5e-11  # noise: d(0, 1)
+    assert polytope.residual(point) <= 1e-10  # within HiGHS's feasibility tolerance
+    naive = deterministic_policy_of_vertex(point, 3, 2, threshold=1e-12)
+    assert naive[0, 1] == 1 and occupancy_of_policy(m.P, m.mu, None, naive).reshape(3, 2)[2].sum() == 1  # all in state 2
+    policy, occupancy, error = policy_of_vertex(m.P, m.mu, point)
+    assert policy[0, 0] == 1 and error <= 1e-9
+    np.testing.assert_allclose(occupancy, occupancy_of_policy(m.P, m.mu, None, policy), atol=0)
+    np.testing.assert_allclose(occupancy, point[: m.dim], atol=1e-9)
+    # policy iteration from the derailed policy finds the optimum (reward 1 from mu)
+    optimal = gain_optimal_policy(m.P, m.reward_matrix[0], naive)
+    assert m.reward_matrix[0] @ occupancy_of_policy(m.P, m.mu, None, optimal) == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_policy_iteration_is_gain_optimal_against_brute_force(seed):
+    """:func:`gain_optimal_policy` (the pricing fallback of the mixtures) from any start reaches
+    the best deterministic policy's long-run return from mu (Cesàro oracle)."""
+    m = random_multichain(seed)
+    table = returns_of_all_deterministic_policies(m)  # [K, n]
+    rng = np.random.default_rng(seed)
+    for weights in rng.standard_normal((4, m.num_agents)):
+        start = np.eye(m.num_actions)[rng.integers(0, m.num_actions, m.num_states)]
+        policy = gain_optimal_policy(m.P, weights @ m.reward_matrix, start)
+        assert np.isin(policy, [0.0, 1.0]).all() and (policy.sum(axis=1) == 1).all()
+        value = weights @ m.returns(occupancy_of_policy(m.P, m.mu, None, policy))
+        assert value == pytest.approx((table @ weights).max(), abs=ORACLE_TOL)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
