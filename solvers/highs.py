@@ -44,6 +44,8 @@ OPTIMAL_RESIDUAL_LIMIT = 1e-7
 """Largest constraint violation accepted from a solve HiGHS calls optimal (see ``_result``)."""
 
 SOLVERS = ("choose", "simplex", "ipm", "pdlp")
+SIMPLEX_STRATEGIES = {"dual": 1, "primal": 4}
+"""HiGHS's ``simplex_strategy`` values (its default is the dual simplex)."""
 
 
 class SolveStatus(enum.Enum):
@@ -138,6 +140,9 @@ class HighsModel:
         solver: HiGHS's ``solver`` option: ``"choose"`` (default), ``"simplex"``, ``"ipm"``
             (interior point + crossover; measured faster on the largest attention LPs) or
             ``"pdlp"``.
+        simplex: ``"dual"`` (HiGHS's default) or ``"primal"``: the primal simplex suits a sequence
+            of solves that change only the costs (the last basis stays feasible; measured 2.5x
+            faster than the dual on the policy-mixture pricing LPs of attention (5, 3)).
         verbose: print HiGHS's log.
         what: a short name of the program for error messages (``"utilitarian LP"``).
     """
@@ -158,6 +163,7 @@ class HighsModel:
         mip_gap: float | None = None,
         threads: int = DEFAULT_THREADS,
         solver: str = "choose",
+        simplex: str = "dual",
         verbose: bool = False,
         what: str = "program",
     ):
@@ -171,6 +177,8 @@ class HighsModel:
             raise ValidationError(f"sense: expected 'min' or 'max', got {sense!r}")
         if solver not in SOLVERS:
             raise ValidationError(f"solver: expected one of {SOLVERS}, got {solver!r}")
+        if simplex not in SIMPLEX_STRATEGIES:
+            raise ValidationError(f"simplex: expected one of {tuple(SIMPLEX_STRATEGIES)}, got {simplex!r}")
         self.what = what
         self.time_limit = time_limit
         self.is_mip = integrality is not None and bool(np.any(integrality))
@@ -197,6 +205,7 @@ class HighsModel:
 
         self._highs = _new_highs(verbose, threads, time_limit, mip_gap, what)
         _option(self._highs, "solver", solver, what)
+        _option(self._highs, "simplex_strategy", SIMPLEX_STRATEGIES[simplex], what)
         _checked(self._highs.passModel(lp), f"{what}: HiGHS rejected the model")
 
     @property

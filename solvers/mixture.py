@@ -17,7 +17,8 @@ column generation), so that at most ``n + 1`` policies carry weight:
 2. separation: the master's dual ``max lambda.target + theta`` s.t. ``lambda.r_k + theta <= 0``,
    ``|lambda| <= 1`` has the value ``delta > 0``, so ``lambda`` separates the target from the hull
    of the ``r_k``;
-3. pricing: ``max lambda.W d`` over O by the simplex (a basic solution), its deterministic policy
+3. pricing: ``max lambda.W d`` over O by the simplex (a basic solution; one HiGHS model whose
+   costs change each round, warm-started from the last basis by the primal simplex), its deterministic policy
    (:func:`jaxagg.solvers.polytope.policy_of_vertex`), evaluated exactly from ``mu``, is a new
    column strictly beyond every earlier one in direction ``lambda`` (the target is reachable, so
    the optimum is at least ``lambda.target``). What the column needs is that policy's
@@ -106,9 +107,14 @@ def decompose(polytope: OccupancyPolytope, P, mu: np.ndarray, W: np.ndarray, tar
     solves: list[SolveResult] = []
     policies, occupancies = [], []
 
+    # the pricing LP is built once; each round changes only its costs, so the primal simplex
+    # starts from the last round's (still feasible) basis
+    pricing = program.build(np.ones(polytope.dim), "max", solver="simplex", simplex="primal", what="mixture pricing LP")
+
     def add_vertex(direction: np.ndarray, theta: float | None = None) -> np.ndarray:
         cost = direction @ W
-        result = program.solve(cost, sense="max", solver="simplex", what="mixture pricing LP")
+        pricing.set_cost(np.concatenate([cost, np.zeros(pricing.num_cols - cost.size)]))
+        result = pricing.solve()
         solves.append(result)
         policy, occupancy, _ = policy_of_vertex(P, mu, program.point(result))
         value = cost @ occupancy

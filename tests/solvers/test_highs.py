@@ -28,6 +28,18 @@ def test_every_solver_reaches_the_same_vertex(solver):
     np.testing.assert_allclose(result.x, [3.0, 1.0], atol=1e-8)
 
 
+@pytest.mark.parametrize("simplex", ["dual", "primal"])
+def test_both_simplex_strategies_follow_a_change_of_costs(simplex):
+    # max x + 2y  s.t.  x + y <= 4, x + 3y <= 6: the vertex (3, 1); then max 3x + y: the vertex (4, 0)
+    A = sp.csc_matrix([[1.0, 1.0], [1.0, 3.0]])
+    model = HighsModel(np.array([1.0, 2.0]), A, [-INF, -INF], [4.0, 6.0], sense="max", solver="simplex", simplex=simplex)
+    np.testing.assert_allclose(model.solve().x, [3.0, 1.0], atol=1e-9)
+    model.set_cost(np.array([3.0, 1.0]))
+    result = model.solve()
+    np.testing.assert_allclose(result.x, [4.0, 0.0], atol=1e-9)
+    assert result.objective == pytest.approx(12.0)
+
+
 def test_offset_and_dense_matrix_and_scalar_bounds():
     result = solve([1.0], np.array([[1.0]]), [2.0], [INF], 0.0, 10.0, offset=3.0)
     assert result.objective == pytest.approx(5.0)
@@ -131,6 +143,7 @@ def test_warm_started_model_adds_rows_and_changes_bounds_and_costs():
         ({"row_lower": [0.0, 0.0]}, r"row_lower: expected shape \[1\]"),
         ({"col_upper": [np.nan, 1.0]}, "col_upper: contains NaN"),
         ({"solver": "barrier"}, r"solver: expected one of \('choose', 'simplex', 'ipm', 'pdlp'\), got 'barrier'"),
+        ({"simplex": "devex"}, r"simplex: expected one of \('dual', 'primal'\), got 'devex'"),
     ],
 )
 def test_bad_arguments(kwargs, pattern):
