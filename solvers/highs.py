@@ -204,6 +204,7 @@ class HighsModel:
             lp.integrality_ = [highspy.HighsVarType.kInteger if k else highspy.HighsVarType.kContinuous for k in integer]
 
         self._highs = _new_highs(verbose, threads, time_limit, mip_gap, what)
+        self._solved = False  # whether HiGHS holds a basis from an earlier solve (a warm start)
         _option(self._highs, "solver", solver, what)
         _option(self._highs, "simplex_strategy", SIMPLEX_STRATEGIES[simplex], what)
         _checked(self._highs.passModel(lp), f"{what}: HiGHS rejected the model")
@@ -252,11 +253,20 @@ class HighsModel:
         return self._highs.setSolution(solution) != highspy.HighsStatus.kError
 
     def solve(self, raise_on_failure: bool = True) -> SolveResult:
-        """Run HiGHS from the current basis; raise a typed error unless optimal (by default)."""
+        """Run HiGHS from the current basis; raise a typed error unless optimal (by default).
+
+        A warm-started run that ends in an error status (HiGHS's simplex can break down from a
+        basis that new rows made ill-conditioned: seen on a Nash cutting-plane round, attention
+        (5, 3) seed 35) is run once more from scratch before the status is reported."""
         highs = self._highs
         start = time.perf_counter()
         _run(highs, self.what)
         model_status = highs.getModelStatus()
+        if self._solved and status_of(model_status) is SolveStatus.ERROR:
+            highs.clearSolver()
+            _run(highs, self.what)
+            model_status = highs.getModelStatus()
+        self._solved = True
         if model_status == highspy.HighsModelStatus.kUnboundedOrInfeasible:
             # Presolve could not tell which; the simplex without presolve can.
             _option(highs, "presolve", "off", self.what)

@@ -262,3 +262,40 @@ def test_a_refused_mip_start_is_reported(monkeypatch):
     assert model.set_start([1.0])
     monkeypatch.setattr(highspy.Highs, "setSolution", lambda self, *args: ERROR)
     assert not model.set_start([1.0])
+
+
+class BrokenUntilCleared:
+    """A HiGHS stand-in whose runs end in a solve error until its solver state is cleared (the
+    breakdown a warm start from an ill-conditioned basis can give)."""
+
+    def __init__(self, inner):
+        self.inner, self.broken, self.cleared = inner, True, 0
+
+    def getModelStatus(self):
+        return highspy.HighsModelStatus.kSolveError if self.broken else self.inner.getModelStatus()
+
+    def clearSolver(self):
+        self.broken, self.cleared = False, self.cleared + 1
+        return self.inner.clearSolver()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_a_warm_start_that_breaks_down_is_solved_again_from_scratch():
+    A = sp.csc_matrix([[1.0, 1.0], [1.0, 3.0]])
+    model = HighsModel(np.array([1.0, 2.0]), A, [-INF, -INF], [4.0, 6.0], sense="max")
+    model.solve()
+    model._highs = stand_in = BrokenUntilCleared(model._highs)
+    model.set_cost(np.array([3.0, 1.0]))
+    result = model.solve()
+    assert stand_in.cleared == 1 and result.ok
+    np.testing.assert_allclose(result.x, [4.0, 0.0], atol=1e-9)
+
+
+def test_a_first_solve_that_fails_is_reported_not_retried():
+    model = HighsModel(np.array([1.0, 2.0]), sp.csc_matrix([[1.0, 1.0]]), [-INF], [4.0], sense="max", what="test LP")
+    model._highs = stand_in = BrokenUntilCleared(model._highs)
+    with pytest.raises(SolverError, match="test LP: HiGHS stopped with status"):
+        model.solve()
+    assert stand_in.cleared == 0
