@@ -305,45 +305,60 @@ def _floors_at(sample: ReturnSample, positions: np.ndarray) -> np.ndarray:
 def raise_floors(momdp: MOMDP, sample: ReturnSample, positions: np.ndarray,
                  sweeps: int = LOCAL_SWEEPS) -> tuple[np.ndarray, np.ndarray, list]:
     """The exact local step after the MILP: raise every agent's secured sorted position
-    ``positions [n]`` (``-1``: none) as far as a policy can keep them all, by LP bisection over
-    sample positions on one warm-started model. First every agent together (the max-quantile
-    step inside the MILP's box), then each agent alone, lowest rank first, for ``sweeps`` rounds
-    or until nothing moves. Every step keeps all floors, so the secured Borda score
-    ``sum (positions + 1) / N`` never drops. Returns ``(positions after the common raise [n],
-    final positions [n], solves)``."""
+    ``positions [n]`` (``-1``: none) as far as a policy can keep them all, on one warm-started
+    model. First every agent together (the max-quantile step inside the MILP's box, by LP
+    bisection over sample positions), then each agent alone, lowest rank first, for ``sweeps``
+    rounds or until nothing moves: one LP maximising the agent's return under the others'
+    floors gives its highest reachable position directly (the largest whose floor that return
+    meets; a bisection would need about log2 N feasibility LPs). Every step keeps all floors, so
+    the secured Borda score ``sum (positions + 1) / N`` never drops. Returns ``(positions after
+    the common raise [n], final positions [n], solves)``."""
     N, n = sample.num_samples, momdp.num_agents
     program = floored_program(momdp, np.full(n, -INF))
     model = program.build(np.zeros(program.num_cols), sense="max", what="Borda local-step LP")
     floor_rows = np.arange(program.polytope.E.shape[0], program.num_rows)
+    live = ~return_bounds(momdp).degenerate
+    unit = to_unit_scale(momdp, sample.sorted_returns.T)  # [n, N] every sample position's floor, in unit scale
+    scores = normalized_rewards(momdp)  # [n, S*A]: a floor row's coefficients (unit-scale return)
     solves = []
 
-    def feasible(candidate: np.ndarray) -> bool:
+    def solve_with(candidate: np.ndarray, cost: np.ndarray) -> bool:
         model.set_row_bounds(floor_rows, floor_bounds(momdp, _floors_at(sample, candidate)), INF)
+        model.set_cost(cost)
         solves.append(model.solve(raise_on_failure=False))
         return solves[-1].ok
 
-    def highest(low: int, high: int, candidate_at) -> int:
-        """The largest k in [low, high] with candidate_at(k) feasible (low is known feasible)."""
+    def highest_common(low: int, high: int) -> int:
+        """The largest k in [low, high] at which every agent can hold position max(own, k) (low holds)."""
         while low < high:
             middle = (low + high + 1) // 2
-            if feasible(candidate_at(middle)):
+            if solve_with(np.maximum(positions, middle), np.zeros(program.num_cols)):
                 low = middle
             else:
                 high = middle - 1
         return low
 
+    def highest_alone(i: int) -> int:
+        """Agent i's highest position under the others' floors (its own current one holds)."""
+        if not live[i]:  # a constant return meets every floor
+            return N - 1
+        others = positions.copy()
+        others[i] = -1
+        cost = np.zeros(program.num_cols)
+        cost[: scores.shape[1]] = scores[i]
+        if not solve_with(others, cost):
+            return int(positions[i])
+        reachable = int(np.searchsorted(unit[i], solves[-1].objective, side="right")) - 1
+        return int(np.clip(reachable, positions[i], N - 1))
+
     positions = np.asarray(positions, dtype=np.int64).copy()
-    common = highest(-1, N - 1, lambda k: np.maximum(positions, k))
+    common = highest_common(-1, N - 1)
     positions = np.maximum(positions, common)
     after_common = positions.copy()
     for _ in range(sweeps):
         before = positions.copy()
         for i in np.argsort(positions):
-            def alone(k, i=i):
-                candidate = positions.copy()
-                candidate[i] = k
-                return candidate
-            positions[i] = highest(int(positions[i]), N - 1, alone)
+            positions[i] = highest_alone(int(i))
         if (positions == before).all():
             break
     return after_common, positions, solves

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 import jaxagg as ja
 from jaxagg.cdf_fit import fit_cdfs
 from jaxagg.errors import ValidationError
-from jaxagg.rules.borda import borda_score
+from jaxagg.rules.borda import borda_score, raise_floors
 from jaxagg.solvers.highs import INF, solve
 
 
@@ -170,3 +170,37 @@ def test_the_certificate_bounds_every_policy_even_when_it_stops_early():
     assert info["certified_gap"] == pytest.approx(info["upper_bound"] - info["borda_score"])
     with pytest.raises(ValidationError, match="certify_rounds"):
         ja.rules.get("borda")(m, sample, certify=True, certify_rounds=0)
+
+
+def floors_reachable(momdp, floors):
+    """Whether some d in O has J_i(d) >= floors[i] for every agent, by one raw-return LP
+    (independent of the rule's unit-scale floor rows)."""
+    polytope = ja.occupancy_polytope(momdp)
+    matrix = sp.vstack([polytope.E, sp.csr_matrix(momdp.reward_matrix)])
+    result = solve(np.zeros(polytope.dim), matrix, np.concatenate([polytope.b, floors]),
+                   np.concatenate([polytope.b, np.full(momdp.num_agents, INF)]), raise_on_failure=False)
+    return result.ok
+
+
+@pytest.mark.parametrize("start", ["none", "low"])
+def test_local_step_ends_at_floors_no_agent_can_raise_alone(attention_3_3, attention_3_3_sample, start):
+    momdp, sample = attention_3_3, attention_3_3_sample
+    n, N = momdp.num_agents, sample.num_samples
+    begin = np.full(n, -1) if start == "none" else np.arange(n) * 7
+    common, final, solves = raise_floors(momdp, sample, begin)
+    assert (common >= begin).all() and (final >= common).all() and solves
+    at = lambda positions: sample.sorted_returns[positions, np.arange(n)]
+    # the common raise: every agent at max(own, k) holds for k = min(common), and fails one position higher
+    k = int(common.min())
+    assert floors_reachable(momdp, at(np.maximum(begin, k)))
+    if k < N - 1:
+        assert not floors_reachable(momdp, at(np.maximum(begin, k + 1)))
+    # the final floors hold together, and no agent alone reaches its next sample position (up to
+    # values tied with its current floor, which the next position does not raise)
+    assert floors_reachable(momdp, at(final))
+    for i in range(n):
+        if final[i] < N - 1:
+            higher = final.copy()
+            higher[i] = np.searchsorted(sample.sorted_returns[:, i], at(final)[i], side="right")
+            if higher[i] < N:
+                assert not floors_reachable(momdp, at(higher)), f"agent {i} could rise from position {final[i]}"
