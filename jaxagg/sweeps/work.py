@@ -6,6 +6,8 @@ return bounds."""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 import traceback
 from collections import OrderedDict
@@ -23,6 +25,22 @@ from jaxagg.sweeps.spec import Cell, InstanceSpec
 
 CACHED_INSTANCES = 4
 """Instances (and samples) a worker keeps between cells."""
+PARENT_CHECK_SECONDS = 1.0
+"""How often a pool worker checks that the process that started it is still alive."""
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """Make this (pool worker) process exit within :data:`PARENT_CHECK_SECONDS` of its parent's
+    death. A driver killed with SIGKILL cannot shut its pool down, and the workers would go on
+    computing cells nobody will commit, then idle forever holding their instances; when the
+    parent dies the worker is re-parented, so ``os.getppid()`` changes. Starts a daemon thread."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="jaxagg-exit-with-parent", daemon=True).start()
 
 
 @dataclass(frozen=True)

@@ -253,3 +253,37 @@ def test_a_group_sampled_together_fails_only_the_instance_that_fails(tmp_path):
         momdp = ja.envs.garnet(6, 2, 1, 2, seed=record["param.seed"])
         sample = ja.sample(momdp, 100, seed=record["param.seed"])
         assert record["rank"] == sample.rank(np.asarray(record["raw"])).tolist()
+
+
+def test_pool_workers_exit_when_their_driver_is_killed(tmp_path):
+    """A driver killed with SIGKILL cannot shut its pool down: its workers must notice and exit
+    (else they finish cells nobody commits and then idle forever). The LocalExecutor starts them
+    with exit_with_parent; here a driver starts one such worker and is killed."""
+    script = tmp_path / "driver.py"
+    script.write_text(
+        "import multiprocessing, os, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from jaxagg.sweeps.work import exit_with_parent\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'), initializer=exit_with_parent,\n"
+        "                               initargs=(os.getpid(),))\n"
+        "    print(pool.submit(os.getpid).result(), flush=True)\n"
+        "    time.sleep(120)\n")
+    driver = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(driver.stdout.readline())
+    assert alive(worker)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    deadline = time.monotonic() + 30
+    while alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(worker), "the pool worker outlived its killed driver"
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, exited but not reaped by its new parent, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
