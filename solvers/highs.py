@@ -141,7 +141,7 @@ class HighsModel:
             (interior point + crossover; measured faster on the largest attention LPs) or
             ``"pdlp"``.
         simplex: ``"dual"`` (HiGHS's default) or ``"primal"``: the primal simplex suits a sequence
-            of solves that change only the costs (the last basis stays feasible; measured 2.5x
+            of solves that change only the costs (the last basis stays feasible; measured about 3x
             faster than the dual on the policy-mixture pricing LPs of attention (5, 3)).
         verbose: print HiGHS's log.
         what: a short name of the program for error messages (``"utilitarian LP"``).
