@@ -41,7 +41,7 @@ import scipy.sparse as sp
 
 from jaxagg.errors import PolicyError, ShapeError, ValidationError
 from jaxagg.solvers.highs import INF, SolveResult, solve
-from jaxagg.solvers.polytope import OccupancyPolytope, gain_optimal_policy, occupancy_of_policy, policy_of_vertex
+from jaxagg.solvers.polytope import OccupancyPolytope, gain_optimal_policy, occupancy_of_policy, policy_of_vertex, transition_matrix
 from jaxagg.solvers.program import OccupancyProgram
 
 DECOMPOSITION_TOL = 1e-9
@@ -103,6 +103,7 @@ def decompose(polytope: OccupancyPolytope, P, mu: np.ndarray, W: np.ndarray, tar
     target = np.asarray(target, dtype=np.float64)
     if W.ndim != 2 or W.shape[1] != polytope.dim or target.shape != (W.shape[0],):
         raise ShapeError(f"W, target: expected [n, {polytope.dim}] and [n], got {W.shape} and {target.shape}")
+    P = transition_matrix(P)  # once: every round evaluates policies exactly on it
     program = OccupancyProgram(polytope)
     solves: list[SolveResult] = []
     policies, occupancies = [], []

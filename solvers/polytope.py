@@ -127,7 +127,11 @@ class OccupancyPolytope:
 def transition_matrix(P) -> sp.csr_matrix:
     """``P`` (dense ``[S, A, S]`` or a transition operator) as a CSR matrix ``[S*A, S]`` with row
     ``s*A + a`` the distribution ``P(. | s, a)``; built from the operator's own structure (Kronecker
-    factors by sparse Kronecker products), never through a dense ``[S, A, S]``."""
+    factors by sparse Kronecker products), never through a dense ``[S, A, S]``. A sparse matrix
+    ``[S*A, S]`` (this function's own result) is returned as CSR, so that a caller making many
+    exact evaluations builds it once and passes it as ``P``."""
+    if sp.issparse(P):
+        return sp.csr_matrix(P)
     if isinstance(P, T.SparseTransitions):
         S, A = T.shape_of(P)
         successors, probabilities = np.asarray(P.successors), np.asarray(P.probabilities, dtype=np.float64)
@@ -155,9 +159,14 @@ def transition_matrix(P) -> sp.csr_matrix:
 
 
 def sizes_of(P) -> tuple[int, int]:
-    """``(S, A)`` of a dense array or an operator."""
+    """``(S, A)`` of a dense array, an operator or a :func:`transition_matrix` ``[S*A, S]``."""
     if isinstance(P, (T.DenseTransitions, T.SparseTransitions, T.KroneckerTransitions)):
         return T.shape_of(P)
+    if sp.issparse(P):
+        S = P.shape[1]
+        if S == 0 or P.shape[0] % S:
+            raise ShapeError(f"P: expected a transition matrix [S*A, S], got shape {P.shape}")
+        return S, P.shape[0] // S
     return np.shape(P)[0], np.shape(P)[1]
 
 

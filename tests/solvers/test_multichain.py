@@ -20,7 +20,7 @@ import pytest
 import scipy.sparse as sp
 
 import jaxagg as ja
-from jaxagg.errors import DegenerateAgentWarning, PolicyError, ValidationError
+from jaxagg.errors import DegenerateAgentWarning, PolicyError, ShapeError, ValidationError
 from jaxagg.rules.outcome import make_outcome, mixture_returns
 from jaxagg.solvers.mixture import DECOMPOSITION_TOL, decompose
 from jaxagg.solvers.polytope import (
@@ -31,6 +31,8 @@ from jaxagg.solvers.polytope import (
     is_unichain_for_full_support,
     occupancy_of_policy,
     policy_of_vertex,
+    sizes_of,
+    transition_matrix,
 )
 from jaxagg.solvers.program import OccupancyProgram, solve_linear
 
@@ -81,6 +83,19 @@ def random_multichain(seed: int) -> ja.MOMDP:
         if mu.sum() == 0 or end_component_count(P) < 2:
             continue
         return ja.MOMDP(P, rng.random((n, S, A)), mu=mu / mu.sum(), criterion="average")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_built_transition_matrix_stands_for_its_transitions(seed):
+    """Callers making many exact evaluations (the mixture's pricing) build the CSR once and pass it as P."""
+    m = random_multichain(seed)
+    flat = transition_matrix(m.P)
+    assert sizes_of(flat) == sizes_of(m.P)
+    assert (transition_matrix(flat) != flat).nnz == 0
+    policy = np.eye(m.num_actions)[np.arange(m.num_states) % m.num_actions]
+    np.testing.assert_array_equal(occupancy_of_policy(flat, m.mu, None, policy), occupancy_of_policy(m.P, m.mu, None, policy))
+    with pytest.raises(ShapeError, match=r"P: expected a transition matrix \[S\*A, S\], got shape \(7, 3\)"):
+        sizes_of(sp.csr_matrix((7, 3)))
 
 
 def cesaro(P_pi: np.ndarray, mu: np.ndarray, doublings: int = 50) -> np.ndarray:
