@@ -114,7 +114,7 @@ def decompose(polytope: OccupancyPolytope, P, mu: np.ndarray, W: np.ndarray, tar
 
     def add_vertex(direction: np.ndarray, theta: float | None = None) -> np.ndarray:
         cost = direction @ W
-        pricing.set_cost(np.concatenate([cost, np.zeros(pricing.num_cols - cost.size)]))
+        pricing.set_cost(program.full_cost(cost))
         result = pricing.solve()
         solves.append(result)
         policy, occupancy, _ = policy_of_vertex(P, mu, program.point(result))

@@ -103,12 +103,16 @@ class OccupancyProgram:
             model.set_start(start)
         return model.solve()
 
+    def full_cost(self, cost: np.ndarray) -> np.ndarray:
+        """``cost`` on the first columns (e.g. ``[S*A]``, the occupancy), zero on the rest:
+        ``[num_cols]`` (what :meth:`build` and ``HighsModel.set_cost`` take)."""
+        cost = np.asarray(cost, dtype=np.float64)
+        return np.concatenate([cost, np.zeros(self.num_cols - cost.shape[0])]) if cost.shape[0] < self.num_cols else cost
+
     def build(self, cost: np.ndarray, sense: str = "max", **options) -> HighsModel:
         """The program as a :class:`HighsModel`, for warm-started sequences of solves."""
         n = self.num_cols
-        cost = np.asarray(cost, dtype=np.float64)
-        if cost.shape[0] < n:
-            cost = np.concatenate([cost, np.zeros(n - cost.shape[0])])
+        cost = self.full_cost(cost)
         blocks = [sp.csr_matrix(self.polytope.E)] + self._rows
         matrix = sp.vstack([_pad_columns(b, n) for b in blocks], format="csc")
         b = self.polytope.b

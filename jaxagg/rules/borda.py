@@ -344,9 +344,7 @@ def raise_floors(momdp: MOMDP, sample: ReturnSample, positions: np.ndarray,
             return N - 1
         others = positions.copy()
         others[i] = -1
-        cost = np.zeros(program.num_cols)
-        cost[: scores.shape[1]] = scores[i]
-        if not solve_with(others, cost):
+        if not solve_with(others, program.full_cost(scores[i])):
             return int(positions[i])
         reachable = int(np.searchsorted(unit[i], solves[-1].objective, side="right")) - 1
         return int(np.clip(reachable, positions[i], N - 1))
