@@ -69,7 +69,7 @@ def profile(batch: int, factories: int) -> None:
             best_of(f"{form}: whole block kernel", batch, jax.jit(lambda k, i, problem=problem: policy_block_krylov(k, i, problem)),
                     key, indices)
             for setting in (None, "highest", "tensorfloat32"):
-                with jax.default_matmul_precision(setting) if setting else jax.default_matmul_precision(None):
+                with jax.default_matmul_precision(setting):
                     evaluate = jax.jit(lambda pi, problem=problem: E.evaluate_policies(problem.transitions, problem.transitions64, pi,
                                                                                         problem.mu, gamma))
                     out = best_of(f"{form}: evaluate_policies, caller's precision {setting or 'default'}", batch, evaluate, pi)
