@@ -41,6 +41,7 @@ class OccupancyProgram:
     _rows: list[sp.csr_matrix] = field(default_factory=list)
     _row_lower: list[np.ndarray] = field(default_factory=list)
     _row_upper: list[np.ndarray] = field(default_factory=list)
+    _defined: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
     @property
     def num_cols(self) -> int:
@@ -72,6 +73,30 @@ class OccupancyProgram:
         self._row_lower.append(np.broadcast_to(np.asarray(lower, dtype=np.float64), (k,)).copy())
         self._row_upper.append(np.broadcast_to(np.asarray(upper, dtype=np.float64), (k,)).copy())
         return np.arange(first, first + k)
+
+    def add_defined(self, occupancy_coefficients: np.ndarray) -> np.ndarray:
+        """Append free variables ``v = occupancy_coefficients @ d`` (``[k, S*A]``: one equality
+        row each) and return their columns ``[k]``. Rows that many binaries share (a return
+        against K thresholds) then refer to ``v`` with one coefficient instead of repeating
+        ``S*A`` of them: fewer nonzeros for every LP of a branch and bound. :meth:`lift` fills them."""
+        coefficients = np.asarray(occupancy_coefficients, dtype=np.float64)
+        if coefficients.ndim != 2 or coefficients.shape[1] != self.polytope.dim:
+            raise ShapeError(f"occupancy_coefficients: expected [k, {self.polytope.dim}], got {coefficients.shape}")
+        k = coefficients.shape[0]
+        columns = self.add_variables(k)
+        self.add_rows(self.rows_in(coefficients, columns, -np.eye(k)), lower=0.0, upper=0.0)
+        self._defined.append((columns, coefficients))
+        return columns
+
+    def lift(self, occupancy: np.ndarray) -> np.ndarray:
+        """A point ``[num_cols]`` for ``occupancy [S*A]``: O's auxiliary columns filled
+        (:meth:`OccupancyPolytope.lift`), every :meth:`add_defined` variable at its value, the
+        other added variables zero."""
+        x = np.zeros(self.num_cols)
+        x[: self.polytope.num_columns] = self.polytope.lift(occupancy)
+        for columns, coefficients in self._defined:
+            x[columns] = coefficients @ x[: self.polytope.dim]
+        return x
 
     def rows_in(self, occupancy_coefficients: np.ndarray, columns: np.ndarray, column_coefficients: np.ndarray) -> sp.csr_matrix:
         """Build ``[k, num_cols]`` rows: ``occupancy_coefficients [k, S*A]`` on d plus

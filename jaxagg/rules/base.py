@@ -121,8 +121,11 @@ def threshold_binaries(program: OccupancyProgram, momdp: MOMDP, thresholds: np.n
 
     Rows, in unit scale: ``u_i(d) - M_ik b_ik >= target_ik - M_ik`` with ``target`` the lifted
     threshold as a normalised score and the valid big-M ``M_ik = max(target_ik, 0)`` (``u >= 0``
-    on O, so a row with ``b = 0`` never cuts O). A degenerate agent's binaries are fixed to 1
-    without rows. Returns ``(b [n, K] column indices, lifted raw targets [n, K])``.
+    on O, so a row with ``b = 0`` never cuts O). ``u_i`` is a defined variable
+    (:meth:`OccupancyProgram.add_defined`: one dense row per agent), so each big-M row has two
+    entries, not ``S*A + 1``: the epsilon-Borda MILP on attention (5, 3), K = 20, solved 4-6x
+    faster (bench/RESULTS.md). A degenerate agent's binaries are fixed to 1 without rows.
+    Returns ``(b [n, K] column indices, lifted raw targets [n, K])``.
     """
     bounds = return_bounds(momdp)
     n, K = thresholds.shape
@@ -132,10 +135,15 @@ def threshold_binaries(program: OccupancyProgram, momdp: MOMDP, thresholds: np.n
     live = ~bounds.degenerate
     fixed = np.repeat(bounds.degenerate.astype(np.float64), K)
     b = program.add_variables(n * K, lower=fixed, upper=1.0, integer=True).reshape(n, K)
-    agent = np.repeat(np.flatnonzero(live), K)
-    if agent.size:
-        program.add_rows(program.rows_in(normalized_rewards(momdp)[agent], b[live].reshape(-1), -np.diag(big_m[live].reshape(-1))),
-                         lower=(target - big_m)[live].reshape(-1), upper=INF)
+    if live.any():
+        score = program.add_defined(normalized_rewards(momdp)[live])  # [n_live] u_i(d), one dense row each
+        binaries = b[live].reshape(-1)
+        rows = np.arange(binaries.size)
+        coefficients = sp.csr_matrix(
+            (np.concatenate([np.ones(binaries.size), -big_m[live].reshape(-1)]),
+             (np.concatenate([rows, rows]), np.concatenate([np.repeat(score, K), binaries]))),
+            shape=(binaries.size, program.num_cols))
+        program.add_rows(coefficients, lower=(target - big_m)[live].reshape(-1), upper=INF)
     return b, lifted
 
 

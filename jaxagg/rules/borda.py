@@ -305,8 +305,8 @@ def _floors_at(sample: ReturnSample, positions: np.ndarray) -> np.ndarray:
 def raise_floors(momdp: MOMDP, sample: ReturnSample, positions: np.ndarray,
                  sweeps: int = LOCAL_SWEEPS) -> tuple[np.ndarray, np.ndarray, list]:
     """The exact local step after the MILP: raise every agent's secured sorted position
-    ``positions [n]`` (``-1``: none) as far as a policy can keep them all, on one warm-started
-    model. First every agent together (the max-quantile step inside the MILP's box, by LP
+    ``positions [n]`` (``-1``: none) as far as a policy can keep them all, on warm-started models
+    (one per objective). First every agent together (the max-quantile step inside the MILP's box, by LP
     bisection over sample positions), then each agent alone, lowest rank first, for ``sweeps``
     rounds or until nothing moves: one LP maximising the agent's return under the others'
     floors gives its highest reachable position directly (the largest whose floor that return
@@ -315,16 +315,24 @@ def raise_floors(momdp: MOMDP, sample: ReturnSample, positions: np.ndarray,
     the common raise [n], final positions [n], solves)``."""
     N, n = sample.num_samples, momdp.num_agents
     program = floored_program(momdp, np.full(n, -INF))
-    model = program.build(np.zeros(program.num_cols), sense="max", what="Borda local-step LP")
     floor_rows = np.arange(program.polytope.E.shape[0], program.num_rows)
     live = ~return_bounds(momdp).degenerate
     unit = to_unit_scale(momdp, sample.sorted_returns.T)  # [n, N] every sample position's floor, in unit scale
     scores = normalized_rewards(momdp)  # [n, S*A]: a floor row's coefficients (unit-scale return)
+    # One model per objective (feasibility, then agent i's return), each warm-started from its
+    # own last basis: only the floors change between its solves, which the dual simplex repairs
+    # in a few pivots (one shared model whose cost switched between agents took 500-1,400 each).
+    models: dict[int, object] = {}
     solves = []
 
-    def solve_with(candidate: np.ndarray, cost: np.ndarray) -> bool:
+    def solve_with(candidate: np.ndarray, agent: int | None) -> bool:
+        """Solve with floors at ``candidate`` and objective agent ``agent``'s return (``None``: feasibility)."""
+        key = -1 if agent is None else agent
+        if key not in models:
+            cost = np.zeros(program.num_cols) if agent is None else program.full_cost(scores[agent])
+            models[key] = program.build(cost, sense="max", what="Borda local-step LP")
+        model = models[key]
         model.set_row_bounds(floor_rows, floor_bounds(momdp, _floors_at(sample, candidate)), INF)
-        model.set_cost(cost)
         solves.append(model.solve(raise_on_failure=False))
         return solves[-1].ok
 
@@ -332,7 +340,7 @@ def raise_floors(momdp: MOMDP, sample: ReturnSample, positions: np.ndarray,
         """The largest k in [low, high] at which every agent can hold position max(own, k) (low holds)."""
         while low < high:
             middle = (low + high + 1) // 2
-            if solve_with(np.maximum(positions, middle), np.zeros(program.num_cols)):
+            if solve_with(np.maximum(positions, middle), None):
                 low = middle
             else:
                 high = middle - 1
@@ -344,7 +352,7 @@ def raise_floors(momdp: MOMDP, sample: ReturnSample, positions: np.ndarray,
             return N - 1
         others = positions.copy()
         others[i] = -1
-        if not solve_with(others, program.full_cost(scores[i])):
+        if not solve_with(others, i):
             return int(positions[i])
         reachable = int(np.searchsorted(unit[i], solves[-1].objective, side="right")) - 1
         return int(np.clip(reachable, positions[i], N - 1))

@@ -58,8 +58,7 @@ def mip_start(program: OccupancyProgram, momdp: MOMDP, sample: ReturnSample, sta
     """
     d0, report = start_occupancy(momdp, sample, start, objective, q)
     returns = momdp.returns(d0).reshape((-1,) + (1,) * (np.ndim(targets) - 1))
-    x = np.zeros(program.num_cols)
-    x[: program.polytope.num_columns] = program.polytope.lift(d0)  # with O's auxiliary columns, if any
+    x = program.lift(d0)  # with O's auxiliary columns and defined variables, if any
     x[binaries] = returns >= targets
     report.update(milp_score=float(weight * x[binaries].sum()), feasible=program.violation(x) <= START_FEASIBILITY_TOL)
     return (x if report["feasible"] else None), report
