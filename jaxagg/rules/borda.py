@@ -31,7 +31,7 @@ from jaxagg.errors import InfeasibleError, SolverTimeoutError
 from jaxagg.momdp import MOMDP
 from jaxagg.polytope import normalized_rewards, occupancy_polytope, return_bounds
 from jaxagg.rules.base import floor_bounds, floored_program, maximize_separable_concave, threshold_binaries, to_unit_scale
-from jaxagg.rules.completion import check_completion, complete_above
+from jaxagg.rules.completion import Completer, check_completion
 from jaxagg.rules.outcome import Outcome, make_outcome, relabelled
 from jaxagg.rules.registry import register
 from jaxagg.rules.starts import mip_start
@@ -148,6 +148,7 @@ def borda(
             local_lps += lps
     outcome, raised, best = None, secured, -np.inf
     completed_already: set[tuple[int, ...]] = set()
+    completer = Completer(momdp, completion)
 
     def consider(positions_: np.ndarray) -> None:
         """Complete above ``positions_ [n]`` (once per distinct vector) and keep the best by exact score."""
@@ -155,7 +156,7 @@ def borda(
         if tuple(positions_.tolist()) in completed_already:
             return
         completed_already.add(tuple(positions_.tolist()))
-        completed = complete_above(momdp, _floors_at(sample, positions_), completion)
+        completed = completer.above(_floors_at(sample, positions_))
         score = borda_score(completed.returns, sample)
         if score > best:
             outcome, raised, best = completed, positions_, score

@@ -24,11 +24,22 @@ NASH_INITIAL_TANGENTS = 2.0 ** -np.arange(0, 11)
 def utilitarian(momdp: MOMDP, *, normalized: bool = False, floors: np.ndarray | None = None) -> Outcome:
     """Maximise ``sum_i score_i(d)`` (one LP); ``floors [n]``: only policies with raw returns
     ``J_i >= floors[i]`` (a volumetric rule's completion)."""
-    scores = agent_scores(momdp, normalized)
     program = floored_program(momdp, floors)
-    result = program.solve(scores.W.sum(axis=0), sense="max", what="utilitarian LP")
-    return make_outcome(momdp, _name("utilitarian", normalized), program.occupancy(result), [result],
-                        welfare=float(scores.unit * (result.objective + scores.c.sum())))
+    result = program.solve(utilitarian_cost(momdp, normalized), sense="max", what="utilitarian LP")
+    return utilitarian_outcome(momdp, normalized, program.occupancy(result), [result])
+
+
+def utilitarian_cost(momdp: MOMDP, normalized: bool) -> np.ndarray:
+    """The utilitarian LP's objective ``[S*A]``: the sum of the agents' unit-scale scores."""
+    return agent_scores(momdp, normalized).W.sum(axis=0)
+
+
+def utilitarian_outcome(momdp: MOMDP, normalized: bool, occupancy: np.ndarray, solves: list) -> Outcome:
+    """The utilitarian Outcome of an optimal ``occupancy [S*A]`` of its LP (its welfare in raw
+    or normalised returns)."""
+    scores = agent_scores(momdp, normalized)
+    return make_outcome(momdp, _name("utilitarian", normalized), occupancy, solves,
+                        welfare=float(scores.unit * (solves[-1].objective + scores.c.sum())))
 
 
 def egalitarian(momdp: MOMDP, *, normalized: bool = False, floors: np.ndarray | None = None) -> Outcome:
