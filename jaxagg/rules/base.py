@@ -93,6 +93,49 @@ def level_program(momdp: MOMDP, scores: Scores, agents: np.ndarray,
     return program, int(t), first
 
 
+class LevelProbe:
+    """``max_{d in O} min_i (u_i(d) - f_i)`` over the non-degenerate agents for raw-return floors
+    ``f [n]`` (in unit scale), on one warm-started LP (:func:`level_program`, normalised scores,
+    maximise the free level ``t``). It is always feasible, so a probe whose floors no policy
+    meets costs a few dual simplex pivots and keeps the warm start (a feasibility LP took 1,000+
+    iterations to prove such floors infeasible on attention (5, 3), and lost its basis)."""
+
+    def __init__(self, momdp: MOMDP, what: str) -> None:
+        self.momdp = momdp
+        self.live = ~return_bounds(momdp).degenerate
+        program, t, first = level_program(momdp, agent_scores(momdp, True), np.flatnonzero(self.live))
+        self.program = program
+        self.rows = np.arange(first, first + int(self.live.sum()))
+        self.model = program.build(unit_cost(program.num_cols, t), sense="max", what=what)
+
+    def __call__(self, floors: np.ndarray) -> tuple[float, np.ndarray, SolveResult]:
+        """``(slack, raw returns [n] of the maximiser, the solve)`` for raw ``floors [n]``;
+        ``slack >= 0`` iff some policy meets every floor."""
+        self.model.set_row_bounds(self.rows, floor_bounds(self.momdp, floors), INF)
+        result = self.model.solve()
+        return float(result.objective), self.momdp.returns(self.program.occupancy(result)), result
+
+
+def highest_level(probe: LevelProbe, floors_at: Callable[[int], np.ndarray], reached: Callable[[np.ndarray], int],
+                  low: int, high: int, solves: list) -> int:
+    """The largest ``k`` in ``[low, high]`` at which some policy meets every floor ``floors_at(k)
+    [n]`` (raw returns, ascending in ``k``; level ``low`` is known to hold), by bisection with
+    :class:`LevelProbe` probes (appended to ``solves``). A probe that holds has a maximiser
+    meeting the floors of every level up to ``reached(its returns [n])``, so the lower end jumps
+    there (typically 20-25% fewer LPs than plain bisection, each a cheap warm start)."""
+    if not probe.live.any():
+        return high
+    while low < high:
+        middle = (low + high + 1) // 2
+        slack, returns, result = probe(floors_at(middle))
+        solves.append(result)
+        if slack >= 0.0:
+            low = max(middle, min(reached(returns), high))
+        else:
+            high = middle - 1
+    return low
+
+
 def unit_cost(size: int, index) -> np.ndarray:
     """A cost vector ``[size]``: 1 at ``index`` (an int or an index array), 0 elsewhere."""
     cost = np.zeros(size)

@@ -30,7 +30,15 @@ from jaxagg.cdf_fit import fit_logistic_cdf
 from jaxagg.errors import InfeasibleError, SolverTimeoutError
 from jaxagg.momdp import MOMDP
 from jaxagg.polytope import normalized_rewards, occupancy_polytope, return_bounds
-from jaxagg.rules.base import floor_bounds, floored_program, maximize_separable_concave, threshold_binaries, to_unit_scale
+from jaxagg.rules.base import (
+    LevelProbe,
+    floor_bounds,
+    floored_program,
+    highest_level,
+    maximize_separable_concave,
+    threshold_binaries,
+    to_unit_scale,
+)
 from jaxagg.rules.completion import Completer, check_completion
 from jaxagg.rules.outcome import Outcome, make_outcome, relabelled
 from jaxagg.rules.registry import register
@@ -146,20 +154,21 @@ def borda(
             common, raised, lps = raise_floors(momdp, sample, begin)
             candidates += [raised, common]
             local_lps += lps
-    outcome, raised, best = None, secured, -np.inf
+    kept, raised, best = None, secured, -np.inf
     completed_already: set[tuple[int, ...]] = set()
     completer = Completer(momdp, completion)
 
     def consider(positions_: np.ndarray) -> None:
-        """Complete above ``positions_ [n]`` (once per distinct vector) and keep the best by exact score."""
-        nonlocal outcome, raised, best
+        """Complete above ``positions_ [n]`` (once per distinct vector) and keep the best by exact
+        score (the Outcome, with its policy, is built for the kept candidate only)."""
+        nonlocal kept, raised, best
         if tuple(positions_.tolist()) in completed_already:
             return
         completed_already.add(tuple(positions_.tolist()))
-        completed = completer.above(_floors_at(sample, positions_))
+        completed = completer.candidate(_floors_at(sample, positions_))
         score = borda_score(completed.returns, sample)
         if score > best:
-            outcome, raised, best = completed, positions_, score
+            kept, raised, best = completed, positions_, score
 
     for positions_ in candidates:  # in order: the best completed policy by exact empirical score
         consider(positions_)
@@ -172,6 +181,7 @@ def borda(
             warnings.warn(f"borda: proved the score within {certificate['certified_gap']:.4g} of the best empirical Borda "
                           f"score (target n/N = {n / sample.num_samples:.3g}) before the rounds or the time ran out",
                           stacklevel=3)
+    outcome = kept.finish()
     info = {"method": method, "levels": K, "milp_score": float(result.objective), "bound": n / K,
             "local_step": {"secured_before": float((secured + 1).sum() / sample.num_samples),
                            "secured_after": float((raised + 1).sum() / sample.num_samples), "lps": len(local_lps)},
@@ -307,8 +317,8 @@ def raise_floors(momdp: MOMDP, sample: ReturnSample, positions: np.ndarray,
                  sweeps: int = LOCAL_SWEEPS) -> tuple[np.ndarray, np.ndarray, list]:
     """The exact local step after the MILP: raise every agent's secured sorted position
     ``positions [n]`` (``-1``: none) as far as a policy can keep them all, on warm-started models
-    (one per objective). First every agent together (the max-quantile step inside the MILP's box, by LP
-    bisection over sample positions), then each agent alone, lowest rank first, for ``sweeps``
+    (one per objective). First every agent together (the max-quantile step inside the MILP's box:
+    :func:`~jaxagg.rules.base.highest_level`), then each agent alone, lowest rank first, for ``sweeps``
     rounds or until nothing moves: one LP maximising the agent's return under the others'
     floors gives its highest reachable position directly (the largest whose floor that return
     meets; a bisection would need about log2 N feasibility LPs). Every step keeps all floors, so
@@ -320,32 +330,24 @@ def raise_floors(momdp: MOMDP, sample: ReturnSample, positions: np.ndarray,
     live = ~return_bounds(momdp).degenerate
     unit = to_unit_scale(momdp, sample.sorted_returns.T)  # [n, N] every sample position's floor, in unit scale
     scores = normalized_rewards(momdp)  # [n, S*A]: a floor row's coefficients (unit-scale return)
-    # One model per objective (feasibility, then agent i's return), each warm-started from its
+    # One model per agent's return (and the common raise's LevelProbe), each warm-started from its
     # own last basis: only the floors change between its solves, which the dual simplex repairs
     # in a few pivots (one shared model whose cost switched between agents took 500-1,400 each).
     models: dict[int, object] = {}
     solves = []
 
-    def solve_with(candidate: np.ndarray, agent: int | None) -> bool:
-        """Solve with floors at ``candidate`` and objective agent ``agent``'s return (``None``: feasibility)."""
-        key = -1 if agent is None else agent
-        if key not in models:
-            cost = np.zeros(program.num_cols) if agent is None else program.full_cost(scores[agent])
-            models[key] = program.build(cost, sense="max", what="Borda local-step LP")
-        model = models[key]
+    def solve_with(candidate: np.ndarray, agent: int) -> bool:
+        """Solve with floors at ``candidate [n]`` maximising agent ``agent``'s return."""
+        if agent not in models:
+            models[agent] = program.build(program.full_cost(scores[agent]), sense="max", what="Borda local-step LP")
+        model = models[agent]
         model.set_row_bounds(floor_rows, floor_bounds(momdp, _floors_at(sample, candidate)), INF)
         solves.append(model.solve(raise_on_failure=False))
         return solves[-1].ok
 
-    def highest_common(low: int, high: int) -> int:
-        """The largest k in [low, high] at which every agent can hold position max(own, k) (low holds)."""
-        while low < high:
-            middle = (low + high + 1) // 2
-            if solve_with(np.maximum(positions, middle), None):
-                low = middle
-            else:
-                high = middle - 1
-        return low
+    def reached(returns: np.ndarray) -> int:
+        """The highest k at which ``returns [n]`` meet every live agent's floor at position k."""
+        return min(int(np.searchsorted(sample.sorted_returns[:, i], returns[i], side="right")) - 1 for i in np.flatnonzero(live))
 
     def highest_alone(i: int) -> int:
         """Agent i's highest position under the others' floors (its own current one holds)."""
@@ -359,7 +361,9 @@ def raise_floors(momdp: MOMDP, sample: ReturnSample, positions: np.ndarray,
         return int(np.clip(reachable, positions[i], N - 1))
 
     positions = np.asarray(positions, dtype=np.int64).copy()
-    common = highest_common(-1, N - 1)
+    start = positions.copy()
+    common = highest_level(LevelProbe(momdp, "Borda common-raise LP"), lambda k: _floors_at(sample, np.maximum(start, k)),
+                           reached, -1, N - 1, solves)
     positions = np.maximum(positions, common)
     after_common = positions.copy()
     for _ in range(sweeps):

@@ -3,12 +3,15 @@ good, the welfare optimum among the policies whose returns clear per-agent floor
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
 
 from jaxagg.errors import InfeasibleError
 from jaxagg.momdp import MOMDP
 from jaxagg.rules.base import floor_bounds, floored_program, lift_thresholds
-from jaxagg.rules.outcome import Outcome
+from jaxagg.rules.outcome import Outcome, outcome_returns
 from jaxagg.rules.welfare import egalitarian, leximin, utilitarian, utilitarian_cost, utilitarian_outcome
 from jaxagg.solvers.highs import INF, HighsModel
 from jaxagg.solvers.program import IPM_MIN_DIM
@@ -48,6 +51,15 @@ def complete_within(momdp: MOMDP, floors: np.ndarray, completion: str) -> Outcom
     return function(momdp, normalized=normalized, floors=floors)
 
 
+class Candidate(NamedTuple):
+    """A completion before its Outcome is built: ``returns [n]`` (exactly the Outcome's) and
+    ``finish()``, which builds the Outcome (its policy, or policy mixture, can cost several
+    LPs: build it only for the candidate kept)."""
+
+    returns: np.ndarray
+    finish: Callable[[], Outcome]
+
+
 class Completer:
     """:func:`complete_above` for many threshold vectors of one instance (Borda's candidates).
 
@@ -61,21 +73,29 @@ class Completer:
     def __init__(self, momdp: MOMDP, completion: str) -> None:
         self.momdp = momdp
         self.completion = check_completion(completion)
+        self.normalized = COMPLETIONS[self.completion][1]
         self._model: HighsModel | None = None
         self._program = None
 
     def above(self, thresholds: np.ndarray) -> Outcome:
         """:func:`complete_above` ``thresholds [n]`` (raw returns; ``-inf``: no floor)."""
+        return self.candidate(thresholds).finish()
+
+    def candidate(self, thresholds: np.ndarray) -> Candidate:
+        """The completion above ``thresholds [n]`` as a :class:`Candidate` (its returns now, its
+        Outcome on request)."""
         if self.completion not in LINEAR_COMPLETIONS or self.momdp.dim >= IPM_MIN_DIM:
-            return complete_above(self.momdp, thresholds, self.completion)
+            outcome = complete_above(self.momdp, thresholds, self.completion)
+            return Candidate(outcome.returns, lambda: outcome)
         if self._model is None:
             self._program = floored_program(self.momdp, np.full(self.momdp.num_agents, -INF))
-            normalized = COMPLETIONS[self.completion][1]
-            self._model = self._program.build(utilitarian_cost(self.momdp, normalized), sense="max", what="utilitarian LP")
+            self._model = self._program.build(utilitarian_cost(self.momdp, self.normalized), sense="max", what="utilitarian LP")
         result = self._solve(lift_thresholds(self.momdp, thresholds), raise_on_failure=False)
         if not result.ok:  # tight thresholds: within the thresholds themselves, as complete_above does
             result = self._solve(np.asarray(thresholds, dtype=np.float64), raise_on_failure=True)
-        return utilitarian_outcome(self.momdp, COMPLETIONS[self.completion][1], self._program.occupancy(result), [result])
+        occupancy = self._program.occupancy(result)
+        return Candidate(outcome_returns(self.momdp, occupancy),
+                         lambda: utilitarian_outcome(self.momdp, self.normalized, occupancy, [result]))
 
     def _solve(self, floors: np.ndarray, raise_on_failure: bool):
         rows = np.arange(self._program.polytope.E.shape[0], self._program.num_rows)

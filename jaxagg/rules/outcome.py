@@ -99,7 +99,7 @@ def make_outcome(momdp: MOMDP, rule: str, occupancy: np.ndarray, solves: Iterabl
     registry's door replaces it with the registry name and adds the options as ``params``."""
     d = np.clip(np.asarray(occupancy, dtype=np.float64), 0.0, None)
     bounds = return_bounds(momdp)
-    returns = np.where(bounds.degenerate, bounds.lower, momdp.returns(d))
+    returns = outcome_returns(momdp, d)
     policy, mixture, extra, achieved = achieving_policy(momdp, d, returns)
     _require_achieved(momdp, rule, achieved, returns, mixture)
     solves = (*solves, *extra)
@@ -114,6 +114,14 @@ def make_outcome(momdp: MOMDP, rule: str, occupancy: np.ndarray, solves: Iterabl
         stats=SolverStats.of(solves),
         mixture=mixture,
     )
+
+
+def outcome_returns(momdp: MOMDP, occupancy: np.ndarray) -> np.ndarray:
+    """``[n]``: the raw returns an Outcome of ``occupancy [S*A]`` reports (:func:`make_outcome`):
+    ``R d`` of the occupancy clipped at 0, a degenerate agent's at its one value."""
+    d = np.clip(np.asarray(occupancy, dtype=np.float64), 0.0, None)
+    bounds = return_bounds(momdp)
+    return np.where(bounds.degenerate, bounds.lower, momdp.returns(d))
 
 
 POLICY_RTOL = 1e-6

@@ -4,11 +4,14 @@ A policy d is q-quantile fair if every agent ranks it at least q: ``F_i(J_i(d)) 
 empirical CDFs of a ReturnSample, ``min_i F_i(J_i(d))`` only takes the values ``(k+1)/N``, and
 it reaches ``(k+1)/N`` exactly when ``J_i(d) >= x_i[k]`` for every agent (``x_i`` agent i's sorted
 sample, 0-based; ``k = N`` stands for ``max_O J_i``, level 1). Feasibility of those thresholds is
-monotone in k, so bisection over k with one LP feasibility solve per step finds
+monotone in k, so bisection over k finds
 
     q* = max over d in O of min_i F_i(J_i(d))
 
-exactly (resolution 1/N), in about log2(N) warm-started LPs. The policy is then chosen among the
+exactly (resolution 1/N), in at most about log2(N) warm-started LPs
+(:func:`jaxagg.rules.base.highest_level`: each probe maximises the smallest margin above the
+thresholds, which is never infeasible, and a probe that holds lifts the lower end to the level its
+maximiser reaches). The policy is then chosen among the
 q*-fair ones by an explicit completion objective.
 """
 
@@ -18,12 +21,12 @@ import numpy as np
 
 from jaxagg.errors import InfeasibleError
 from jaxagg.momdp import MOMDP
-from jaxagg.rules.base import floor_bounds, floored_program
+from jaxagg.polytope import return_bounds
+from jaxagg.rules.base import LevelProbe, highest_level
 from jaxagg.rules.completion import check_completion, complete_above
 from jaxagg.rules.outcome import Outcome, relabelled
 from jaxagg.rules.registry import register
 from jaxagg.samples import ReturnSample
-from jaxagg.solvers.highs import INF
 from jaxagg.validation import probability
 
 
@@ -52,23 +55,18 @@ def max_quantile(momdp: MOMDP, sample: ReturnSample, *, completion: str = "utili
     check_completion(completion)
     delta = probability("delta", delta)
     N = sample.num_samples
-    program = floored_program(momdp, np.full(momdp.num_agents, -INF))
-    model = program.build(np.zeros(program.num_cols), sense="max", what="max-quantile feasibility LP")
-    floor_rows = np.arange(program.polytope.E.shape[0], program.num_rows)
-    bisection = []
+    bisection: list = []
+    live = np.flatnonzero(~return_bounds(momdp).degenerate)
 
-    def feasible(k: int) -> bool:
-        model.set_row_bounds(floor_rows, floor_bounds(momdp, level_thresholds(sample, k)), INF)
-        bisection.append(model.solve(raise_on_failure=False))
-        return bisection[-1].ok
+    def reached(returns: np.ndarray) -> int:
+        """The highest k whose thresholds ``returns [n]`` meet (k = N: every live agent at its maximum)."""
+        sorted_returns, top = sample.sorted_returns, sample.max_returns
+        return min(N if returns[i] >= top[i] else int(np.searchsorted(sorted_returns[:, i], returns[i], side="right")) - 1
+                   for i in live)
 
-    low, high = -1, N + 1  # low: feasible (no floor); high: infeasible sentinel
-    while high - low > 1:
-        middle = (low + high) // 2
-        if feasible(middle):
-            low = middle
-        else:
-            high = middle
+    # low = -1 (no floor) holds; k = N (every agent at its maximum) is the highest level
+    low = highest_level(LevelProbe(momdp, "max-quantile level LP"), lambda k: level_thresholds(sample, k), reached,
+                        -1, N, bisection)
     if low < 0:
         raise InfeasibleError(
             "max-quantile: no policy reaches even the smallest sampled return of every agent, so the sample's "

@@ -58,3 +58,13 @@ def test_other_completions_go_through_complete_above(attention_2_3, attention_2_
     np.testing.assert_array_equal(warm.returns, cold.returns)
     with pytest.raises(ValueError, match="completion"):
         Completer(attention_2_3, "nash")
+
+
+@pytest.mark.parametrize("completion", ["utilitarian-normalized", "egalitarian-normalized"])
+def test_a_candidates_returns_are_its_outcomes(completion, garnet_average, garnet_average_sample):
+    """Borda scores candidates by :attr:`Candidate.returns` and builds only the kept one's
+    Outcome: the two must agree exactly, or the kept score would not be the reported one."""
+    completer = Completer(garnet_average, completion)
+    for thresholds in _candidates(garnet_average_sample, 3, seed=3):
+        candidate = completer.candidate(thresholds)
+        np.testing.assert_array_equal(candidate.returns, candidate.finish().returns)

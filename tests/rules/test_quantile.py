@@ -97,3 +97,31 @@ def test_bad_inputs(attention_2_3, attention_2_3_sample, attention_3_3_sample):
         ja.rules.get("max-quantile")(m, same_size)
     with pytest.raises(ValidationError, match="completion: expected one of"):
         ja.rules.get("max-quantile")(m, attention_2_3_sample, completion="borda")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_highest_level_equals_a_scan_of_feasibility_lps(seed, garnet_average, garnet_average_sample):
+    """:func:`highest_level` (max-min-margin probes with jumps) against the largest level whose
+    floors a plain feasibility LP accepts, found by scanning down from the top; floors as in
+    Borda's common raise: agent i at sorted position max(start_i, k)."""
+    from jaxagg.rules.base import LevelProbe, floored_program, highest_level
+
+    m, sample = garnet_average, garnet_average_sample
+    N, n = sample.num_samples, m.num_agents
+    start = np.random.default_rng(seed).integers(-1, N // 2, size=n)
+
+    def floors_at(k):
+        positions = np.maximum(start, k)
+        return np.where(positions >= 0, sample.sorted_returns[np.maximum(positions, 0), np.arange(n)], -INF)
+
+    def feasible(k):
+        program = floored_program(m, floors_at(k))
+        return program.build(np.zeros(program.num_cols), sense="max").solve(raise_on_failure=False).ok
+
+    def reached(returns):
+        return min(int(np.searchsorted(sample.sorted_returns[:, i], returns[i], side="right")) - 1 for i in range(n))
+
+    solves = []
+    found = highest_level(LevelProbe(m, "test probe"), floors_at, reached, -1, N - 1, solves)
+    assert feasible(found) and (found == N - 1 or not feasible(found + 1))
+    assert 0 < len(solves) <= math.ceil(math.log2(N + 1))
