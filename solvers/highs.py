@@ -255,14 +255,13 @@ class HighsModel:
     def solve(self, raise_on_failure: bool = True) -> SolveResult:
         """Run HiGHS from the current basis; raise a typed error unless optimal (by default).
 
-        A warm-started run that ends in an error status (HiGHS's simplex can break down from a
-        basis that new rows made ill-conditioned: seen on a Nash cutting-plane round, attention
-        (5, 3) seed 35) is run once more from scratch before the status is reported."""
+        A warm-started run that ends in one of :data:`RECHECKED_FROM_SCRATCH` is run once more
+        from scratch before the status is reported."""
         highs = self._highs
         start = time.perf_counter()
         _run(highs, self.what)
         model_status = highs.getModelStatus()
-        if self._solved and status_of(model_status) is SolveStatus.ERROR:
+        if self._solved and status_of(model_status) in RECHECKED_FROM_SCRATCH:
             highs.clearSolver()
             _run(highs, self.what)
             model_status = highs.getModelStatus()
@@ -277,6 +276,16 @@ class HighsModel:
         if raise_on_failure and not result.ok:
             raise error_of(result, self.what, self.time_limit)
         return result
+
+
+RECHECKED_FROM_SCRATCH = frozenset({SolveStatus.ERROR, SolveStatus.UNBOUNDED, SolveStatus.INFEASIBLE,
+                                    SolveStatus.UNBOUNDED_OR_INFEASIBLE})
+"""Verdicts of a warm-started solve that :meth:`HighsModel.solve` confirms by a solve from scratch
+before reporting them. Seen: the simplex breaking down from a basis that new rows made
+ill-conditioned (a Nash cutting-plane round, attention (5, 3) seed 35: an error), and the primal
+simplex declaring the policy-mixture pricing LP unbounded after a change of costs (attention (5,
+3) seed 75, max-quantile, with single-threaded BLAS: the LP is bounded, its objective is on the
+occupancy, and from scratch it is solved to optimality)."""
 
 
 def _new_highs(verbose: bool, threads: int, time_limit: float | None, mip_gap: float | None, what: str) -> highspy.Highs:

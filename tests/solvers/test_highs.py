@@ -265,14 +265,15 @@ def test_a_refused_mip_start_is_reported(monkeypatch):
 
 
 class BrokenUntilCleared:
-    """A HiGHS stand-in whose runs end in a solve error until its solver state is cleared (the
-    breakdown a warm start from an ill-conditioned basis can give)."""
+    """A HiGHS stand-in whose runs end in ``status`` (default a solve error) until its solver
+    state is cleared (the breakdown a warm start from an ill-conditioned basis can give, or a
+    spurious verdict of unboundedness after a change of costs)."""
 
-    def __init__(self, inner):
-        self.inner, self.broken, self.cleared = inner, True, 0
+    def __init__(self, inner, status=highspy.HighsModelStatus.kSolveError):
+        self.inner, self.status, self.broken, self.cleared = inner, status, True, 0
 
     def getModelStatus(self):
-        return highspy.HighsModelStatus.kSolveError if self.broken else self.inner.getModelStatus()
+        return self.status if self.broken else self.inner.getModelStatus()
 
     def clearSolver(self):
         self.broken, self.cleared = False, self.cleared + 1
@@ -282,15 +283,28 @@ class BrokenUntilCleared:
         return getattr(self.inner, name)
 
 
-def test_a_warm_start_that_breaks_down_is_solved_again_from_scratch():
+@pytest.mark.parametrize("verdict", ["kSolveError", "kUnbounded", "kInfeasible", "kUnboundedOrInfeasible"])
+def test_a_warm_start_that_fails_is_solved_again_from_scratch(verdict):
     A = sp.csc_matrix([[1.0, 1.0], [1.0, 3.0]])
     model = HighsModel(np.array([1.0, 2.0]), A, [-INF, -INF], [4.0, 6.0], sense="max")
     model.solve()
-    model._highs = stand_in = BrokenUntilCleared(model._highs)
+    model._highs = stand_in = BrokenUntilCleared(model._highs, getattr(highspy.HighsModelStatus, verdict))
     model.set_cost(np.array([3.0, 1.0]))
     result = model.solve()
     assert stand_in.cleared == 1 and result.ok
     np.testing.assert_allclose(result.x, [4.0, 0.0], atol=1e-9)
+
+
+def test_a_warm_started_lp_that_is_unbounded_is_still_reported_unbounded():
+    # max -x1 s.t. x0 - x1 <= 4, x >= 0: optimum 0; then max x0: unbounded (x0 = 4 + x1)
+    model = HighsModel(np.array([0.0, -1.0]), sp.csc_matrix([[1.0, -1.0]]), [-INF], [4.0], 0.0, INF, sense="max",
+                       what="test LP")
+    assert model.solve().objective == pytest.approx(0.0)
+    model.set_cost(np.array([1.0, 0.0]))
+    model._highs = stand_in = BrokenUntilCleared(model._highs, highspy.HighsModelStatus.kUnbounded)
+    with pytest.raises(UnboundedError, match="test LP is unbounded"):
+        model.solve()
+    assert stand_in.cleared == 1  # checked from scratch, and the verdict stands
 
 
 def test_a_first_solve_that_fails_is_reported_not_retried():
