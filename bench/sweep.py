@@ -210,7 +210,8 @@ def end_to_end(args, folder: Path, checks: Checks) -> list[dict]:
     reference = store_rows(local)
     rows.append({"run": f"local ({workers} workers)", "cells": len(reference), "failed": local.counts["failed"],
                  "seconds": local_seconds, "ratio": 1.0, "same": "-", "lost": "-"})
-    checks.that("local sweep: every cell done", local.counts["failed"] == 0 and local.counts["pending"] == 0, local.counts)
+    checks.that("local sweep: every cell done", local.counts["failed"] == 0 and local.counts["pending"] == 0,
+                {**local.counts, "failures": failures_of(local)})
     if "ray" in args.backends:
         import ray
 
@@ -253,6 +254,11 @@ def end_to_end(args, folder: Path, checks: Checks) -> list[dict]:
         checks.that("killed + resumed: no committed cell lost or recomputed", kept and len(after) == len(reference))
         checks.that("killed + resumed: same rows as the uninterrupted sweep", same)
     return rows
+
+
+def failures_of(results) -> list[str]:
+    """The failed cells of a sweep, ``"rule on seed s: error"`` (what a failed check shows)."""
+    return [f"{f['rule']} on seed {f.get('param.seed')}: {f['error']}" for f in results.failures()]
 
 
 def toml_of(spec: dict) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 from jaxagg.errors import ValidationError
 from jaxagg.sweeps.sampling import sample_group
-from jaxagg.sweeps.work import Task, exit_with_parent, run_cell
+from jaxagg.sweeps.work import Task, run_cell, start_worker
 from jaxagg.validation import optional_module
 
 BACKENDS = ("local", "ray")
@@ -65,9 +65,10 @@ class LocalExecutor:
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        """Workers that exit when this process dies, even by SIGKILL (:func:`exit_with_parent`)."""
+        """Workers that exit when this process dies, even by SIGKILL, and run their native math
+        on one thread each (:func:`~jaxagg.sweeps.work.start_worker`)."""
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=exit_with_parent, initargs=(os.getpid(),))
+                                   initializer=start_worker, initargs=(os.getpid(),))
 
     def submit(self, task: Task, momdp: Any = None, sample: Any = None) -> Future:
         """Queue ``task``; the worker rebuilds the instance and reads the sample file itself

@@ -43,6 +43,26 @@ def exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="jaxagg-exit-with-parent", daemon=True).start()
 
 
+def one_thread_per_math_library() -> None:
+    """Limit this process's native math libraries (OpenBLAS or MKL under numpy and scipy, OpenMP)
+    to one thread each (``threadpoolctl``). A local pool already runs one worker per core; each
+    worker's BLAS starting a thread per core as well oversubscribes the cores, and OpenBLAS
+    threads spin while they wait: on 2 cores, two processes running the 13 rules on 4 attention
+    (5, 3) instances took 55 s each with the default threads and 40 s each with one (one
+    process alone: 42 s either way; bench/RESULTS.md). Ray needs no call: it starts its
+    one-CPU workers with ``OMP_NUM_THREADS=1``, which OpenBLAS follows."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+
+
+def start_worker(parent_pid: int) -> None:
+    """The initializer of a local pool's worker: exit with the driver (:func:`exit_with_parent`)
+    and run native math single-threaded (:func:`one_thread_per_math_library`)."""
+    exit_with_parent(parent_pid)
+    one_thread_per_math_library()
+
+
 @dataclass(frozen=True)
 class Task:
     """One cell as plain, picklable data (what a worker receives).

@@ -14,10 +14,12 @@ from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pytest
+import threadpoolctl
 
 import jaxagg as ja
 from jaxagg.errors import ValidationError, WorkerError
 from jaxagg.sweeps import Store, SweepResults, load_spec
+from jaxagg.sweeps.executors import LocalExecutor
 from jaxagg.sweeps.run import Driver, plan
 from jaxagg.sweeps.sampling import sample_group
 from jaxagg.sweeps.work import run_cell
@@ -258,14 +260,14 @@ def test_a_group_sampled_together_fails_only_the_instance_that_fails(tmp_path):
 def test_pool_workers_exit_when_their_driver_is_killed(tmp_path):
     """A driver killed with SIGKILL cannot shut its pool down: its workers must notice and exit
     (else they finish cells nobody commits and then idle forever). The LocalExecutor starts them
-    with exit_with_parent; here a driver starts one such worker and is killed."""
+    with start_worker (exit_with_parent); here a driver starts one such worker and is killed."""
     script = tmp_path / "driver.py"
     script.write_text(
         "import multiprocessing, os, time\n"
         "from concurrent.futures import ProcessPoolExecutor\n"
-        "from jaxagg.sweeps.work import exit_with_parent\n"
+        "from jaxagg.sweeps.work import start_worker\n"
         "if __name__ == '__main__':\n"
-        "    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'), initializer=exit_with_parent,\n"
+        "    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'), initializer=start_worker,\n"
         "                               initargs=(os.getpid(),))\n"
         "    print(pool.submit(os.getpid).result(), flush=True)\n"
         "    time.sleep(120)\n")
@@ -278,6 +280,19 @@ def test_pool_workers_exit_when_their_driver_is_killed(tmp_path):
     while alive(worker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not alive(worker), "the pool worker outlived its killed driver"
+
+
+def test_local_pool_workers_run_native_math_on_one_thread():
+    """A local pool runs one worker per core: each worker's BLAS must not start a thread per core
+    as well (oversubscribed OpenBLAS threads spin; two workers ran the rules 1.4x slower). On a
+    machine with one core every library has one thread anyway, and this cannot tell."""
+    executor = LocalExecutor(1)
+    try:
+        libraries = executor._pool.submit(threadpoolctl.threadpool_info).result()
+    finally:
+        executor.close()
+    assert any(library["user_api"] == "blas" for library in libraries), libraries
+    assert all(library["num_threads"] == 1 for library in libraries), libraries
 
 
 def alive(pid: int) -> bool:
