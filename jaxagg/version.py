@@ -2,6 +2,8 @@
 modules under the package (a sample records the version it was drawn with) import it directly.
 The evaluation arithmetic changes with it: 0.2.0 changed GMRES's rotations and the Kronecker
 product's layout, so its samples round differently from 0.1.0's; 0.2.1 computes the solvers'
-float32 products in full precision on every device (a GPU's samples changed; a CPU's did not)."""
+float32 products in full precision on every device (a GPU's samples changed; a CPU's did not);
+0.3.0 draws the policy and hull measures' Dirichlet rows from a counter-based hash instead of
+``jax.random``'s threefry (:func:`jaxagg.kernels.policies.counter_bits`): every such sample changed."""
 
-__version__ = "0.2.1"
+__version__ = "0.3.0"

@@ -3,9 +3,9 @@
 Every block also returns each sample's float64 residual (:mod:`jaxagg.kernels.evaluation`), so
 that the caller can record it and refuse a sample that did not meet the tolerance.
 
-Reproducibility by construction: sample ``i`` is computed from ``fold_in(key, i)`` alone, and
-every sample goes through the same compiled *block* of ``block`` samples (``lax.map`` over
-blocks). A chunk is a whole number of blocks; the last one is padded and the padding dropped.
+Reproducibility by construction: sample ``i`` is computed from ``(key, i)`` alone
+(:func:`jaxagg.kernels.policies.counter_bits`), and every sample goes through the same compiled
+*block* of ``block`` samples (``lax.map`` over blocks). A chunk is a whole number of blocks; the last one is padded and the padding dropped.
 So the numbers are bit-identical whatever the chunk size, and the occupancy of any sample can be
 recomputed later from its index (:func:`evaluate_indices`) instead of being stored.
 
@@ -32,7 +32,7 @@ import numpy as np
 
 from jaxagg.kernels import transitions as T
 from jaxagg.kernels.evaluation import evaluate_policies
-from jaxagg.kernels.policies import random_policies
+from jaxagg.kernels.policies import dirichlet_rows, random_policies
 from jaxagg.kernels.precision import precision_scope
 
 BLOCK = 32
@@ -115,11 +115,7 @@ def hull_block(key: jax.Array, indices: jax.Array, vertices: jax.Array, vertex_r
     ``vertices [k, S*A]`` are the agents' optimal occupancies, ``vertex_returns [k, n]`` their
     returns; returns are linear, so ``J = lambda @ vertex_returns`` without forming ``d``. No
     linear solve, so the residuals are 0."""
-    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, indices)
-    k = vertices.shape[0]
-    e = jax.vmap(lambda kk: jax.random.exponential(kk, (k,), dtype=jnp.float32))(keys)  # same draws in every precision
-    e = jnp.maximum(e, jnp.finfo(jnp.float32).tiny).astype(vertices.dtype)
-    lam = e / e.sum(axis=-1, keepdims=True)
+    lam = dirichlet_rows(key, indices, 1, vertices.shape[0], vertices.dtype)[:, 0]  # same draws in every precision
     return lam @ vertex_returns, lam @ vertices, jnp.zeros(indices.shape, vertices.dtype)
 
 
