@@ -5,7 +5,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-
 MIX_MULTIPLIERS = (0x7FEB352D, 0x846CA68B)
 """The two odd multipliers of :func:`mix32` (C. Wellons' "lowbias32" integer hash)."""
 WEYL = 0x9E3779B9
@@ -66,12 +65,23 @@ def exponential_draws(key: jax.Array, indices: jax.Array, count: int) -> jax.Arr
 
 def dirichlet_rows(key: jax.Array, indices: jax.Array, rows: int, cols: int, dtype=jnp.float32) -> jax.Array:
     """``[B, rows, cols]``: for each global sample index, ``rows`` i.i.d. Dirichlet(1_cols) rows
-    (normalised Exponential(1) draws, :func:`exponential_draws`; floored at the smallest normal
-    float32 so that every entry stays positive). The draws are float32 whatever ``dtype`` is,
-    so that a seed gives the same rows in every precision; they are normalised in ``dtype``."""
+    (normalised Exponential(1) draws, :func:`exponential_draws`, floored at the smallest normal
+    float32 so that every entry stays positive, divided by their :func:`left_to_right_sum`).
+    The draws are float32 whatever ``dtype`` is, so that a seed gives the same rows in every
+    precision; they are normalised in ``dtype``."""
     e = exponential_draws(key, indices, rows * cols).reshape(indices.shape[0], rows, cols)
     e = jnp.maximum(e, jnp.finfo(jnp.float32).tiny).astype(dtype)
-    return e / e.sum(axis=-1, keepdims=True)
+    return e / left_to_right_sum(e)[..., None]
+
+
+def left_to_right_sum(x: jax.Array) -> jax.Array:
+    """``[...]``: the sum over the last axis of ``x [..., k]``, added left to right. A reduction
+    (``x.sum(-1)``) may add in another order for another batch shape (XLA vectorises it by
+    shape), and then sample i's policy would differ by an ulp between batch sizes."""
+    total = x[..., 0]
+    for k in range(1, x.shape[-1]):
+        total = total + x[..., k]
+    return total
 
 
 def random_policies(key: jax.Array, indices: jax.Array, num_states: int, num_actions: int, dtype=jnp.float32) -> jax.Array:

@@ -99,3 +99,16 @@ def test_dirichlet_rows_are_the_same_draws_in_every_precision():
     assert double.dtype == np.float64
     np.testing.assert_allclose(single, double, rtol=1e-6)
     np.testing.assert_allclose(double.sum(axis=-1), 1.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_dirichlet_rows_do_not_depend_on_the_batch_shape(precision):
+    """Sample i's rows are bit-identical in a batch of 2 and of 5,000, eager or jitted (a
+    reduction over the last axis would round by batch shape: the sum is added left to right)."""
+    key = jax.random.key(0)
+    with precision_scope(precision):
+        dtype = jnp.float64 if precision == "float64" else jnp.float32
+        for draw in (dirichlet_rows, jax.jit(dirichlet_rows, static_argnums=(2, 3, 4))):
+            many = np.asarray(draw(key, jnp.arange(5000, dtype=jnp.uint32), 2, 4, dtype))
+            few = np.asarray(draw(key, jnp.array([7, 3, 4999], dtype=jnp.uint32), 2, 4, dtype))
+            np.testing.assert_array_equal(few, many[[7, 3, 4999]])
