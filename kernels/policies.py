@@ -40,9 +40,9 @@ def counter_bits(key: jax.Array, indices: jax.Array, count: int) -> jax.Array:
     The hash: ``row(i) = mix(mix(i ^ k0) + k1)`` and ``col(j) = mix(j * WEYL + k0)`` are
     bijections (distinct samples get distinct rows, distinct entries distinct columns), and the
     bits are ``mix(mix(row(i) ^ col(j)) + k1)`` (``mix``: :func:`mix32`; ``k0, k1``:
-    :func:`key_words`). It replaced ``jax.random``'s threefry in 0.3.0: on a CPU an entry of a
-    policy draw cost 16.5 ns with threefry and 1.9 ns with this hash (attention (5, 3), blocks of
-    256 policies; bench/RESULTS.md)."""
+    :func:`key_words`). It replaced ``jax.random``'s threefry in 0.3.0: on a 2-core CPU the draws
+    of a block of 32 attention (5, 3) policies took 1.52 ms with threefry and 0.45 ms with this
+    hash (``python bench/block_profile.py 32``; bench/RESULTS.md, 2026-11-27 notes)."""
     k0, k1 = key_words(key)
     rows = mix32(mix32(indices.astype(jnp.uint32) ^ k0) + k1)
     cols = mix32(jnp.arange(count, dtype=jnp.uint32) * jnp.uint32(WEYL) + k0)

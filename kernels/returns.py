@@ -5,9 +5,10 @@ that the caller can record it and refuse a sample that did not meet the toleranc
 
 Reproducibility by construction: sample ``i`` is computed from ``(key, i)`` alone
 (:func:`jaxagg.kernels.policies.counter_bits`), and every sample goes through the same compiled
-*block* of ``block`` samples (``lax.map`` over blocks). A chunk is a whole number of blocks; the last one is padded and the padding dropped.
-So the numbers are bit-identical whatever the chunk size, and the occupancy of any sample can be
-recomputed later from its index (:func:`evaluate_indices`) instead of being stored.
+*block* of ``block`` samples (``lax.map`` over blocks). A chunk is a whole number of blocks; the
+last one is padded and the padding dropped. So the numbers are bit-identical whatever the chunk
+size, and the occupancy of any sample can be recomputed later from its index
+(:func:`evaluate_indices`) instead of being stored.
 
 The block size is the one knob that changes the numbers (XLA picks kernels by shape): a CPU
 wants small blocks (:data:`BLOCK`), an accelerator large ones (:func:`block_size`), since the
