@@ -48,7 +48,8 @@ class KrylovResult(NamedTuple):
 
 @full_precision_products
 def gmres(matvec: Callable[[jax.Array], jax.Array], b: jax.Array, x0: jax.Array | None = None, *,
-          restart: int = 20, max_restarts: int = 50, tol: float | jax.Array = 1e-6) -> KrylovResult:
+          restart: int = 20, max_restarts: int = 50, tol: float | jax.Array = 1e-6,
+          stagnation: float | None = None) -> KrylovResult:
     """Solve ``A x = b`` for every row of ``b [B, S]`` by GMRES(``restart``).
 
     Within a cycle a row stops adding Krylov vectors once its (Givens) residual estimate is below
@@ -62,6 +63,10 @@ def gmres(matvec: Callable[[jax.Array], jax.Array], b: jax.Array, x0: jax.Array 
         restart: Krylov dimension per cycle (capped at ``S``).
         max_restarts: cycles at most; the loop stops earlier once every row has converged.
         tol: relative 2-norm residual at which a row stops: a scalar or one per row ``[B]``.
+        stagnation: if given (in (0, 1]), a row also stops when a cycle leaves its residual above
+            ``stagnation`` times the residual before it (an inconsistent singular system, whose
+            residual plateaus, then costs two cycles instead of ``max_restarts``); it stays
+            unconverged.
     """
     B, S = b.shape
     m = max(1, min(int(restart), S))
@@ -88,15 +93,16 @@ def gmres(matvec: Callable[[jax.Array], jax.Array], b: jax.Array, x0: jax.Array 
         r = jnp.where(active[:, None], r_new, r)
         residual = jnp.where(active, residual_new, residual)
         counts = counts + active.astype(jnp.int32)
-        return x, r, residual, counts, done | (residual <= tol)
+        stalled = jnp.zeros_like(done) if stagnation is None else active & (residual_new > stagnation * state[2])
+        return x, r, residual, counts, done | (residual <= tol) | stalled
 
     if zero_start:  # A 0 = 0: the first residual is b itself, no product needed
         r0, residual0 = b, bnorm / scale
     else:
         r0, residual0 = relative_residual(x0)
     init = (x0, r0, residual0, jnp.zeros((B,), jnp.int32), residual0 <= tol)
-    x, _, residual, counts, done = jax.lax.while_loop(keep_going, step, init)
-    return KrylovResult(x=x, residual=residual, restarts=counts, converged=done)
+    x, _, residual, counts, _ = jax.lax.while_loop(keep_going, step, init)
+    return KrylovResult(x=x, residual=residual, restarts=counts, converged=residual <= tol)
 
 
 @full_precision_products

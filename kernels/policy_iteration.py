@@ -24,6 +24,10 @@ MAX_RESTARTS = 60
 """GMRES cycles at most per value solve."""
 VALUE_TOL = 1e-12
 """Relative 2-norm residual at which a value solve stops."""
+STAGNATION = 0.999
+"""A value solve stops when a GMRES cycle cuts its residual by less than 0.1%: the residual of an
+inconsistent system (a multichain policy whose classes' gains differ) plateaus, and finding that
+out cost a whole restart budget (seconds per greedy step on attention (7, 3))."""
 EVALUABLE_TOL = 1e-8
 """A value solve whose relative residual stays above this has no solution (a multichain policy
 whose classes' gains differ) or did not converge: the policy is not accepted (module docstring)."""
@@ -44,13 +48,13 @@ def _value_solve(op, pi, rewards, x0, gamma, average):
             return v - flow + v.mean(axis=-1, keepdims=True)
         return v - gamma * flow
 
-    out = krylov.gmres(matvec, r_pi, x0, restart=RESTART, max_restarts=MAX_RESTARTS, tol=VALUE_TOL)
+    out = krylov.gmres(matvec, r_pi, x0, restart=RESTART, max_restarts=MAX_RESTARTS, tol=VALUE_TOL, stagnation=STAGNATION)
     residual = jnp.where(jnp.isfinite(out.residual), out.residual, jnp.inf)
     return out.x, residual
 
 
-def _iterate(op, rewards, tie, gamma, max_iterations, average):
-    """Batched policy iteration from the uniform policy; ``rewards [K, S, A]``, ``tie [K]``.
+def _iterate(op, rewards, tie, gamma, max_iterations, average, start):
+    """Batched policy iteration from policies ``start [K, S, A]``; ``rewards [K, S, A]``, ``tie [K]``.
 
     One value solve per loop step (one GMRES in the compiled program): each row evaluates its
     candidate; an evaluable candidate is accepted and the next greedy candidate computed from it
@@ -85,9 +89,9 @@ def _iterate(op, rewards, tie, gamma, max_iterations, average):
         return (evaluations + 1, pi, h, res, cand, tries, active, iterations, mixes + mixing.astype(jnp.int32),
                 stuck | give_up)
 
-    uniform = jnp.full((K, S, A), 1.0 / A, dtype)
+    start = start.astype(dtype)
     zeros = jnp.zeros((K,), jnp.int32)
-    state = (jnp.zeros((), jnp.int32), uniform, jnp.zeros((K, S), dtype), jnp.full((K,), jnp.inf, dtype), uniform, zeros,
+    state = (jnp.zeros((), jnp.int32), start, jnp.zeros((K, S), dtype), jnp.full((K,), jnp.inf, dtype), start, zeros,
              jnp.ones((K,), bool), zeros, zeros, jnp.zeros((K,), bool))
     state = jax.lax.while_loop(lambda s: (s[0] < max_iterations) & s[6].any(), body, state)
     _, pi, h, res, _, _, active, iterations, mixes, stuck = state
@@ -124,24 +128,29 @@ def _evaluate_traced_gamma(op, pi, mu, gamma, average):
 
 
 @partial(jax.jit, static_argnames=("average",))
-def _solve(op, rewards, mu, tie, gamma, max_iterations, average):
+def _solve(op, rewards, mu, tie, gamma, max_iterations, average, start):
     """Policy iteration, exact occupancies of the final policies, certificates: one program
-    (``gamma`` and ``max_iterations`` are traced, so changing them does not recompile)."""
-    pi, h, value_residual, converged, iterations, mixes, stuck = _iterate(op, rewards, tie, gamma, max_iterations, average)
+    (``gamma``, ``max_iterations`` and ``start`` are traced, so changing them does not recompile)."""
+    pi, h, value_residual, converged, iterations, mixes, stuck = _iterate(op, rewards, tie, gamma, max_iterations, average,
+                                                                         start)
     evaluation = _evaluate_traced_gamma(op, pi, mu, gamma, average)
     lower, upper, occupancy, residual = _certify(op, rewards, mu, pi, h, evaluation.rho, gamma, average)
     return dict(pi=pi, h=h, value_residual=value_residual, converged=converged, iterations=iterations, mixes=mixes, stuck=stuck,
                 evaluation_residual=evaluation.residual, lower=lower, upper=upper, occupancy=occupancy, residual=residual)
 
 
-def solve(op: T.Transitions, centred: np.ndarray, mu: np.ndarray, tie: np.ndarray, gamma: float | None, max_iterations: int) -> dict:
-    """Batched policy iteration and certificates for rewards ``centred [K, S, A]`` (numpy in,
-    numpy out): ``pi, h, value_residual, converged, iterations, mixes, stuck,
-    evaluation_residual, lower, upper, occupancy, residual`` (see :mod:`jaxagg.solvers.mdp`)."""
+def solve(op: T.Transitions, centred: np.ndarray, mu: np.ndarray, tie: np.ndarray, gamma: float | None, max_iterations: int,
+          start: np.ndarray | None = None) -> dict:
+    """Batched policy iteration from ``start [K, S, A]`` (default: uniform policies) and
+    certificates for rewards ``centred [K, S, A]`` (numpy in, numpy out): ``pi, h,
+    value_residual, converged, iterations, mixes, stuck, evaluation_residual, lower, upper,
+    occupancy, residual`` (see :mod:`jaxagg.solvers.mdp`)."""
+    K, S, A = np.shape(centred)
+    start = np.full((K, S, A), 1.0 / A) if start is None else start
     with precision_scope("float64"):
         out = _solve(T.astype(op, jnp.float64), jnp.asarray(centred, jnp.float64), jnp.asarray(mu, jnp.float64),
                      jnp.asarray(tie, jnp.float64), jnp.asarray(gamma or 0.0, jnp.float64), jnp.asarray(max_iterations, jnp.int32),
-                     gamma is None)
+                     gamma is None, jnp.asarray(start, jnp.float64))
         return {key: np.asarray(value) for key, value in out.items()}
 
 

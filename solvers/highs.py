@@ -230,6 +230,29 @@ class HighsModel:
         ), f"{self.what}: HiGHS rejected the new rows")
         return np.arange(first, first + k)
 
+    def add_columns(self, matrix: sp.spmatrix | np.ndarray, cost: np.ndarray | float, lower: np.ndarray | float = 0.0,
+                    upper: np.ndarray | float = INF) -> np.ndarray:
+        """Append continuous columns (``matrix`` is ``[num_rows, k]``, ``cost [k]``, bounds
+        ``[k]`` or scalars); returns their indices. The basis is kept: a new column starts
+        nonbasic at its lower bound."""
+        block = sp.csc_matrix(matrix, dtype=np.float64)
+        if block.shape[0] != self.num_rows:
+            raise ValidationError(f"matrix: expected {self.num_rows} rows, got shape {block.shape}")
+        k = block.shape[1]
+        first = self.num_cols
+        _checked(self._highs.addCols(
+            k, _vector("cost", cost, k), _vector("lower", lower, k), _vector("upper", upper, k), block.nnz,
+            block.indptr[:-1].astype(np.int32), block.indices.astype(np.int32), block.data,
+        ), f"{self.what}: HiGHS rejected the new columns")
+        return np.arange(first, first + k)
+
+    def set_col_bounds(self, columns: np.ndarray, lower: np.ndarray | float, upper: np.ndarray | float) -> None:
+        """Change the bounds of existing columns ``[k]``."""
+        columns = np.asarray(columns, dtype=np.int32).reshape(-1)
+        k = columns.size
+        _checked(self._highs.changeColsBounds(k, columns, _vector("lower", lower, k), _vector("upper", upper, k)),
+                 f"{self.what}: HiGHS rejected the new column bounds")
+
     def set_row_bounds(self, rows: np.ndarray, lower: np.ndarray | float, upper: np.ndarray | float) -> None:
         """Change the bounds of existing rows ``[k]``."""
         rows = np.asarray(rows, dtype=np.int32).reshape(-1)

@@ -62,7 +62,7 @@ import numpy as np
 from jaxagg.errors import ConvergenceError, ShapeError, SolverError, ValidationError
 from jaxagg.kernels import policy_iteration
 from jaxagg.kernels import transitions as T
-from jaxagg.solvers.program import DEGENERATE_RTOL, ReturnBounds
+from jaxagg.solvers.bounds import DEGENERATE_RTOL, ReturnBounds
 
 TOL = 1e-9
 """Default certification tolerance, relative to ``scale`` (half the reward range)."""
@@ -90,7 +90,7 @@ class MDPSolutions(NamedTuple):
         policy: ``[K, S, A]`` the final (evaluated) policies.
         occupancy: ``[K, S*A]`` their occupancies ``rho[:, :, None] * policy`` (flat).
         value_vector: ``[K, S]`` the ``h`` of the certificate (for the centred rewards).
-        iterations: ``[K]`` policy evaluations each MDP used (the uniform start included).
+        iterations: ``[K]`` policy evaluations each MDP used (the start included).
         mixes: ``[K]`` evaluations of mixed policies (average reward, multichain greedy steps).
         converged: ``[K]`` the policy was stable (no improving action beyond the tie tolerance).
         stuck: ``[K]`` a greedy policy could not be evaluated even after mixing: the row stopped.
@@ -147,7 +147,7 @@ class BoundCertificate(NamedTuple):
 
 # ---------------------------------------------------------------- the solver
 def solve_mdps(op: T.Transitions, rewards: np.ndarray, mu: np.ndarray, gamma: float | None, *, tol: float = TOL,
-               max_iterations: int = MAX_ITERATIONS) -> MDPSolutions:
+               max_iterations: int = MAX_ITERATIONS, start: np.ndarray | None = None) -> MDPSolutions:
     """Maximise ``<rewards[k], d>`` over O for every ``k``, together, by batched policy iteration.
 
     Args:
@@ -159,7 +159,10 @@ def solve_mdps(op: T.Transitions, rewards: np.ndarray, mu: np.ndarray, gamma: fl
         gamma: discount factor in (0, 1), or ``None`` for average reward (every full-support
             policy must be unichain; multichain greedy policies are handled, module docstring).
         tol: certification tolerance relative to ``scale`` (half the reward range); ``>= 0``.
-        max_iterations: policy evaluations at most per MDP (>= 1; 1 evaluates the uniform policy).
+        max_iterations: policy evaluations at most per MDP (>= 1; 1 evaluates the start).
+        start: ``[K, S, A]`` policies to start from (default: uniform). Under average reward a
+            start must be unichain: one with full support is, on the instances this serves
+            (a warm start mixes a previous policy with the uniform one).
 
     Returns:
         :class:`MDPSolutions` (numpy). Rows with ``certified`` False are *not* optima; use their
@@ -181,10 +184,16 @@ def solve_mdps(op: T.Transitions, rewards: np.ndarray, mu: np.ndarray, gamma: fl
         raise ValidationError(f"max_iterations: expected an integer >= 1, got {max_iterations!r}")
     if not (np.isfinite(tol) and tol >= 0):
         raise ValidationError(f"tol: expected a finite float >= 0, got {tol!r}")
+    if start is not None:
+        start = np.asarray(start, dtype=np.float64)
+        if start.shape != rewards.shape:
+            raise ShapeError(f"start: expected {list(rewards.shape)} policies, got {start.shape}")
+        if not (np.isfinite(start).all() and start.min() >= 0 and np.allclose(start.sum(axis=-1), 1.0, atol=1e-9)):
+            raise ValidationError("start: expected rows that are probability distributions over actions")
     high, low = rewards.max(axis=(1, 2)), rewards.min(axis=(1, 2))
     centre, scale = (high + low) / 2.0, (high - low) / 2.0
     centred = rewards - centre[:, None, None]
-    out = policy_iteration.solve(op, centred, mu, 0.1 * tol * scale, gamma, max_iterations)
+    out = policy_iteration.solve(op, centred, mu, 0.1 * tol * scale, gamma, max_iterations, start)
     gap = out["upper"] - out["lower"]
     certified = np.isfinite(gap) & (gap <= tol * scale) & (out["residual"] <= FEASIBILITY_TOL)
     lower, upper = out["lower"] + centre, out["upper"] + centre

@@ -66,6 +66,10 @@ class OccupancyPolytope:
         num_states, num_actions: S and A.
         criterion: ``"average"`` or ``"discounted"``.
         num_aux: auxiliary columns after d (0, or S*A for the multichain formulation).
+        transitions, mu, gamma: the MDP that O comes from (a transition operator, ``[S]``, the
+            discount or ``None``) when O is its flow polytope (``num_aux == 0``) and the
+            transitions are an operator or a dense array, else ``None``: what
+            :mod:`jaxagg.solvers.columns` needs to price columns by solving MDPs over O.
     """
 
     E: sp.csc_matrix
@@ -74,6 +78,9 @@ class OccupancyPolytope:
     num_actions: int
     criterion: str
     num_aux: int = 0
+    transitions: object = None
+    mu: np.ndarray | None = None
+    gamma: float | None = None
 
     @property
     def dim(self) -> int:
@@ -205,7 +212,17 @@ def build_polytope(P, mu: np.ndarray, gamma: float | None, multichain: bool | No
     E.eliminate_zeros()
     E.sort_indices()
     return OccupancyPolytope(E=E, b=b, num_states=S, num_actions=A, criterion="average" if gamma is None else "discounted",
-                             num_aux=num_aux)
+                             num_aux=num_aux, transitions=None if num_aux else _operator_or_none(P), mu=mu, gamma=gamma)
+
+
+def _operator_or_none(P):
+    """``P`` as a transition operator of :mod:`jaxagg.kernels.transitions` (a dense array is
+    wrapped, float64), or ``None`` for a scipy.sparse ``[S*A, S]`` matrix."""
+    if isinstance(P, (T.DenseTransitions, T.SparseTransitions, T.KroneckerTransitions)):
+        return P
+    if sp.issparse(P):
+        return None
+    return T.DenseTransitions(np.asarray(P, dtype=np.float64))
 
 
 # ------------------------------------------------------------------ policy <-> occupancy

@@ -20,11 +20,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from jaxagg.errors import ShapeError
+from jaxagg.solvers import columns as column_generation
+from jaxagg.solvers.bounds import DEGENERATE_RTOL, ReturnBounds
 from jaxagg.solvers.highs import INF, HighsModel, SolveResult
 from jaxagg.solvers.polytope import OccupancyPolytope
 
-DEGENERATE_RTOL = 1e-9
-"""An agent whose ``max_O J - min_O J`` is at most this times ``max |R|`` is degenerate."""
+__all__ = ["DEGENERATE_RTOL", "IPM_MIN_DIM", "OccupancyProgram", "ReturnBounds", "return_bounds", "solve_linear"]
+
 IPM_MIN_DIM = 5000
 """From this many occupancy coordinates on, one-shot LPs default to interior point + crossover."""
 
@@ -119,10 +121,14 @@ class OccupancyProgram:
         ``start [num_cols]`` is a MIP start (:meth:`HighsModel.set_start`).
 
         A one-shot LP over a large polytope (``S*A >= IPM_MIN_DIM``) uses HiGHS's interior
-        point method with crossover unless ``solver`` is given: measured 3x faster than the
-        default dual simplex on attention (7, 3) (bench/RESULTS.md)."""
-        if not any(self._integer_flags()) and self.polytope.dim >= IPM_MIN_DIM:
-            options.setdefault("solver", "ipm")
+        point method with crossover unless ``solver`` is given (measured 3x faster than the
+        default dual simplex on attention (7, 3), bench/RESULTS.md), or column generation where
+        :meth:`build` chooses it."""
+        if self.polytope.dim >= IPM_MIN_DIM and not any(self._integer_flags()):
+            if self.polytope.dim >= column_generation.MIN_DIM and column_generation.applies(self.polytope) and "solver" not in options:
+                options["fallback_solver"] = "ipm"
+            else:
+                options.setdefault("solver", "ipm")
         model = self.build(cost, sense, **options)
         if start is not None:
             model.set_start(start)
@@ -135,7 +141,16 @@ class OccupancyProgram:
         return np.concatenate([cost, np.zeros(self.num_cols - cost.shape[0])]) if cost.shape[0] < self.num_cols else cost
 
     def build(self, cost: np.ndarray, sense: str = "max", **options) -> HighsModel:
-        """The program as a :class:`HighsModel`, for warm-started sequences of solves."""
+        """The program as a :class:`HighsModel`, for warm-started sequences of solves; or, for an
+        LP over a polytope of at least :data:`jaxagg.solvers.columns.MIN_DIM` occupancy
+        coordinates whose MDP is known, a :class:`jaxagg.solvers.columns.ColumnModel` (the same
+        interface; column generation with MDP pricing). ``solver="columns"`` asks for the
+        column generation at any size; naming a HiGHS ``solver`` asks for HiGHS."""
+        if options.get("solver") == "columns" or ("solver" not in options and self.polytope.dim >= column_generation.MIN_DIM
+                                                  and column_generation.applies(self.polytope) and not self._integer_flags().any()):
+            options.pop("solver", None)
+            options.pop("simplex", None)
+            return column_generation.ColumnModel(self, cost, sense, **options)
         n = self.num_cols
         cost = self.full_cost(cost)
         blocks = [sp.csr_matrix(self.polytope.E)] + self._rows
@@ -184,38 +199,6 @@ def _pad_columns(block: sp.csr_matrix, num_cols: int) -> sp.csr_matrix:
     if block.shape[1] == num_cols:
         return block
     return sp.csr_matrix((block.data, block.indices, block.indptr), shape=(block.shape[0], num_cols))
-
-
-@dataclass(frozen=True, eq=False)
-class ReturnBounds:
-    """Every agent's return range over O, with the occupancies that attain it.
-
-    Attributes:
-        lower, upper: ``[n]`` ``min_O J_i`` and ``max_O J_i``.
-        argmin, argmax: ``[n, S*A]`` occupancies attaining them.
-        degenerate: ``[n]`` agents whose return is (numerically) constant over O.
-        method: ``"lp"`` (2n LPs) or ``"policy-iteration"`` (:mod:`jaxagg.solvers.mdp`).
-        certificates: for policy iteration, one certificate per agent and sense (its bracket
-            ``[lower, upper]`` around the optimum and how it was found).
-    """
-
-    lower: np.ndarray
-    upper: np.ndarray
-    argmin: np.ndarray
-    argmax: np.ndarray
-    degenerate: np.ndarray
-    method: str = "lp"
-    certificates: tuple = ()
-
-    @property
-    def span(self) -> np.ndarray:
-        """``upper - lower``, with 1 for degenerate agents so that divisions are safe."""
-        return np.where(self.degenerate, 1.0, self.upper - self.lower)
-
-    def normalize(self, returns: np.ndarray) -> np.ndarray:
-        """``u_i = (J_i - min J_i) / (max J_i - min J_i)``; 1 for degenerate agents. ``[..., n]``."""
-        u = (np.asarray(returns, dtype=np.float64) - self.lower) / self.span
-        return np.where(self.degenerate, 1.0, u)
 
 
 def return_bounds(polytope: OccupancyPolytope, reward_matrix: np.ndarray, degenerate_rtol: float = DEGENERATE_RTOL) -> ReturnBounds:

@@ -71,6 +71,12 @@ def test_lp_smoke(tmp_path):
     assert any("reduced cost" in check["check"] for check in summary["checks"])
 
 
+def test_lp_smoke_by_column_generation(tmp_path):
+    summary = run_smoke(tmp_path, "bench/lp.py", "--solver", "columns")
+    assert all(row["how"].endswith("columns") for row in summary["rows"])
+    assert any("certified gap" in check["check"] for check in summary["checks"])
+
+
 @pytest.mark.slow
 def test_rules_smoke(tmp_path):
     summary = run_smoke(tmp_path, "bench/rules.py")
