@@ -44,7 +44,7 @@ COLUMNS = [
     ("O build ms", "build_ms", ".1f"),
     ("utilitarian LP ms", "lp_ms", ".1f"),
     ("egalitarian LP ms", "level_ms", ".1f"),
-    ("how", "how", ""),
+    ("how (utilitarian / egalitarian)", "how", ""),
     ("residual", "residual", ".1e"),
 ]
 
@@ -85,7 +85,7 @@ def bench_size(factories: int, phases: int, repeats: int, solver: str, checks: C
         check_certified(checks, f"{label} egalitarian", level_result)
     return {"instance": label, "factories": factories, "phases": phases, "S": momdp.num_states, "SA": momdp.dim,
             "nnz": int(polytope.E.nnz), "env_s": env_s, "build_ms": 1000 * build_s, "lp_ms": 1000 * lp_s,
-            "level_ms": 1000 * level_s, "how": how(result), "residual": residual, "objective": result.objective,
+            "level_ms": 1000 * level_s, "how": f"{how(result)} / {how(level_result)}", "residual": residual, "objective": result.objective,
             "level": level_result.objective, "messages": [result.message, level_result.message]}
 
 
@@ -100,9 +100,9 @@ def egalitarian_program(polytope, reward_matrix: np.ndarray) -> tuple[OccupancyP
 
 
 def how(result) -> str:
-    """How a result was solved: HiGHS, or column generation (and its columns)."""
+    """How a result was solved: ``HiGHS``, or ``CG k`` (column generation with k columns)."""
     if result.highs_status == "column-generation":
-        return result.message.split("(")[1].split(",")[0]
+        return "CG " + result.message.split("column generation: ")[1].split(" ")[0]
     return "HiGHS"
 
 

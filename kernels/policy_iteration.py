@@ -37,7 +37,7 @@ OCCUPANCY_TOL = 1e-12
 """Residual tolerance passed to ``evaluate_policies`` for the returned policies."""
 
 
-def _value_solve(op, pi, rewards, x0, gamma, average):
+def _value_solve(op, pi, rewards, x0, gamma, average, restart):
     """``(h [K, S], relative residual [K])`` of the value systems of policies ``pi [K, S, A]``
     (``gamma`` a traced scalar, ignored when ``average``)."""
     r_pi = (pi * rewards).sum(axis=-1)
@@ -48,12 +48,12 @@ def _value_solve(op, pi, rewards, x0, gamma, average):
             return v - flow + v.mean(axis=-1, keepdims=True)
         return v - gamma * flow
 
-    out = krylov.gmres(matvec, r_pi, x0, restart=RESTART, max_restarts=MAX_RESTARTS, tol=VALUE_TOL, stagnation=STAGNATION)
+    out = krylov.gmres(matvec, r_pi, x0, restart=restart, max_restarts=MAX_RESTARTS, tol=VALUE_TOL, stagnation=STAGNATION)
     residual = jnp.where(jnp.isfinite(out.residual), out.residual, jnp.inf)
     return out.x, residual
 
 
-def _iterate(op, rewards, tie, gamma, max_iterations, average, start):
+def _iterate(op, rewards, tie, gamma, max_iterations, average, start, restart):
     """Batched policy iteration from policies ``start [K, S, A]``; ``rewards [K, S, A]``, ``tie [K]``.
 
     One value solve per loop step (one GMRES in the compiled program): each row evaluates its
@@ -73,7 +73,7 @@ def _iterate(op, rewards, tie, gamma, max_iterations, average, start):
 
     def body(state):
         evaluations, pi, h, res, cand, tries, active, iterations, mixes, stuck = state
-        h_c, res_c = _value_solve(op, cand, rewards, h, gamma, average)
+        h_c, res_c = _value_solve(op, cand, rewards, h, gamma, average, restart)
         evaluated = active & (res_c <= EVALUABLE_TOL)
         failed = active & ~evaluated
         pi = jnp.where(evaluated[:, None, None], cand, pi)
@@ -127,12 +127,12 @@ def _evaluate_traced_gamma(op, pi, mu, gamma, average):
     return evaluate_policies(op, op, pi, mu, None if average else gamma, method="krylov", tol=OCCUPANCY_TOL)
 
 
-@partial(jax.jit, static_argnames=("average",))
-def _solve(op, rewards, mu, tie, gamma, max_iterations, average, start):
+@partial(jax.jit, static_argnames=("average", "restart"))
+def _solve(op, rewards, mu, tie, gamma, max_iterations, average, start, restart):
     """Policy iteration, exact occupancies of the final policies, certificates: one program
     (``gamma``, ``max_iterations`` and ``start`` are traced, so changing them does not recompile)."""
     pi, h, value_residual, converged, iterations, mixes, stuck = _iterate(op, rewards, tie, gamma, max_iterations, average,
-                                                                         start)
+                                                                         start, restart)
     evaluation = _evaluate_traced_gamma(op, pi, mu, gamma, average)
     lower, upper, occupancy, residual = _certify(op, rewards, mu, pi, h, evaluation.rho, gamma, average)
     return dict(pi=pi, h=h, value_residual=value_residual, converged=converged, iterations=iterations, mixes=mixes, stuck=stuck,
@@ -140,9 +140,9 @@ def _solve(op, rewards, mu, tie, gamma, max_iterations, average, start):
 
 
 def solve(op: T.Transitions, centred: np.ndarray, mu: np.ndarray, tie: np.ndarray, gamma: float | None, max_iterations: int,
-          start: np.ndarray | None = None) -> dict:
-    """Batched policy iteration from ``start [K, S, A]`` (default: uniform policies) and
-    certificates for rewards ``centred [K, S, A]`` (numpy in, numpy out): ``pi, h,
+          start: np.ndarray | None = None, restart: int = RESTART) -> dict:
+    """Batched policy iteration from ``start [K, S, A]`` (default: uniform policies), with
+    GMRES(``restart``) value solves, and certificates for rewards ``centred [K, S, A]`` (numpy in, numpy out): ``pi, h,
     value_residual, converged, iterations, mixes, stuck, evaluation_residual, lower, upper,
     occupancy, residual`` (see :mod:`jaxagg.solvers.mdp`)."""
     K, S, A = np.shape(centred)
@@ -150,7 +150,7 @@ def solve(op: T.Transitions, centred: np.ndarray, mu: np.ndarray, tie: np.ndarra
     with precision_scope("float64"):
         out = _solve(T.astype(op, jnp.float64), jnp.asarray(centred, jnp.float64), jnp.asarray(mu, jnp.float64),
                      jnp.asarray(tie, jnp.float64), jnp.asarray(gamma or 0.0, jnp.float64), jnp.asarray(max_iterations, jnp.int32),
-                     gamma is None, jnp.asarray(start, jnp.float64))
+                     gamma is None, jnp.asarray(start, jnp.float64), int(restart))
         return {key: np.asarray(value) for key, value in out.items()}
 
 

@@ -64,6 +64,7 @@ import scipy.sparse as sp
 
 from jaxagg.errors import ValidationError
 from jaxagg.solvers import mdp
+from jaxagg.solvers import polytope as exact
 from jaxagg.solvers.highs import INF, HighsModel, SolveResult, SolveStatus, error_of
 
 MIN_DIM = 10_000
@@ -73,6 +74,10 @@ COLUMN_TOL = 1e-8
 """A pricing MDP's certified best reduced cost at most this times ``scale`` ends a phase."""
 PHASE_ONE_TOL = 1e-9
 """Largest total artificial (absolute row violation) of a feasible LP after phase one."""
+MIXTURE_WEIGHT_TOL = 1e-12
+"""Columns of a smaller master weight are left out of a result's ``mixture``."""
+LARGE_RESTART = 100
+"""GMRES dimension of the value solves in the last pricing attempt of a round."""
 MAX_ROUNDS = 500
 """Pricing rounds at most per solve before the full LP takes over."""
 
@@ -127,8 +132,10 @@ class ColumnModel:
         self.row_lower = np.zeros(0)
         self.row_upper = np.zeros(0)
         self.columns = np.zeros((self.dim, 0))  # the occupancies d_j, one per lambda column
+        self.policies: list[np.ndarray] = []  # their policies [S, A]
         self.rounds = 0
         self._last_policy: np.ndarray | None = None  # [1, S, A], the last pricing optimum
+        self._exact_transitions = None  # the sparse [S*A, S] matrix, built if the exact map is needed
         self._full: HighsModel | None = None
         self._why_full = ""
         # master columns: x first, then artificials and lambdas in the order they are added
@@ -221,9 +228,11 @@ class ColumnModel:
         return result
 
     # ------------------------------------------------------------ the generation
-    def _add_columns(self, occupancies: np.ndarray) -> None:
-        """Append occupancies ``[K, S*A]`` as lambda columns (their objective is set per phase)."""
+    def _add_columns(self, occupancies: np.ndarray, policies: np.ndarray) -> None:
+        """Append occupancies ``[K, S*A]`` of ``policies [K, S, A]`` as lambda columns (their
+        objective is set per phase)."""
         occupancies = np.atleast_2d(occupancies)
+        self.policies.extend(np.asarray(policies).reshape(occupancies.shape[0], self.polytope.num_states, -1))
         entries = np.vstack([np.ones((1, occupancies.shape[0])), self.rows[:, : self.dim] @ occupancies.T])
         added = self.master.add_columns(entries, 0.0, 0.0, INF)
         self._lambda_columns = np.concatenate([self._lambda_columns, added])
@@ -245,39 +254,63 @@ class ColumnModel:
         base = np.zeros(self.dim) if phase == 1 else self.cost[: self.dim]
         return base - self.rows[:, : self.dim].T @ duals[1:]
 
-    def _price(self, reward: np.ndarray) -> tuple[np.ndarray | None, float, float]:
-        """``(occupancy [S*A] or None, attained, bound)`` for ``sense <reward, d>`` over O, in the
-        master's sense: ``occupancy`` is the policy-iteration optimum when it lies in O (else
-        ``None``, and ``attained`` is -inf maximising), ``bound`` the dual bound of its value
-        vector, valid whether or not the MDP was certified (an upper bound maximising, NaN if
-        not finite). Policy iteration starts from the uniform policy; if that is not certified it
-        is run again from the last pricing policy mixed with the uniform one (full support:
-        unichain where the average-reward engine needs it), and the better run is kept. (On
-        attention (7, 3) each start certified MDPs the other could not: a slowly mixing policy
-        on the way makes its value solves fail.)"""
+    def _price(self, reward: np.ndarray) -> tuple[np.ndarray | None, float, float, np.ndarray]:
+        """``(occupancy [S*A] or None, attained, bound, policy [1, S, A])`` for ``sense <reward, d>`` over O, in the
+        master's sense: ``occupancy`` is the policy-iteration optimum's occupancy when it lies in
+        O (else ``None``, and ``attained`` is -inf maximising), ``bound`` the dual bound of its
+        value vector, valid whether or not the MDP was certified (an upper bound maximising,
+        NaN if not finite).
+
+        Policy iteration starts from the uniform policy; if that is not certified it is run
+        again from the last pricing policy mixed with the uniform one (full support: unichain
+        where the average-reward engine needs it), then from there with GMRES(
+        :data:`LARGE_RESTART`) value solves, and the run with the smallest bracket is kept. A
+        policy whose occupancy the batched kernel could not evaluate gets it from the exact
+        sparse map (:func:`jaxagg.solvers.polytope.occupancy_of_policy`). (On attention (7, 3)
+        slowly mixing policies defeat GMRES(30) value and occupancy solves; each fallback here
+        certified pricing MDPs the others could not.)"""
+        A = self.polytope.num_actions
+        warm = None if self._last_policy is None else 0.5 * (self._last_policy + 1.0 / A)
+        best = None
+        for start, restart in ((None, None), (warm, None), (warm, LARGE_RESTART)):
+            if best is not None and (best[3] <= mdp.TOL * best[4] or (start is None and restart is None)):
+                continue
+            candidate = self._pricing_run(reward, start, restart)
+            if best is None or candidate[3] < best[3]:
+                best = candidate
+        occupancy, attained, bound, _, _, policy = best
+        if occupancy is not None:
+            self._last_policy = policy
+        return occupancy, attained, bound, policy
+
+    def _pricing_run(self, reward: np.ndarray, start: np.ndarray | None, restart: int | None) -> tuple:
+        """One policy iteration on the pricing MDP: ``(occupancy or None, attained, bound,
+        bracket, scale, policy [1, S, A])`` in the master's sense (``bracket = sign * (bound -
+        attained)``, ``inf`` without a usable occupancy or bound)."""
         sign = 1.0 if self.sense == "max" else -1.0
-        S, A = self.polytope.num_states, self.polytope.num_actions
-        rewards = (sign * reward).reshape(1, S, A)
         polytope = self.polytope
-        out = mdp.solve_mdps(polytope.transitions, rewards, polytope.mu, polytope.gamma)
-        if not out.certified[0] and self._last_policy is not None:
-            again = mdp.solve_mdps(polytope.transitions, rewards, polytope.mu, polytope.gamma,
-                                   start=0.5 * (self._last_policy + 1.0 / A))
-            out = min(out, again, key=_pricing_gap)
-        inside = bool(out.residual[0] <= mdp.FEASIBILITY_TOL) and bool(np.isfinite(out.lower[0]))
-        if inside:
-            self._last_policy = out.policy
+        S, A = polytope.num_states, polytope.num_actions
+        out = mdp.solve_mdps(polytope.transitions, (sign * reward).reshape(1, S, A), polytope.mu, polytope.gamma,
+                             start=start, **({} if restart is None else {"restart": restart}))
+        occupancy = out.occupancy[0]
+        if not out.residual[0] <= mdp.FEASIBILITY_TOL and np.isfinite(out.policy).all():
+            if self._exact_transitions is None:
+                self._exact_transitions = exact.transition_matrix(polytope.transitions)
+            occupancy = exact.occupancy_of_policy(self._exact_transitions, polytope.mu, polytope.gamma, out.policy[0])
+        inside = bool(np.isfinite(occupancy).all()) and polytope.residual(occupancy) <= mdp.FEASIBILITY_TOL
+        attained = float(reward @ occupancy) if inside else -sign * np.inf
         bound = sign * float(out.upper[0]) if np.isfinite(out.upper[0]) else float("nan")
-        return (out.occupancy[0] if inside else None), (sign * float(out.lower[0]) if inside else -sign * np.inf), bound
+        bracket = sign * (bound - attained) if inside and np.isfinite(bound) else np.inf
+        return (occupancy if inside else None), attained, bound, bracket, float(out.scale[0]), out.policy
 
     def _generate(self, began: float) -> SolveResult | None:
         """Both phases; ``None`` when the full LP must take over (``_why_full`` says why)."""
         if not self.columns.shape[1]:
-            occupancy, _, _ = self._price(self.cost[: self.dim])
+            occupancy, _, _, policy = self._price(self.cost[: self.dim])
             if occupancy is None:
                 self._why_full = "policy iteration found no first column"
                 return None
-            self._add_columns(occupancy)
+            self._add_columns(occupancy, policy)
         self.master.set_col_bounds(self._artificial_columns, 0.0, INF)
         result = self._phase(1, began)
         if result is None or not result.ok:
@@ -306,7 +339,7 @@ class ColumnModel:
             if phase == 1 and abs(master.objective) <= PHASE_ONE_TOL / 10:
                 return self._result(master, 0.0, began)
             reward = self._pricing_reward(phase, master.row_duals)
-            occupancy, attained, bound = self._price(reward)
+            occupancy, attained, bound, policy = self._price(reward)
             tol = COLUMN_TOL * max((reward.max() - reward.min()) / 2.0, np.abs(reward).max() * 1e-12, 1e-300)
             if np.isfinite(bound):  # the master's objective only improves within a phase, so every bound stays valid
                 round_bound = master.objective + bound - master.row_duals[0]
@@ -323,7 +356,7 @@ class ColumnModel:
                 return None
             if self.time_limit is not None and time.perf_counter() - began > self.time_limit:
                 return self._timed_out(master if phase == 2 else None, began)
-            self._add_columns(occupancy)
+            self._add_columns(occupancy, policy)
 
     def _timed_out(self, master: SolveResult | None, began: float) -> SolveResult:
         """The time-limit result, with the master's point when it is feasible (phase two)."""
@@ -339,11 +372,14 @@ class ColumnModel:
     def _result(self, master: SolveResult, gap: float, began: float) -> SolveResult:
         sign = 1.0 if self.sense == "max" else -1.0
         duals = np.concatenate([np.full(self.num_o_rows, np.nan), master.row_duals[1:]])
+        weights = np.clip(master.x[self._lambda_columns], 0.0, None)
+        used = np.flatnonzero(weights > MIXTURE_WEIGHT_TOL)
+        mixture = (weights[used] / weights[used].sum(), np.stack([self.policies[k] for k in used])) if used.size else None
         return SolveResult(status=SolveStatus.OPTIMAL, x=self._point(master.x), objective=master.objective, row_duals=duals,
                            mip_gap=0.0, solve_time=time.perf_counter() - began, is_mip=False,
                            message=f"optimal (column generation: {self.columns.shape[1]} columns, {self.rounds} rounds, "
                                    f"certified gap {gap:.3g})",
-                           highs_status="column-generation", dual_bound=master.objective + sign * gap)
+                           highs_status="column-generation", dual_bound=master.objective + sign * gap, mixture=mixture)
 
     def _full_model(self) -> HighsModel:
         """The full LP in HiGHS, with every row and bound added so far."""
@@ -352,13 +388,6 @@ class ColumnModel:
                           np.concatenate([self.polytope.b, self.row_upper]),
                           np.concatenate([np.zeros(self.dim), self.col_lower]), np.concatenate([np.full(self.dim, INF), self.col_upper]),
                           sense=self.sense, **self.options)
-
-
-def _pricing_gap(out: mdp.MDPSolutions) -> float:
-    """How far a pricing run is from certified: its bracket (``inf`` if its occupancy is not in O
-    or a side is not finite)."""
-    usable = out.residual[0] <= mdp.FEASIBILITY_TOL and np.isfinite(out.gap[0])
-    return float(out.gap[0]) if usable else np.inf
 
 
 def _pad(block: sp.csr_matrix, num_cols: int) -> sp.csr_matrix:

@@ -85,6 +85,9 @@ class SolveResult:
         highs_status: HiGHS's raw model status name (``"kOptimal"``, ``"kTimeLimit"``, ...).
         dual_bound: a MILP's proven bound on the optimum in the caller's sense (an upper bound
             when maximising), valid also for a time-limited solve; ``objective`` for an LP.
+        mixture: column generation only (:mod:`jaxagg.solvers.columns`): ``(weights [K],
+            policies [K, S, A])``, the policies whose occupancies the point's ``d`` combines with
+            those weights; ``None`` otherwise.
     """
 
     status: SolveStatus
@@ -97,6 +100,7 @@ class SolveResult:
     message: str
     highs_status: str = ""
     dual_bound: float = float("nan")
+    mixture: tuple | None = None
 
     @property
     def ok(self) -> bool:

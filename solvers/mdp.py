@@ -147,7 +147,8 @@ class BoundCertificate(NamedTuple):
 
 # ---------------------------------------------------------------- the solver
 def solve_mdps(op: T.Transitions, rewards: np.ndarray, mu: np.ndarray, gamma: float | None, *, tol: float = TOL,
-               max_iterations: int = MAX_ITERATIONS, start: np.ndarray | None = None) -> MDPSolutions:
+               max_iterations: int = MAX_ITERATIONS, start: np.ndarray | None = None,
+               restart: int = policy_iteration.RESTART) -> MDPSolutions:
     """Maximise ``<rewards[k], d>`` over O for every ``k``, together, by batched policy iteration.
 
     Args:
@@ -163,6 +164,8 @@ def solve_mdps(op: T.Transitions, rewards: np.ndarray, mu: np.ndarray, gamma: fl
         start: ``[K, S, A]`` policies to start from (default: uniform). Under average reward a
             start must be unichain: one with full support is, on the instances this serves
             (a warm start mixes a previous policy with the uniform one).
+        restart: Krylov dimension of the value solves' GMRES (a larger one evaluates slowly
+            mixing policies that the default cannot, at more memory: ``restart * K * S`` floats).
 
     Returns:
         :class:`MDPSolutions` (numpy). Rows with ``certified`` False are *not* optima; use their
@@ -193,7 +196,9 @@ def solve_mdps(op: T.Transitions, rewards: np.ndarray, mu: np.ndarray, gamma: fl
     high, low = rewards.max(axis=(1, 2)), rewards.min(axis=(1, 2))
     centre, scale = (high + low) / 2.0, (high - low) / 2.0
     centred = rewards - centre[:, None, None]
-    out = policy_iteration.solve(op, centred, mu, 0.1 * tol * scale, gamma, max_iterations, start)
+    if not (isinstance(restart, int | np.integer) and restart >= 1):
+        raise ValidationError(f"restart: expected an integer >= 1, got {restart!r}")
+    out = policy_iteration.solve(op, centred, mu, 0.1 * tol * scale, gamma, max_iterations, start, int(restart))
     gap = out["upper"] - out["lower"]
     certified = np.isfinite(gap) & (gap <= tol * scale) & (out["residual"] <= FEASIBILITY_TOL)
     lower, upper = out["lower"] + centre, out["upper"] + centre

@@ -73,7 +73,7 @@ def test_lp_smoke(tmp_path):
 
 def test_lp_smoke_by_column_generation(tmp_path):
     summary = run_smoke(tmp_path, "bench/lp.py", "--solver", "columns")
-    assert all(row["how"].endswith("columns") for row in summary["rows"])
+    assert all(row["how"].startswith("CG ") and " / CG " in row["how"] for row in summary["rows"])
     assert any("certified gap" in check["check"] for check in summary["checks"])
 
 

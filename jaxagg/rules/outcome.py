@@ -100,7 +100,8 @@ def make_outcome(momdp: MOMDP, rule: str, occupancy: np.ndarray, solves: Iterabl
     d = np.clip(np.asarray(occupancy, dtype=np.float64), 0.0, None)
     bounds = return_bounds(momdp)
     returns = outcome_returns(momdp, d)
-    policy, mixture, extra, achieved = achieving_policy(momdp, d, returns)
+    solves = tuple(solves)
+    policy, mixture, extra, achieved = achieving_policy(momdp, d, returns, solves=solves)
     _require_achieved(momdp, rule, achieved, returns, mixture)
     solves = (*solves, *extra)
     return Outcome(
@@ -136,15 +137,18 @@ Mixture = tuple[tuple[float, np.ndarray], ...]
 """A policy mixture as an Outcome holds it: ``((w_1, pi_1), ..., (w_K, pi_K))``."""
 
 
-def achieving_policy(momdp: MOMDP, occupancy: np.ndarray,
-                     returns: np.ndarray) -> tuple[np.ndarray, Mixture | None, tuple[SolveResult, ...], np.ndarray]:
+def achieving_policy(momdp: MOMDP, occupancy: np.ndarray, returns: np.ndarray,
+                     solves: tuple[SolveResult, ...] = ()) -> tuple[np.ndarray, Mixture | None, tuple[SolveResult, ...], np.ndarray]:
     """``(policy [S, A], mixture, solves, achieved [n])`` for the ``returns [n]`` of ``occupancy
     [S*A]``, trying the cheap constructions first:
 
     1. the stationary policy read from the occupancy (uniform where it has no mass);
     2. (multichain O) the same with Puterman's transient rule: states without occupancy mass
        follow the transient flow of the occupancy lifted into O (one LP);
-    3. (average reward) a policy mixture (:func:`jaxagg.polytope.policy_mixture`): with one
+    3. (average reward) the policy mixture a column-generation solve among ``solves`` found
+       (``SolveResult.mixture``: its point combines the occupancies of those policies), when its
+       policies are deterministic and at most n + 1;
+    4. (average reward) a policy mixture (:func:`jaxagg.polytope.policy_mixture`): with one
        component it is a deterministic stationary policy (``mixture`` None), else ``policy`` is
        its highest-weight component.
 
@@ -164,11 +168,34 @@ def achieving_policy(momdp: MOMDP, occupancy: np.ndarray,
         achieved = _returns_of(momdp, policy)
         if _relative_error(momdp, achieved, returns).max() <= POLICY_RTOL:
             return policy, None, (), achieved
+    for solve in reversed(solves):
+        hinted = _column_mixture(momdp, solve.mixture, returns)
+        if hinted is not None:
+            return hinted
     found = policy_mixture(momdp, returns)
     order = np.argsort(-found.weights, kind="stable")
     mixture = tuple((float(found.weights[k]), found.policies[k]) for k in order)
     achieved = found.weights @ momdp.returns(found.occupancies)  # exact occupancies from mu
     return mixture[0][1], (mixture if len(mixture) > 1 else None), found.solves, achieved
+
+
+def _column_mixture(momdp: MOMDP, mixture: tuple | None,
+                    returns: np.ndarray) -> tuple[np.ndarray, Mixture | None, tuple, np.ndarray] | None:
+    """:func:`achieving_policy`'s answer from a column-generation mixture ``(weights [K],
+    policies [K, S, A])`` if it is a valid Outcome mixture (deterministic policies, ``K <= n +
+    1``) whose exact returns from ``mu`` reproduce ``returns``; else ``None``."""
+    if mixture is None:
+        return None
+    weights, policies = mixture
+    deterministic = np.all((policies == 0.0) | (policies == 1.0))
+    if not deterministic or len(weights) > momdp.num_agents + 1:
+        return None
+    achieved = weights @ np.stack([_returns_of(momdp, pi) for pi in policies])
+    if _relative_error(momdp, achieved, returns).max() > POLICY_RTOL:
+        return None
+    order = np.argsort(-weights, kind="stable")
+    pairs = tuple((float(weights[k]), np.asarray(policies[k])) for k in order)
+    return pairs[0][1], (pairs if len(pairs) > 1 else None), (), achieved
 
 
 def check_policy_reproduces(momdp: MOMDP, rule: str, policy: np.ndarray, returns: np.ndarray,

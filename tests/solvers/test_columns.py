@@ -182,3 +182,23 @@ def test_the_rules_through_column_generation_agree_with_the_full_lps(fixture, re
         outcome = rule(m, sample) if rule.needs_sample else rule(m)
         assert any(s.highs_status == "column-generation" for s in outcome.solves), name
         np.testing.assert_allclose(outcome.returns / span, reference[name].returns / span, atol=1e-6, err_msg=name)
+
+
+def test_a_column_generation_point_carries_the_policy_mixture_that_reaches_it(garnet_average):
+    from jaxagg.rules.outcome import POLICY_RTOL, _column_mixture
+
+    m = garnet_average
+    program, cost, _ = level_program(m)
+    result = program.build(cost, "max", solver="columns").solve()
+    weights, policies = result.mixture
+    assert weights.sum() == pytest.approx(1.0) and (weights > 0).all()
+    # the point is exactly the weighted occupancies of those policies
+    exact = np.stack([ja.occupancy_of_policy(m, pi) for pi in policies])
+    np.testing.assert_allclose(weights @ exact, program.occupancy(result), atol=1e-10)
+    returns = m.returns(program.occupancy(result))
+    hinted = _column_mixture(m, result.mixture, returns)
+    assert hinted is not None
+    span = ja.return_bounds(m).span
+    assert np.abs(hinted[3] - returns).max() <= POLICY_RTOL * span.max()
+    # a mixture of stochastic policies is not an Outcome mixture: refused
+    assert _column_mixture(m, (weights, np.full_like(policies, 1.0 / m.num_actions)), returns) is None
