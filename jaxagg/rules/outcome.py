@@ -12,6 +12,7 @@ import numpy as np
 from jaxagg.errors import PolicyError
 from jaxagg.momdp import MOMDP
 from jaxagg.polytope import occupancy_of_policy, occupancy_polytope, policy_from_occupancy, policy_mixture, return_bounds
+from jaxagg.solvers import highs
 from jaxagg.solvers.highs import SolveResult
 
 
@@ -147,7 +148,7 @@ def achieving_policy(momdp: MOMDP, occupancy: np.ndarray, returns: np.ndarray,
        follow the transient flow of the occupancy lifted into O (one LP);
     3. (average reward) the policy mixture a column-generation solve among ``solves`` found
        (``SolveResult.mixture``: its point combines the occupancies of those policies), when its
-       policies are deterministic and at most n + 1;
+       policies are deterministic (cut to at most n + 1 components by a small LP);
     4. (average reward) a policy mixture (:func:`jaxagg.polytope.policy_mixture`): with one
        component it is a deterministic stationary policy (``mixture`` None), else ``policy`` is
        its highest-weight component.
@@ -182,20 +183,46 @@ def achieving_policy(momdp: MOMDP, occupancy: np.ndarray, returns: np.ndarray,
 def _column_mixture(momdp: MOMDP, mixture: tuple | None,
                     returns: np.ndarray) -> tuple[np.ndarray, Mixture | None, tuple, np.ndarray] | None:
     """:func:`achieving_policy`'s answer from a column-generation mixture ``(weights [K],
-    policies [K, S, A])`` if it is a valid Outcome mixture (deterministic policies, ``K <= n +
-    1``) whose exact returns from ``mu`` reproduce ``returns``; else ``None``."""
+    policies [K, S, A])`` of deterministic policies whose exact returns from ``mu`` reproduce
+    ``returns``; else ``None``. More than n + 1 components are cut to at most n + 1 by a basic
+    solution of the small LP ``w >= 0, sum w = 1, sum_k w_k J(pi_k) = J`` (Carathéodory), over
+    the components' exact returns."""
     if mixture is None:
         return None
     weights, policies = mixture
-    deterministic = np.all((policies == 0.0) | (policies == 1.0))
-    if not deterministic or len(weights) > momdp.num_agents + 1:
+    if not np.all((policies == 0.0) | (policies == 1.0)):
         return None
-    achieved = weights @ np.stack([_returns_of(momdp, pi) for pi in policies])
+    component_returns = np.stack([_returns_of(momdp, pi) for pi in policies])  # [K, n]
+    achieved = weights @ component_returns
     if _relative_error(momdp, achieved, returns).max() > POLICY_RTOL:
         return None
+    if len(weights) > momdp.num_agents + 1:
+        weights = _basic_weights(component_returns, achieved)
+        if weights is None:
+            return None
+        kept = weights > 0
+        weights, policies, component_returns = weights[kept] / weights[kept].sum(), policies[kept], component_returns[kept]
+        achieved = weights @ component_returns
+        if len(weights) > momdp.num_agents + 1 or _relative_error(momdp, achieved, returns).max() > POLICY_RTOL:
+            return None
     order = np.argsort(-weights, kind="stable")
     pairs = tuple((float(weights[k]), np.asarray(policies[k])) for k in order)
     return pairs[0][1], (pairs if len(pairs) > 1 else None), (), achieved
+
+
+def _basic_weights(component_returns: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+    """``[K]`` weights of a basic solution of ``w >= 0, sum w = 1, w @ component_returns =
+    target`` (at most n + 1 positive; the simplex returns a vertex), or ``None`` if HiGHS finds none."""
+    K, n = component_returns.shape
+    matrix = np.vstack([np.ones((1, K)), component_returns.T])
+    rhs = np.concatenate([[1.0], target])
+    result = highs.solve(np.zeros(K), matrix, rhs, rhs, 0.0, highs.INF, sense="min", solver="simplex", raise_on_failure=False,
+                         what="policy-mixture weights LP")
+    if not result.ok:
+        return None
+    weights = np.clip(result.x, 0.0, None)
+    weights[weights <= 1e-12] = 0.0
+    return weights
 
 
 def check_policy_reproduces(momdp: MOMDP, rule: str, policy: np.ndarray, returns: np.ndarray,

@@ -202,3 +202,11 @@ def test_a_column_generation_point_carries_the_policy_mixture_that_reaches_it(ga
     assert np.abs(hinted[3] - returns).max() <= POLICY_RTOL * span.max()
     # a mixture of stochastic policies is not an Outcome mixture: refused
     assert _column_mixture(m, (weights, np.full_like(policies, 1.0 / m.num_actions)), returns) is None
+    # more than n + 1 components are cut to at most n + 1 with the same returns
+    extra = np.stack([np.eye(m.num_actions)[np.random.default_rng(k).integers(m.num_actions, size=m.num_states)]
+                      for k in range(m.num_agents + 2)])
+    extra_returns = np.stack([m.returns(ja.occupancy_of_policy(m, pi)) for pi in extra])
+    many = (np.full(len(extra), 1.0 / len(extra)), extra)
+    cut = _column_mixture(m, many, many[0] @ extra_returns)
+    assert cut is not None and cut[1] is not None and len(cut[1]) <= m.num_agents + 1
+    assert np.abs(cut[3] - many[0] @ extra_returns).max() <= POLICY_RTOL * span.max()
