@@ -142,9 +142,9 @@ def _solve(op, rewards, mu, tie, gamma, max_iterations, average, start, restart)
 def solve(op: T.Transitions, centred: np.ndarray, mu: np.ndarray, tie: np.ndarray, gamma: float | None, max_iterations: int,
           start: np.ndarray | None = None, restart: int = RESTART) -> dict:
     """Batched policy iteration from ``start [K, S, A]`` (default: uniform policies), with
-    GMRES(``restart``) value solves, and certificates for rewards ``centred [K, S, A]`` (numpy in, numpy out): ``pi, h,
-    value_residual, converged, iterations, mixes, stuck, evaluation_residual, lower, upper,
-    occupancy, residual`` (see :mod:`jaxagg.solvers.mdp`)."""
+    GMRES(``restart``) value solves, and certificates for rewards ``centred [K, S, A]`` (numpy
+    in, numpy out): ``pi, h, value_residual, converged, iterations, mixes, stuck,
+    evaluation_residual, lower, upper, occupancy, residual`` (see :mod:`jaxagg.solvers.mdp`)."""
     K, S, A = np.shape(centred)
     start = np.full((K, S, A), 1.0 / A) if start is None else start
     with precision_scope("float64"):

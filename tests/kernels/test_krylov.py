@@ -199,3 +199,26 @@ def test_singular_consistent_system_breaks_down_without_nan():
         np.testing.assert_allclose(out.x[2], b, atol=1e-6)
         assert not out.converged[1]
         np.testing.assert_allclose(out.residual[1], residuals(N[None], e0[None], out.x[1:2])[0], rtol=1e-6)
+
+
+def test_a_stagnating_row_stops_early_unconverged_and_leaves_the_others_alone():
+    """Row 0 is an inconsistent singular system (its residual plateaus); the others are well
+    posed. With ``stagnation`` row 0 stops after a cycle or two, unconverged; without it, it
+    uses every restart. The other rows come out bit for bit the same either way."""
+    rng = np.random.default_rng(7)
+    As = np.stack([np.eye(S) + 0.1 * rng.normal(size=(S, S)) for _ in range(B)])
+    As[0] = np.diag(np.r_[np.ones(S - 1), 0.0])  # singular: the last component of b is unreachable
+    b = rng.normal(size=(B, S))
+    with precision_scope("float64"):
+        run = jax.jit(lambda stagnation: gmres(lambda x: jnp.einsum("bij,bj->bi", As, x), jnp.asarray(b), restart=RESTART,
+                                               max_restarts=40, tol=1e-12, stagnation=stagnation), static_argnums=0)
+        stopped, full = run(0.999), run(None)
+    assert not bool(stopped.converged[0]) and not bool(full.converged[0])
+    assert int(stopped.restarts[0]) <= 3 < int(full.restarts[0]) == 40
+    assert np.all(np.asarray(stopped.converged[1:]))
+    np.testing.assert_array_equal(np.asarray(stopped.x[1:]), np.asarray(full.x[1:]))
+    # its residual is honest (recomputed here), and no smaller than the unreachable component
+    x0 = np.asarray(stopped.x[0])
+    recomputed = np.linalg.norm(b[0] - As[0] @ x0) / np.linalg.norm(b[0])
+    assert float(stopped.residual[0]) == pytest.approx(recomputed, rel=1e-9)
+    assert recomputed >= abs(b[0, -1]) / np.linalg.norm(b[0]) * (1 - 1e-12)
