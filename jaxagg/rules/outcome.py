@@ -169,7 +169,10 @@ def achieving_policy(momdp: MOMDP, occupancy: np.ndarray, returns: np.ndarray,
         achieved = _returns_of(momdp, policy)
         if _relative_error(momdp, achieved, returns).max() <= POLICY_RTOL:
             return policy, None, (), achieved
-    for solve in reversed(solves):
+    for solve in reversed(solves):  # only a solve whose point is this occupancy; its policies cost exact evaluations
+        if solve.mixture is None or solve.x is None or not np.allclose(np.clip(solve.x[: occupancy.size], 0.0, None),
+                                                                      occupancy, rtol=0.0, atol=1e-12):
+            continue
         hinted = _column_mixture(momdp, solve.mixture, returns)
         if hinted is not None:
             return hinted
