@@ -101,8 +101,7 @@ def policy_mixture(momdp: MOMDP, returns: np.ndarray) -> solvers_mixture.Mixture
     bounds = return_bounds(momdp)
     live = ~bounds.degenerate
     returns = np.asarray(returns, dtype=np.float64)
-    return solvers_mixture.decompose(multichain_polytope(momdp), momdp.transitions, momdp.mu, normalized_rewards(momdp)[live],
-                                     bounds.normalize(returns)[live])
+    return solvers_mixture.decompose(momdp.transitions, momdp.mu, normalized_rewards(momdp)[live], bounds.normalize(returns)[live])
 
 
 def return_bounds(momdp: MOMDP, method: str = "auto") -> ReturnBounds:

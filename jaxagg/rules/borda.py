@@ -91,8 +91,9 @@ def borda(
         time_limit: seconds for the MILP (``None``: no limit). Some instances with many agents
             take long to prove optimal (attention subsets, 10 agents: 15 s to several minutes).
         on_timeout: ``"incumbent"`` (default: warn, use the best policy found, and report
-            ``optimal=False`` and the gap in ``info``) or ``"raise"`` (SolverTimeoutError
-            carrying the incumbent).
+            ``optimal=False`` and the gap in ``info``; when the MILP found no feasible point at
+            all, the local step from no floors gives the policy, ``milp_score`` is NaN) or
+            ``"raise"`` (SolverTimeoutError carrying the incumbent, if any).
         start: a MIP start for the MILP: ``"tune"`` (run :func:`jaxagg.tune` with the Borda
             objective first), an Outcome, or an occupancy ``[S*A]``; its binaries are read off
             its returns (``z_ik = 1`` iff ``J_i >= x_i(ceil(kN/K))``). ``info["start"]`` reports its
@@ -141,12 +142,17 @@ def borda(
         result = program.solve(cost, sense="max", mip_gap=0.99 / (K * n), time_limit=time_limit, what=f"epsilon-Borda MILP (K={K})",
                                start=start_x)
     except SolverTimeoutError as exc:
-        if on_timeout == "raise" or exc.incumbent is None:
+        if on_timeout == "raise" or (exc.incumbent is None and not local_step):
             raise
         result = exc.result
-        warnings.warn(f"borda: the MILP hit its {time_limit} s time limit; using the incumbent "
-                      f"(score {result.objective:.4g}, relative gap {result.mip_gap:.3g})", stacklevel=3)
-    reached = np.round(result.x[z]).sum(axis=1).astype(int)  # [n] levels kept per agent
+        if exc.incumbent is None:
+            warnings.warn(f"borda: the MILP found no feasible point within its {time_limit} s time limit; the policy comes "
+                          "from the local step from no floors (through the max-quantile point)", stacklevel=3)
+        else:
+            warnings.warn(f"borda: the MILP hit its {time_limit} s time limit; using the incumbent "
+                          f"(score {result.objective:.4g}, relative gap {result.mip_gap:.3g})", stacklevel=3)
+    # [n] levels kept per agent (none without an incumbent)
+    reached = np.zeros(n, dtype=int) if result.x is None else np.round(result.x[z]).sum(axis=1).astype(int)
     secured = np.where(reached > 0, positions[np.maximum(reached - 1, 0)], -1)  # [n] sorted positions
     candidates, local_lps = [secured], []
     if local_step:  # from the MILP's levels, and from none (through the max-quantile point)

@@ -101,9 +101,18 @@ def test_time_limit_uses_the_incumbent_or_raises(monkeypatch):
 
     m = ja.envs.attention_allocation(3, 3, "subsets", seed=4)
     sample = ja.sample(m, 500, seed=0)
-    # No incumbent within a microsecond: the error says so, whatever on_timeout is.
-    with pytest.raises(ja.errors.SolverTimeoutError, match="no feasible point found"):
-        ja.rules.get("borda")(m, sample, time_limit=1e-6)
+    # No incumbent within a microsecond: raised when asked to, or without the local step...
+    for options in ({"on_timeout": "raise"}, {"local_step": False}):
+        with pytest.raises(ja.errors.SolverTimeoutError, match="no feasible point found"):
+            ja.rules.get("borda")(m, sample, time_limit=1e-6, **options)
+    # ... else the local step from no floors gives the policy: never below max-quantile's score.
+    with pytest.warns(UserWarning, match="found no feasible point within its 1e-06 s time limit; the policy comes from the local"):
+        outcome = ja.rules.get("borda")(m, sample, time_limit=1e-6)
+    assert outcome.info["optimal"] is False and np.isnan(outcome.info["milp_score"])
+    assert outcome.info["levels_reached"] == [0] * m.num_agents
+    fair = ja.rules.get("max-quantile")(m, sample)
+    assert outcome.info["borda_score"] >= borda_score(fair.returns, sample) - 1e-12
+    assert outcome.info["borda_score"] == pytest.approx(borda_score(outcome.returns, sample), abs=0)
     # An incumbent at the limit (simulated: the optimal point, reported as time-limited).
     real_solve = OccupancyProgram.solve
 

@@ -328,16 +328,14 @@ def test_any_point_of_o_is_reached_by_a_small_policy_mixture(seed):
 
 def test_decompose_checks_its_inputs():
     m = communicating()
-    flow = ja.occupancy_polytope(m)
-    assert not flow.multichain
-    with pytest.raises(ValidationError, match="multichain formulation"):
-        decompose(flow, m.P, m.mu, m.reward_matrix, np.zeros(2))
     with pytest.raises(ValidationError, match="multichain"):
         build_polytope(m.P, m.mu, 0.9, multichain=True)
     lifted = ja.polytope.multichain_polytope(m)
     assert lifted.multichain and lifted is ja.polytope.multichain_polytope(m)  # cached
     with pytest.raises(ja.errors.ShapeError, match=r"W, target"):
-        decompose(lifted, m.P, m.mu, m.reward_matrix, np.zeros(3))
+        decompose(m.P, m.mu, m.reward_matrix, np.zeros(3))
+    with pytest.raises(ja.errors.ShapeError, match=r"W, target"):
+        decompose(m.P, m.mu, m.reward_matrix[:, :-1], np.zeros(m.num_agents))
 
 
 # ------------------------------------------------------------------ which formulation
