@@ -40,6 +40,37 @@ def test_count_matches_enumeration_on_tiny_garnets(seed, q):
     assert ja.occupancy_polytope(m).residual(outcome.occupancy) <= 1e-8
 
 
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("q", [0.5, 0.9])
+def test_enumerating_the_approval_sets_agrees_with_the_milps_and_brute_force(seed, q):
+    m = ja.envs.garnet(4, 3, 4, agents=4, seed=seed)
+    sample = ja.sample(m, 400, seed=seed)
+    by_milp = ja.rules.get("approval")(m, sample, q=q, method="milp")
+    enumerated = ja.rules.get("approval")(m, sample, q=q, method="enumerate")
+    assert by_milp.info["method"] == "milp" and enumerated.info["method"] == "enumerate"
+    assert enumerated.info["count"] == by_milp.info["count"] == best_count_by_enumeration(m, np.asarray(sample.quantile(q)))
+    assert len(enumerated.info["approvers"]) == enumerated.info["count"]
+    # the same completion optimum (the sets may differ on ties, the value may not)
+    assert enumerated.normalized.sum() == pytest.approx(by_milp.normalized.sum(), abs=1e-7)
+    assert 1 <= enumerated.info["lps"] <= 2 ** m.num_agents
+
+
+def test_auto_enumerates_where_the_lps_go_through_column_generation(monkeypatch):
+    from jaxagg.solvers import columns
+
+    m = ja.envs.attention_allocation(3, 3)
+    sample = ja.sample(m, 500, seed=1)
+    assert ja.rules.get("approval")(m, sample).info["method"] == "milp"  # 108 pairs: HiGHS
+    monkeypatch.setattr(columns, "MIN_DIM", 10)
+    outcome = ja.rules.get("approval")(m, sample)
+    assert outcome.info["method"] == "enumerate"
+    assert all(result.highs_status == "column-generation" for result in outcome.solves[: outcome.info["lps"]])
+    reference = ja.rules.get("approval")(m, sample, method="milp")
+    assert outcome.info["count"] == reference.info["count"]
+    assert outcome.normalized.sum() == pytest.approx(reference.normalized.sum(), abs=1e-6)
+    assert ja.rules.get("approval")(m, sample, start=reference).info["method"] == "milp"  # a MIP start asks for the MILPs
+
+
 def test_completion_is_the_best_among_all_maximal_sets():
     # Agents 0 and 1 want opposite arms, agent 2 is happy with either: any maximal approval set
     # has two agents; utilitarian completion must still pick the better of the two sets.
@@ -62,3 +93,5 @@ def test_bad_arguments(attention_2_3, attention_2_3_sample):
         ja.rules.get("approval")(m, sample, q=1.5)
     with pytest.raises(ValidationError, match="completion: expected one of"):
         ja.rules.get("approval")(m, sample, completion="leximin")
+    with pytest.raises(ValidationError, match="method: expected one of"):
+        ja.rules.get("approval")(m, sample, method="branch-and-price")
