@@ -339,7 +339,10 @@ class _ChainClasses:
         members: one index array per closed class.
         transient: ``[t]`` the transient states.
         absorption: ``[t, k]`` probability that the chain from transient state ``transient[i]``
-            enters closed class k.
+            enters closed class k; each row sums to 1 (a finite chain leaves its transient states
+            for sure), which the solve's rounding is corrected to: a slowly absorbing chain's
+            rows summed to 1 - 2e-9 on attention (7, 3), and a single class's gain, spread to the
+            transient states unevenly, made policy iteration cycle on spurious gain improvements.
         lu: the factorisation of ``I - P_TT`` (``None`` without transient states).
     """
 
@@ -363,12 +366,19 @@ class _ChainClasses:
             into_class = np.zeros((T_.size, closed.size))
             np.add.at(into_class, (to_closed.row, class_of[np.flatnonzero(~transient)][to_closed.col]), to_closed.data)
             lu = scipy.sparse.linalg.splu((sp.identity(T_.size, format="csc") - P_pi[T_][:, T_]).tocsc())
-            absorption = lu.solve(into_class)
+            absorption = _rows_on_the_simplex(lu.solve(into_class))
         return cls(P=P_pi, members=members, transient=T_, absorption=absorption, lu=lu)
 
     def stationary(self, k: int) -> np.ndarray:
         """The stationary distribution of closed class k, over its ``members[k]``."""
         return _stationary(self.P[self.members[k]][:, self.members[k]])
+
+
+def _rows_on_the_simplex(probabilities: np.ndarray) -> np.ndarray:
+    """``[t, k]`` nonnegative rows summing to 1: ``probabilities`` clipped at 0 and each row
+    divided by its sum (rows of a probability matrix off by rounding only)."""
+    clipped = np.clip(probabilities, 0.0, None)
+    return clipped / clipped.sum(axis=1, keepdims=True)
 
 
 def closed_classes(support: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -489,7 +499,8 @@ def gain_optimal_policy(P, reward: np.ndarray, policy: np.ndarray, *, tol: float
     lexicographically, so it ends at an optimal policy (Puterman, Theorem 9.2.3).
 
     Raises:
-        ConvergenceError: ``max_iterations`` improvements did not reach a stable policy.
+        ConvergenceError: ``max_iterations`` improvements did not reach a stable policy, or a
+            policy came back (in exact arithmetic none can: the switches were rounding noise).
     """
     flat = transition_matrix(P)
     S, A = sizes_of(P)
@@ -497,7 +508,12 @@ def gain_optimal_policy(P, reward: np.ndarray, policy: np.ndarray, *, tol: float
     states = np.arange(S)
     action = check_policy(policy, S, A).argmax(axis=1)
     margin = tol * max(1.0, float(np.abs(reward).max(initial=0.0)))
-    for _ in range(max_iterations):
+    visited: set[bytes] = set()
+    for iteration in range(max_iterations):
+        if action.tobytes() in visited:
+            raise ConvergenceError(f"policy iteration: a policy came back after {iteration} improvements (they were below "
+                                   f"the exact evaluation's rounding, with the tie margin {margin:.3g})")
+        visited.add(action.tobytes())
         pi = np.eye(A)[action]
         g, h = gain_and_bias(policy_matrix(flat, pi), reward[states, action])
         Pg = (flat @ g).reshape(S, A)

@@ -24,9 +24,11 @@ from jaxagg.errors import DegenerateAgentWarning, PolicyError, ShapeError, Valid
 from jaxagg.rules.outcome import make_outcome, mixture_returns
 from jaxagg.solvers.mixture import DECOMPOSITION_TOL, decompose
 from jaxagg.solvers.polytope import (
+    _ChainClasses,
     build_polytope,
     deterministic_policy_of_vertex,
     end_component_count,
+    gain_and_bias,
     gain_optimal_policy,
     is_unichain_for_full_support,
     occupancy_of_policy,
@@ -290,6 +292,42 @@ def test_noise_level_mass_on_a_basic_solution_does_not_derail_its_policy():
     # policy iteration from the derailed policy finds the optimum (reward 1 from mu)
     optimal = gain_optimal_policy(m.P, m.reward_matrix[0], naive)
     assert m.reward_matrix[0] @ occupancy_of_policy(m.P, m.mu, None, optimal) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_absorption_rows_sum_to_one_so_one_class_spreads_one_gain():
+    """A slowly absorbing transient part (leaks of 1e-9 into one closed class): the sparse solve
+    leaves absorption rows off 1 by ~4e-9, which spread the class's gain unevenly and made
+    policy iteration on attention (7, 3) cycle on spurious gain improvements of 5e-9."""
+    rng = np.random.default_rng(0)
+    t, leak = 40, 1e-9
+    P = np.zeros((t + 2, t + 2))
+    P[:t, :t] = rng.random((t, t))
+    P[:t, :t] *= (1 - leak) / P[:t, :t].sum(axis=1, keepdims=True)
+    P[:t, t] = leak * rng.random(t)
+    P[:t, t + 1] = leak - P[:t, t]
+    P[np.arange(t), np.arange(t)] += 1 - P[:t].sum(axis=1)
+    P[t, t + 1] = P[t + 1, t] = 1.0  # the closed class: a 2-cycle
+    chain = _ChainClasses.of(P)
+    np.testing.assert_allclose(chain.absorption.sum(axis=1), 1.0, rtol=0, atol=2e-16)
+    gain, _ = gain_and_bias(P, rng.random(t + 2))
+    assert np.ptp(gain) == 0.0
+
+
+def test_policy_iteration_stops_when_a_policy_comes_back(monkeypatch):
+    """Rounding noise that favours whichever action is not taken (a bias read off the other
+    successor) would flip state 0 forever: the second visit raises at once."""
+    import jaxagg.solvers.polytope as polytope_module
+
+    P = np.zeros((2, 2, 2))
+    P[0, 0, 0] = P[0, 1, 1] = P[1, :, 1] = 1.0  # state 0: action a moves to state a; state 1 stays
+
+    def noisy(P_pi, r_pi):
+        stays = P_pi[0, 0] == 1.0 if not sp.issparse(P_pi) else P_pi.toarray()[0, 0] == 1.0
+        return np.zeros(2), (np.array([0.0, 1.0]) if stays else np.array([1.0, 0.0]))
+
+    monkeypatch.setattr(polytope_module, "gain_and_bias", noisy)
+    with pytest.raises(ja.errors.ConvergenceError, match="a policy came back after 2 improvements"):
+        gain_optimal_policy(P, np.zeros(4), np.eye(2)[[0, 0]])
 
 
 @pytest.mark.parametrize("seed", SEEDS)
