@@ -146,13 +146,14 @@ def _approval_by_enumeration(momdp: MOMDP, sample: ReturnSample, q: float, thres
                 best = (result.objective, coalition)
         if best is not None:
             break
+    lp_seconds = time.perf_counter() - began
     chosen = np.zeros(momdp.num_agents, dtype=bool)
     chosen[list(best[1])] = True
     polished = complete_above(momdp, np.where(chosen, thresholds, -INF), completion)
     approvers = np.flatnonzero(sample.approves(polished.returns, q) | bounds.degenerate)
     count = size + int(bounds.degenerate.sum())
     info = dict(q=q, count=count, approvers=approvers.tolist(), thresholds=thresholds.tolist(), completion=completion,
-                method="enumerate", lps=len(solves), lp_seconds=time.perf_counter() - began)
+                method="enumerate", lps=len(solves), lp_seconds=lp_seconds)
     return relabelled(polished, info, before=solves)
 
 
