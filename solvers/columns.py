@@ -72,6 +72,13 @@ MIN_DIM = 10_000
 known are solved by column generation unless a HiGHS ``solver`` is named (bench/lp.py)."""
 COLUMN_TOL = 1e-8
 """A pricing MDP's certified best reduced cost at most this times ``scale`` ends a phase."""
+MIN_IMPROVEMENT = mdp.TOL / COLUMN_TOL
+"""A pricing column enters the master when it improves on the master's objective by more than
+this fraction of the stopping tolerance: the fraction a certified pricing MDP's bracket is at
+most, so while the gap is above the tolerance a certified pricing MDP always gives a column.
+(With the whole tolerance as the threshold there was a window where neither held: on attention
+(7, 3) a gap of 5.5e-8 and a column improving by 5.2e-8 against a tolerance of 5.25e-8 sent
+concave Borda's LP to HiGHS.)"""
 PHASE_ONE_TOL = 1e-9
 """Largest total artificial (absolute row violation) of a feasible LP after phase one."""
 MIXTURE_WEIGHT_TOL = 1e-12
@@ -256,37 +263,43 @@ class ColumnModel:
 
     def _price(self, reward: np.ndarray) -> tuple[np.ndarray | None, float, float, np.ndarray]:
         """``(occupancy [S*A] or None, attained, bound, policy [1, S, A])`` for ``sense <reward, d>`` over O, in the
-        master's sense: ``occupancy`` is the policy-iteration optimum's occupancy when it lies in
-        O (else ``None``, and ``attained`` is -inf maximising), ``bound`` the dual bound of its
-        value vector, valid whether or not the MDP was certified (an upper bound maximising,
-        NaN if not finite).
+        master's sense: ``occupancy`` is the best policy-iteration occupancy found in O (else
+        ``None``, and ``attained`` is -inf maximising), ``bound`` the tightest dual bound of the
+        runs' value vectors, valid whether or not an MDP was certified (an upper bound
+        maximising, NaN if none is finite).
 
-        Policy iteration starts from the uniform policy; if that is not certified it is run
-        again from the last pricing policy mixed with the uniform one (full support: unichain
-        where the average-reward engine needs it), then from there with GMRES(
-        :data:`LARGE_RESTART`) value solves, and the run with the smallest bracket is kept. A
-        policy whose occupancy the batched kernel could not evaluate gets it from the exact
-        sparse map (:func:`jaxagg.solvers.polytope.occupancy_of_policy`). (On attention (7, 3)
-        slowly mixing policies defeat GMRES(30) value and occupancy solves; each fallback here
+        Policy iteration starts from the uniform policy; while the best column and the best
+        bound are not within the certification tolerance of each other it is run again from the
+        last pricing policy mixed with the uniform one (full support: unichain where the
+        average-reward engine needs it), then from there with GMRES(:data:`LARGE_RESTART`) value
+        solves. The column and the bound are kept separately (each run's column is attained and
+        each run's bound is valid, so the best of each serves): one run's exact occupancy can
+        be the best column while another's value vector gives the best bound. A policy whose
+        occupancy the batched kernel could not evaluate gets it from the exact sparse map
+        (:func:`jaxagg.solvers.polytope.occupancy_of_policy`). (On attention (7, 3) slowly
+        mixing policies defeat GMRES(30) value and occupancy solves; each fallback here
         certified pricing MDPs the others could not.)"""
+        sign = 1.0 if self.sense == "max" else -1.0
         A = self.polytope.num_actions
         warm = None if self._last_policy is None else 0.5 * (self._last_policy + 1.0 / A)
-        best = None
-        for start, restart in ((None, None), (warm, None), (warm, LARGE_RESTART)):
-            if best is not None and (best[3] <= mdp.TOL * best[4] or (start is None and restart is None)):
-                continue
-            candidate = self._pricing_run(reward, start, restart)
-            if best is None or candidate[3] < best[3]:
-                best = candidate
-        occupancy, attained, bound, _, _, policy = best
+        occupancy, attained, policy, bound = None, -sign * np.inf, None, float("nan")
+        attempts = [(None, None)] + ([] if warm is None else [(warm, None)]) + [(warm, LARGE_RESTART)]
+        for start, restart in attempts:
+            run_occupancy, run_attained, run_bound, scale, run_policy = self._pricing_run(reward, start, restart)
+            if run_occupancy is not None and (occupancy is None or sign * run_attained > sign * attained):
+                occupancy, attained, policy = run_occupancy, run_attained, run_policy
+            if np.isfinite(run_bound) and (np.isnan(bound) or sign * run_bound < sign * bound):
+                bound = run_bound
+            if occupancy is not None and sign * (bound - attained) <= mdp.TOL * scale:
+                break
         if occupancy is not None:
             self._last_policy = policy
         return occupancy, attained, bound, policy
 
     def _pricing_run(self, reward: np.ndarray, start: np.ndarray | None, restart: int | None) -> tuple:
         """One policy iteration on the pricing MDP: ``(occupancy or None, attained, bound,
-        bracket, scale, policy [1, S, A])`` in the master's sense (``bracket = sign * (bound -
-        attained)``, ``inf`` without a usable occupancy or bound)."""
+        scale, policy [1, S, A])`` in the master's sense (``attained`` -inf maximising without
+        an occupancy in O, ``bound`` NaN when not finite)."""
         sign = 1.0 if self.sense == "max" else -1.0
         polytope = self.polytope
         S, A = polytope.num_states, polytope.num_actions
@@ -300,8 +313,7 @@ class ColumnModel:
         inside = bool(np.isfinite(occupancy).all()) and polytope.residual(occupancy) <= mdp.FEASIBILITY_TOL
         attained = float(reward @ occupancy) if inside else -sign * np.inf
         bound = sign * float(out.upper[0]) if np.isfinite(out.upper[0]) else float("nan")
-        bracket = sign * (bound - attained) if inside and np.isfinite(bound) else np.inf
-        return (occupancy if inside else None), attained, bound, bracket, float(out.scale[0]), out.policy
+        return (occupancy if inside else None), attained, bound, float(out.scale[0]), out.policy
 
     def _generate(self, began: float) -> SolveResult | None:
         """Both phases; ``None`` when the full LP must take over (``_why_full`` says why)."""
@@ -347,7 +359,7 @@ class ColumnModel:
             gap = sign * (best_bound - master.objective)
             if gap <= tol:
                 return self._result(master, max(gap, 0.0), began)
-            if not sign * (attained - master.row_duals[0]) > tol:
+            if not sign * (attained - master.row_duals[0]) > MIN_IMPROVEMENT * tol:
                 self._why_full = "policy iteration could not certify a pricing MDP"
                 return None
             self.rounds += 1
