@@ -153,7 +153,7 @@ class ColumnModel:
         self.master = HighsModel(self.cost[self.dim:], sp.csr_matrix((1, num_extra)), [1.0], [1.0], self.col_lower,
                                  self.col_upper, sense=sense, what=f"{what} (master)", solver="simplex")
         if program._rows:
-            self.add_rows(sp.vstack([_pad(sp.csr_matrix(block, dtype=np.float64), self.num_cols) for block in program._rows],
+            self.add_rows(sp.vstack([exact.pad_columns(sp.csr_matrix(block, dtype=np.float64), self.num_cols) for block in program._rows],
                                     format="csr"),
                           np.concatenate(program._row_lower), np.concatenate(program._row_upper))
 
@@ -395,17 +395,11 @@ class ColumnModel:
 
     def _full_model(self) -> HighsModel:
         """The full LP in HiGHS, with every row and bound added so far."""
-        matrix = sp.vstack([_pad(sp.csr_matrix(self.polytope.E), self.num_cols), self.rows], format="csc")
+        matrix = sp.vstack([exact.pad_columns(sp.csr_matrix(self.polytope.E), self.num_cols), self.rows], format="csc")
         return HighsModel(self.cost, matrix, np.concatenate([self.polytope.b, self.row_lower]),
                           np.concatenate([self.polytope.b, self.row_upper]),
                           np.concatenate([np.zeros(self.dim), self.col_lower]), np.concatenate([np.full(self.dim, INF), self.col_upper]),
                           sense=self.sense, **self.options)
-
-
-def _pad(block: sp.csr_matrix, num_cols: int) -> sp.csr_matrix:
-    if block.shape[1] == num_cols:
-        return block
-    return sp.csr_matrix((block.data, block.indices, block.indptr), shape=(block.shape[0], num_cols))
 
 
 def _with(result: SolveResult, **changes) -> SolveResult:

@@ -591,6 +591,14 @@ def _stationary_by_state_reduction(P_dense: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ helpers
+def pad_columns(block: sp.csr_matrix, num_cols: int) -> sp.csr_matrix:
+    """``block [m, k]`` (CSR) widened to ``[m, num_cols]`` with empty columns on the right
+    (``num_cols >= k``), sharing its arrays: a block of rows over a program's first columns."""
+    if block.shape[1] == num_cols:
+        return block
+    return sp.csr_matrix((block.data, block.indices, block.indptr), shape=(block.shape[0], num_cols))
+
+
 def _flat(occupancy: np.ndarray, dim: int) -> np.ndarray:
     d = np.asarray(occupancy, dtype=np.float64).reshape(-1)
     if d.shape != (dim,):

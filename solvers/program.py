@@ -23,7 +23,7 @@ from jaxagg.errors import ShapeError
 from jaxagg.solvers import columns as column_generation
 from jaxagg.solvers.bounds import DEGENERATE_RTOL, ReturnBounds
 from jaxagg.solvers.highs import INF, HighsModel, SolveResult
-from jaxagg.solvers.polytope import OccupancyPolytope
+from jaxagg.solvers.polytope import OccupancyPolytope, pad_columns
 
 __all__ = ["DEGENERATE_RTOL", "IPM_MIN_DIM", "OccupancyProgram", "ReturnBounds", "return_bounds", "solve_linear"]
 
@@ -153,7 +153,7 @@ class OccupancyProgram:
         n = self.num_cols
         cost = self.full_cost(cost)
         blocks = [sp.csr_matrix(self.polytope.E)] + self._rows
-        matrix = sp.vstack([_pad_columns(b, n) for b in blocks], format="csc")
+        matrix = sp.vstack([pad_columns(b, n) for b in blocks], format="csc")
         b = self.polytope.b
         integer = self._integer_flags()
         return HighsModel(
@@ -182,7 +182,7 @@ class OccupancyProgram:
         """Largest violation ``[0, inf)`` of a point ``x [num_cols]``: rows, column bounds and
         integrality (to check a MIP start before handing it to HiGHS)."""
         x = np.asarray(x, dtype=np.float64)
-        matrix = sp.vstack([_pad_columns(b, self.num_cols) for b in [sp.csr_matrix(self.polytope.E)] + self._rows], format="csr")
+        matrix = sp.vstack([pad_columns(b, self.num_cols) for b in [sp.csr_matrix(self.polytope.E)] + self._rows], format="csr")
         lower = np.concatenate([self.polytope.b] + self._row_lower)
         upper = np.concatenate([self.polytope.b] + self._row_upper)
         col_lower = np.concatenate([np.zeros(self.polytope.num_columns)] + self._col_lower)
@@ -202,12 +202,6 @@ class OccupancyProgram:
     def point(self, result: SolveResult) -> np.ndarray:
         """O's part ``[S*A + num_aux]`` of a solution (occupancy and auxiliary columns), clipped at 0."""
         return np.clip(result.x[: self.polytope.num_columns], 0.0, None)
-
-
-def _pad_columns(block: sp.csr_matrix, num_cols: int) -> sp.csr_matrix:
-    if block.shape[1] == num_cols:
-        return block
-    return sp.csr_matrix((block.data, block.indices, block.indptr), shape=(block.shape[0], num_cols))
 
 
 def return_bounds(polytope: OccupancyPolytope, reward_matrix: np.ndarray, degenerate_rtol: float = DEGENERATE_RTOL) -> ReturnBounds:
