@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from jaxagg.errors import InfeasibleError, SolverError
+from jaxagg.errors import InfeasibleError
 from jaxagg.momdp import MOMDP
 from jaxagg.polytope import occupancy_polytope, return_bounds
 from jaxagg.rules.base import agent_scores, floor_bounds, floored_program, lift_thresholds, threshold_binaries, unit_cost
@@ -28,7 +28,7 @@ from jaxagg.rules.registry import register
 from jaxagg.rules.starts import mip_start
 from jaxagg.samples import ReturnSample
 from jaxagg.solvers import columns
-from jaxagg.solvers.highs import INF, SolveStatus
+from jaxagg.solvers.highs import INF, SolveStatus, error_of
 from jaxagg.solvers.program import OccupancyProgram
 from jaxagg.validation import approval_level, choice, finite_number, optional_positive_number
 
@@ -140,8 +140,7 @@ def _approval_by_enumeration(momdp: MOMDP, sample: ReturnSample, q: float, thres
             if result.status is SolveStatus.INFEASIBLE:
                 continue
             if not result.ok:
-                raise SolverError(f"approval({q}): the LP of approval set {list(coalition)} ended '{result.status.label}': "
-                                  f"{result.message}", result)
+                raise error_of(result, f"approval({q}) set LP of agents {list(coalition)}", time_limit)
             if best is None or result.objective > best[0]:
                 best = (result.objective, coalition)
         if best is not None:

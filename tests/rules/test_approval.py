@@ -55,6 +55,13 @@ def test_enumerating_the_approval_sets_agrees_with_the_milps_and_brute_force(see
     assert 1 <= enumerated.info["lps"] <= 2 ** m.num_agents
 
 
+def test_an_enumerated_set_lp_out_of_time_is_a_timeout_not_an_infeasible_set():
+    m = ja.envs.garnet(4, 3, 4, agents=4, seed=0)
+    sample = ja.sample(m, 400, seed=0)
+    with pytest.raises(ja.errors.SolverTimeoutError, match=r"approval\(0.9\) set LP of agents \[0, 1, 2, 3\] hit the time limit"):
+        ja.rules.get("approval")(m, sample, method="enumerate", time_limit=1e-9)
+
+
 def test_auto_enumerates_where_the_lps_go_through_column_generation(monkeypatch):
     from jaxagg.solvers import columns
 
