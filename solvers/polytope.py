@@ -341,7 +341,7 @@ class _ChainClasses:
         absorption: ``[t, k]`` probability that the chain from transient state ``transient[i]``
             enters closed class k; each row sums to 1 (a finite chain leaves its transient states
             for sure), which the solve's rounding is corrected to: a slowly absorbing chain's
-            rows summed to 1 - 2e-9 on attention (7, 3), and a single class's gain, spread to the
+            rows summed to 0.654-1 on attention (7, 3), and a single class's gain, spread to the
             transient states unevenly, made policy iteration cycle on spurious gain improvements.
         lu: the factorisation of ``I - P_TT`` (``None`` without transient states).
     """

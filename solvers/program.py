@@ -125,7 +125,7 @@ class OccupancyProgram:
         default dual simplex on attention (7, 3), bench/RESULTS.md), or column generation where
         :meth:`build` chooses it."""
         if self.polytope.dim >= IPM_MIN_DIM and not any(self._integer_flags()):
-            if self._column_generation(options):
+            if self.uses_column_generation(options):
                 options["fallback_solver"] = "ipm"
             else:
                 options.setdefault("solver", "ipm")
@@ -146,7 +146,7 @@ class OccupancyProgram:
         coordinates whose MDP is known, a :class:`jaxagg.solvers.columns.ColumnModel` (the same
         interface; column generation with MDP pricing). ``solver="columns"`` asks for the
         column generation at any size; naming a HiGHS ``solver`` asks for HiGHS."""
-        if self._column_generation(options):
+        if self.uses_column_generation(options):
             options.pop("solver", None)
             options.pop("simplex", None)
             return column_generation.ColumnModel(self, cost, sense, **options)
@@ -168,11 +168,12 @@ class OccupancyProgram:
             **options,
         )
 
-    def _column_generation(self, options: dict) -> bool:
-        """Whether :meth:`build` with these ``options`` makes a column-generation model: asked
-        for (``solver="columns"``), or no ``solver`` named and an LP of at least
-        :data:`jaxagg.solvers.columns.MIN_DIM` occupancy coordinates on a polytope that MDPs
-        can price."""
+    def uses_column_generation(self, options: dict | None = None) -> bool:
+        """Whether :meth:`build` (and :meth:`solve`) with these ``options`` make a
+        column-generation model: asked for (``solver="columns"``), or no ``solver`` named and an
+        LP of at least :data:`jaxagg.solvers.columns.MIN_DIM` occupancy coordinates on a
+        polytope that MDPs can price."""
+        options = {} if options is None else options
         if options.get("solver") == "columns":
             return True
         return ("solver" not in options and self.polytope.dim >= column_generation.MIN_DIM

@@ -27,7 +27,6 @@ from jaxagg.rules.outcome import Outcome, relabelled
 from jaxagg.rules.registry import register
 from jaxagg.rules.starts import mip_start
 from jaxagg.samples import ReturnSample
-from jaxagg.solvers import columns
 from jaxagg.solvers.highs import INF, SolveStatus, error_of
 from jaxagg.solvers.program import OccupancyProgram
 from jaxagg.validation import approval_level, choice, finite_number, optional_positive_number
@@ -93,23 +92,27 @@ def approval(
         second = program.solve(W.sum(axis=0), sense="max", what=f"approval({q}) completion MILP", start=second_start, **options)
     except InfeasibleError:  # the count was reached only with a threshold met exactly: keep the first MILP's set
         second = first
-    # Polish: with the approving set read off the binaries, one LP at the tight LP tolerance
-    # gives the completion optimum for that set, with every approver truly above its threshold
-    # (or exactly on it, when the lifted threshold is out of reach).
-    chosen = np.round(second.x[y]) == 1.0
+    chosen = np.round(second.x[y]) == 1.0  # the approving set, read off the binaries
+    return _polished(momdp, sample, q, thresholds, completion, chosen, count, [first, second], method="milp",
+                     milp_seconds=[float(first.solve_time), float(second.solve_time)],
+                     **({"start": start_info} if start_info is not None else {}))
+
+
+def _polished(momdp: MOMDP, sample: ReturnSample, q: float, thresholds: np.ndarray, completion: str, chosen: np.ndarray,
+              count: int, solves: list, **info) -> Outcome:
+    """The Outcome for the approving set ``chosen [n]`` (bool): one LP at the tight LP tolerance
+    gives the completion optimum for that set, with every approver truly above its threshold
+    (or exactly on it, when the lifted threshold is out of reach); ``info`` adds to the rule's."""
     polished = complete_above(momdp, np.where(chosen, thresholds, -INF), completion)
     approvers = np.flatnonzero(sample.approves(polished.returns, q) | return_bounds(momdp).degenerate)
-    info = dict(q=q, count=count, approvers=approvers.tolist(), thresholds=thresholds.tolist(), completion=completion,
-                method="milp", milp_seconds=[float(first.solve_time), float(second.solve_time)],
-                **({"start": start_info} if start_info is not None else {}))
-    return relabelled(polished, info, before=[first, second])
+    info = dict(q=q, count=count, approvers=approvers.tolist(), thresholds=thresholds.tolist(), completion=completion, **info)
+    return relabelled(polished, info, before=solves)
 
 
 def _enumeration_pays(momdp: MOMDP) -> bool:
     """Whether ``method="auto"`` enumerates: LPs by column generation, few enough agents."""
-    polytope = occupancy_polytope(momdp)
     live = int((~return_bounds(momdp).degenerate).sum())
-    return polytope.dim >= columns.MIN_DIM and columns.applies(polytope) and live <= ENUMERATION_MAX_AGENTS
+    return OccupancyProgram(occupancy_polytope(momdp)).uses_column_generation() and live <= ENUMERATION_MAX_AGENTS
 
 
 def _approval_by_enumeration(momdp: MOMDP, sample: ReturnSample, q: float, thresholds: np.ndarray, completion: str,
@@ -148,12 +151,8 @@ def _approval_by_enumeration(momdp: MOMDP, sample: ReturnSample, q: float, thres
     lp_seconds = time.perf_counter() - began
     chosen = np.zeros(momdp.num_agents, dtype=bool)
     chosen[list(best[1])] = True
-    polished = complete_above(momdp, np.where(chosen, thresholds, -INF), completion)
-    approvers = np.flatnonzero(sample.approves(polished.returns, q) | bounds.degenerate)
-    count = size + int(bounds.degenerate.sum())
-    info = dict(q=q, count=count, approvers=approvers.tolist(), thresholds=thresholds.tolist(), completion=completion,
-                method="enumerate", lps=len(solves), lp_seconds=lp_seconds)
-    return relabelled(polished, info, before=solves)
+    return _polished(momdp, sample, q, thresholds, completion, chosen, size + int(bounds.degenerate.sum()), solves,
+                     method="enumerate", lps=len(solves), lp_seconds=lp_seconds)
 
 
 register("approval", approval, family="approval", needs_sample=True, invariant=True,
