@@ -5,12 +5,11 @@ for the native (Kronecker) and the dense operator.
     python bench/block_profile.py 65536            # B = 65,536 at attention (5, 3); on a GPU
     python bench/block_profile.py 32 --factories 4 # a CPU-sized block
 
-Rows: the policy draws; ten float32 and ten float64 operator products; one GMRES(20) cycle to a
-1e-5 relative residual, with and without the reorthogonalisation pass; the whole block kernel
-(draws, refined GMRES, returns); ``evaluate_policies`` as shipped and with the caller's default
-matrix-product precision set to ``highest`` and to ``tensorfloat32`` (the shipped kernel sets
-its own: ``jaxagg.kernels.precision.full_precision_products``). Printed only (not recorded):
-copy what matters into a Notes section of bench/RESULTS.md.
+Rows: the policy draws; ten float32 and ten float64 operator products; for each Krylov solver
+(``jaxagg.kernels.evaluation.SOLVERS``) one solve to a 1e-5 relative residual (a GMRES(20)
+cycle, a BiCGSTAB solve) and ``evaluate_policies`` with that solver; the whole block kernel as
+shipped (draws, refined Krylov solves with the default solver, returns). Printed only (not
+recorded): copy what matters into a Notes section of bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -58,22 +57,22 @@ def profile(batch: int, factories: int) -> None:
                     matvec = E.system_matvec(operator, pi.astype(x.dtype), gamma)
                     return jax.lax.fori_loop(0, 10, lambda i, x: matvec(x), x)
                 best_of(f"{form}: 10 operator products, {label}", batch, jax.jit(ten_products), pi, start.astype(dtype))
-            for label, reorthogonalise in (("", krylov.REORTHOGONALISE), (", no reorthogonalisation", 0.0)):
-                saved, krylov.REORTHOGONALISE = krylov.REORTHOGONALISE, reorthogonalise
-                def one_cycle(pi, r, op32=op32):
-                    return krylov.gmres_cycle(E.system_matvec(op32, pi.astype(jnp.float32), gamma), r, restart=E.RESTART, tol=1e-5)
-                best_of(f"{form}: one GMRES({E.RESTART}) cycle to 1e-5{label}", batch, jax.jit(one_cycle), pi, start)
-                krylov.REORTHOGONALISE = saved
+            for solver in E.SOLVERS:
+                def one_solve(pi, r, op32=op32, solver=solver):
+                    matvec = E.system_matvec(op32, pi.astype(jnp.float32), gamma)
+                    if solver == "gmres":
+                        return krylov.gmres_cycle(matvec, r, restart=E.RESTART, tol=1e-5)
+                    return krylov.bicgstab(matvec, r, max_iterations=E.BICGSTAB_ITERATIONS, tol=1e-5)
+                name = f"GMRES({E.RESTART}) cycle" if solver == "gmres" else "BiCGSTAB solve"
+                best_of(f"{form}: one {name} to 1e-5", batch, jax.jit(one_solve), pi, start)
+                evaluate = jax.jit(lambda pi, op32=op32, op64=op64, solver=solver:
+                                   E.evaluate_policies(op32, op64, pi, momdp.mu, gamma, solver=solver))
+                out = best_of(f"{form}: evaluate_policies, {solver}", batch, evaluate, pi)
+                print(f"{'':6s}largest residual {float(out.residual.max()):.2e}", flush=True)
             problem = MeasureProblem(op32, op64, jnp.asarray(momdp.mu, jnp.float64), jnp.asarray(momdp.reward_matrix, jnp.float64),
                                      gamma)
-            best_of(f"{form}: whole block kernel", batch, jax.jit(lambda k, i, problem=problem: policy_block_krylov(k, i, problem)),
-                    key, indices)
-            for setting in (None, "highest", "tensorfloat32"):
-                with jax.default_matmul_precision(setting):
-                    evaluate = jax.jit(lambda pi, problem=problem: E.evaluate_policies(problem.transitions, problem.transitions64, pi,
-                                                                                        problem.mu, gamma))
-                    out = best_of(f"{form}: evaluate_policies, caller's precision {setting or 'default'}", batch, evaluate, pi)
-                print(f"{'':6s}largest residual {float(out.residual.max()):.2e}", flush=True)
+            best_of(f"{form}: whole block kernel (as shipped)", batch,
+                    jax.jit(lambda k, i, problem=problem: policy_block_krylov(k, i, problem)), key, indices)
 
 
 if __name__ == "__main__":

@@ -281,7 +281,8 @@ def _sample(args: argparse.Namespace) -> int:
     residuals = [info["residual_max"] for info in parts if isinstance(info.get("residual_max"), float)]
     if residuals and isinstance(parts[-1].get("evaluation"), dict):
         engine = parts[-1]["evaluation"]
-        print(f"policy evaluation: {engine['method']} on the {engine['operator']} operator; largest residual "
+        solver = f" ({engine['solver']})" if isinstance(engine.get("solver"), str) else ""
+        print(f"policy evaluation: {engine['method']}{solver} on the {engine['operator']} operator; largest residual "
               f"{max(residuals):.2g} (tolerance {engine['tol']:g})")
     if result.info.get("rhat"):
         doubled = result.info.get("thin_doublings") or 0

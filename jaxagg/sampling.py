@@ -35,7 +35,7 @@ import numpy as np
 from jaxagg.errors import ConvergenceError, SolverError, ValidationError, VersionWarning
 from jaxagg.kernels import transitions as T
 from jaxagg.kernels.evaluation import TOL as EVALUATION_TOL
-from jaxagg.kernels.evaluation import bytes_per_policy
+from jaxagg.kernels.evaluation import bytes_per_policy, default_solver
 from jaxagg.kernels.precision import PRECISIONS, precision_scope
 from jaxagg.kernels.returns import (
     BLOCK,
@@ -370,10 +370,12 @@ def _instance(k: int):
 def engine_settings(momdp: MOMDP, method: str = "auto", operator: str | None = None, *, block: int | None = None,
                     devices: list | None = None) -> dict[str, Any]:
     """How the ``policy`` measure evaluates policies on ``momdp``: ``{"method", "operator",
-    "tol", "block"}``. ``"auto"``: a dense LU up to :data:`LU_MAX_STATES` states, else GMRES on
-    the instance's own operator (the Kronecker products beat a dense GEMM from attention (4, 3)
-    on: bench/kernels.py). ``operator`` forces a form (``"dense"`` or the instance's own), as
-    recorded by an earlier run. ``block`` (policies per compiled block) defaults to what
+    "tol", "block"}``, and for Krylov its ``"solver"`` (recorded only: it follows from the number
+    of states, :func:`jaxagg.kernels.evaluation.default_solver`). ``"auto"``: a dense LU up to
+    :data:`LU_MAX_STATES` states, else a Krylov solver on the instance's own operator (the
+    Kronecker products beat a dense GEMM from attention (4, 3) on: bench/kernels.py).
+    ``operator`` forces a form (``"dense"`` or the instance's own), as recorded by an earlier run.
+    ``block`` (policies per compiled block) defaults to what
     :func:`jaxagg.kernels.returns.block_size` picks for the first of ``devices`` (the sampling
     default when None) and this method's working arrays."""
     choice("method", method, METHODS)
@@ -391,7 +393,10 @@ def engine_settings(momdp: MOMDP, method: str = "auto", operator: str | None = N
         platform = sample_devices(devices)[0].platform
         block = block_size(platform, bytes_per_policy(momdp.num_states, momdp.num_actions, method))
     block = integer_at_least("block", block, 1)
-    return {"method": method, "operator": operator, "tol": EVALUATION_TOL, "block": block}
+    settings = {"method": method, "operator": operator, "tol": EVALUATION_TOL, "block": block}
+    if method == "krylov":  # provenance: the solver follows from the number of states
+        settings["solver"] = default_solver(momdp.num_states)
+    return settings
 
 
 def _check_residuals(residuals: np.ndarray, start: int, precision: str) -> None:

@@ -4,6 +4,8 @@ The evaluation arithmetic changes with it: 0.2.0 changed GMRES's rotations and t
 product's layout, so its samples round differently from 0.1.0's; 0.2.1 computes the solvers'
 float32 products in full precision on every device (a GPU's samples changed; a CPU's did not);
 0.3.0 draws the policy and hull measures' Dirichlet rows from a counter-based hash instead of
-``jax.random``'s threefry (:func:`jaxagg.kernels.policies.counter_bits`): every such sample changed."""
+``jax.random``'s threefry (:func:`jaxagg.kernels.policies.counter_bits`): every such sample changed;
+0.4.0 evaluates the policies of instances of up to 512 states by BiCGSTAB instead of GMRES
+(:func:`jaxagg.kernels.evaluation.default_solver`): their Krylov samples round differently."""
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

@@ -1,6 +1,6 @@
 """Batched policy evaluation with a recorded residual: the state distributions of a block of
-policies, by batched GMRES on a shared transition operator or by a dense LU per policy, both
-finished in float64.
+policies, by batched Krylov solves (BiCGSTAB or restarted GMRES, :func:`default_solver`) on a
+shared transition operator or by a dense LU per policy, all finished in float64.
 
 The linear systems (SPEC §1), for a block of policies ``pi [B, S, A]``:
 
@@ -11,8 +11,8 @@ The linear systems (SPEC §1), for a block of policies ``pi [B, S, A]``:
 Both methods solve in the operator's working precision (float32 by default) and then refine in
 float64: the residual ``r = b - E rho`` is computed with a float64 copy of the operator, and a
 correction ``E delta = r`` is solved in the working precision while the relative residual
-``||r||_inf / ||b||_inf`` is above the tolerance (for GMRES every restart is such a round: one
-cycle per float64 residual). The final float64 residual of every policy is
+``||r||_inf / ||b||_inf`` is above the tolerance (for the Krylov solvers every restart is such a
+round: one GMRES cycle or one BiCGSTAB solve per float64 residual). The final float64 residual of every policy is
 returned, so that the caller can record it and refuse a policy that did not meet it. A float64
 context (``jaxagg.kernels.precision.precision_scope("float64")``) is required around these
 functions.
@@ -34,10 +34,26 @@ TOL = 1e-6
 """Default relative residual ``||E rho - b||_inf / ||b||_inf`` every evaluated policy must meet."""
 RESTART = 20
 """Krylov dimension per GMRES cycle."""
+SOLVERS = ("gmres", "bicgstab")
+"""Krylov solvers for ``method="krylov"``: restarted GMRES(:data:`RESTART`) or BiCGSTAB."""
+BICGSTAB_MAX_STATES = 512
+"""The default solver (:func:`default_solver`) is BiCGSTAB up to this many states, GMRES beyond.
+Measured (bench/RESULTS.md, 2026-11-27): a BiCGSTAB iteration costs two operator products and a
+few vector passes, a GMRES step one product and two passes over its basis, so BiCGSTAB wins
+where the product is cheap next to the basis. ``evaluate_policies`` with BiCGSTAB over GMRES:
+H100, Kronecker operator, attention (4, 3) (S = 81) 2.07x, (5, 3) (S = 243) 1.63x, (6, 3)
+(S = 729) 1.16x, (7, 3) (S = 2187) 0.49x; 2 CPU cores, blocks of 32: 1.76x, 1.44x, 1.08x, 0.90x,
+(7, 3) 0.8x. One crossover for every platform, so that an instance's samples take the same
+arithmetic on a CPU and a GPU."""
+STAGNATION = 0.5
+"""A BiCGSTAB round that leaves a row above this fraction of its residual before hands the row
+to GMRES for the rounds after it."""
+BICGSTAB_ITERATIONS = 2 * RESTART
+"""BiCGSTAB iterations at most per refinement round (two operator products each)."""
 MAX_RESTARTS = 40
 REFINEMENTS = 3
-"""Krylov: GMRES cycles at most, ``MAX_RESTARTS * (1 + REFINEMENTS)``, each restarted from the
-float64 residual (usually two: one to :data:`WORKING_TOL`, one loose correction). LU: float64
+"""Krylov: rounds (GMRES cycles or BiCGSTAB solves) at most, ``MAX_RESTARTS * (1 +
+REFINEMENTS)``, each restarted from the float64 residual (usually two: one to :data:`WORKING_TOL`, one loose correction). LU: float64
 residual-correction rounds at most after the first solve. Either runs only while a policy of
 the block is above ``TARGET * tol``."""
 TARGET = 0.1
@@ -49,6 +65,12 @@ WORKING_TOL = {jnp.dtype(jnp.float32): 1e-5, jnp.dtype(jnp.float64): 1e-12}
 (float32 stagnates near 1e-6). The float64 corrections then aim below ``min(TARGET * tol,
 WORKING_TOL)``: a tenth of the tolerance in float32, near float64's own accuracy when the
 working precision is float64."""
+
+
+def default_solver(num_states: int) -> str:
+    """The Krylov solver for systems of ``num_states`` states: ``"bicgstab"`` up to
+    :data:`BICGSTAB_MAX_STATES`, else ``"gmres"``."""
+    return "bicgstab" if num_states <= BICGSTAB_MAX_STATES else "gmres"
 
 
 def bytes_per_policy(S: int, A: int, method: str) -> int:
@@ -120,7 +142,7 @@ def relative_residual(matvec64, rho64: jax.Array, b64: jax.Array, bmax: jax.Arra
 
 @full_precision_products
 def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu: jax.Array, gamma: float | None, *,
-                      method: str = "krylov", tol: float = TOL) -> Evaluation:
+                      method: str = "krylov", tol: float = TOL, solver: str | None = None) -> Evaluation:
     """State distributions and float64 residuals of policies ``pi [B, S, A]``.
 
     Args:
@@ -133,9 +155,13 @@ def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu:
             policy; a :class:`~jaxagg.kernels.transitions.DenseTransitions` only).
         tol: relative residual the corrections aim below (a tenth of it, or float64's
             :data:`WORKING_TOL` when working in float64).
+        solver: the Krylov solver, one of :data:`SOLVERS` (``method="krylov"``); default
+            :func:`default_solver` of the number of states.
     """
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+    if solver is not None and solver not in SOLVERS:
+        raise ValueError(f"solver: expected one of {SOLVERS}, got {solver!r}")
     if jnp.dtype(T.dtype_of(op64)) != jnp.float64 or not jax.config.jax_enable_x64:
         raise ValueError("op64: expected a float64 operator inside a float64 context (precision_scope('float64'))")
     dtype = jnp.dtype(T.dtype_of(op))
@@ -158,7 +184,9 @@ def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu:
     working_tol = WORKING_TOL[dtype]
     target = min(tol * TARGET, working_tol)
     if method == "krylov":
-        return _refined_gmres(matvec, matvec64, b64, bmax, dtype, working_tol, target, min(RESTART, pi.shape[-2]))
+        solver = default_solver(pi.shape[-2]) if solver is None else solver
+        return _refined_krylov(matvec, matvec64, b64, bmax, dtype, working_tol, target, min(RESTART, pi.shape[-2]),
+                               bicgstab=solver == "bicgstab")
 
     def correct(state):
         rho, r, residual, rounds = state
@@ -179,29 +207,53 @@ def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu:
     return Evaluation(rho=rho, residual=residual)
 
 
-def _refined_gmres(matvec, matvec64, b64, bmax, dtype, working_tol, target, restart):
-    """GMRES restarted from float64 residuals (mixed-precision iterative refinement with one
-    GMRES cycle per round): each round runs one cycle in the working precision on the scaled
-    float64 residual, adds its correction in float64 and measures the new float64 residual,
-    which is also the restart residual (no working-precision residual product). A row's cycle
-    aims at ``AIM * target / residual`` (at least the working precision's :data:`WORKING_TOL`,
-    at most 1/2), so a row at residual 1 first aims at :data:`WORKING_TOL` and then one loose
-    cycle usually finishes it; rows at the target are frozen (no work, numbers untouched)."""
+def _refined_krylov(matvec, matvec64, b64, bmax, dtype, working_tol, target, restart, *, bicgstab: bool):
+    """Krylov solves restarted from float64 residuals (mixed-precision iterative refinement with
+    one solve per round): each round runs one GMRES(``restart``) cycle or one BiCGSTAB solve (at
+    most :data:`BICGSTAB_ITERATIONS` iterations) in the working precision on the scaled float64
+    residual, adds its correction in float64 and measures the new float64 residual, which is also
+    the restart residual (no working-precision residual product). A row's solve aims at ``AIM *
+    target / residual`` (at least the working precision's :data:`WORKING_TOL`, at most 1/2), so a
+    row at residual 1 first aims at :data:`WORKING_TOL` and then one loose solve usually finishes
+    it; rows at the target are frozen (no work, numbers untouched).
+
+    With ``bicgstab``, rows start with BiCGSTAB; a row whose BiCGSTAB round leaves it above
+    :data:`STAGNATION` times its residual before (a breakdown, or a spectrum BiCGSTAB's
+    one-dimensional minimisation step cannot handle, e.g. a periodic chain) goes on with GMRES
+    from then on. Each solver runs only when some row needs it (``lax.cond``), and a row's path
+    depends only on its own numbers."""
+    zeros = jnp.zeros(b64.shape, dtype)
+
+    def gmres(scaled, aim, rows):
+        return krylov.gmres_cycle(matvec, scaled, restart=restart, tol=aim, frozen=~rows)
 
     def round_(state):
-        rho, r, residual, rounds = state
+        rho, r, residual, rounds, on_gmres = state
         size = jnp.max(jnp.abs(r), axis=-1, keepdims=True)
         needed = (residual > target) & (size[:, 0] > 0)
         scaled = jnp.where(needed[:, None], r / jnp.where(size > 0, size, 1.0), 0.0).astype(dtype)
         aim = jnp.clip(AIM * target / jnp.maximum(residual, target), working_tol, 0.5).astype(dtype)
-        delta = krylov.gmres_cycle(matvec, scaled, restart=restart, tol=aim, frozen=~needed)
+        if bicgstab:
+            by_bicgstab, by_gmres = needed & ~on_gmres, needed & on_gmres
+
+            def run_bicgstab():
+                return krylov.bicgstab(matvec, scaled, max_iterations=BICGSTAB_ITERATIONS, tol=aim, frozen=~by_bicgstab)
+
+            delta = jnp.where(by_bicgstab[:, None], jax.lax.cond(jnp.any(by_bicgstab), run_bicgstab, lambda: zeros),
+                              jax.lax.cond(jnp.any(by_gmres), lambda: gmres(scaled, aim, by_gmres), lambda: zeros))
+        else:
+            delta = gmres(scaled, aim, needed)
         rho = rho + jnp.where(needed[:, None], delta.astype(jnp.float64) * size, 0.0)
-        return (rho, *relative_residual(matvec64, rho, b64, bmax), rounds + 1)
+        r, new_residual = relative_residual(matvec64, rho, b64, bmax)
+        if bicgstab:
+            on_gmres = on_gmres | (by_bicgstab & (new_residual > STAGNATION * residual))
+        return rho, r, new_residual, rounds + 1, on_gmres
 
     def more(state):
         return jnp.logical_and(state[3] < MAX_RESTARTS * (1 + REFINEMENTS), jnp.any(state[2] > target))
 
     # rho = 0: the residual is b itself, no product
-    state = (jnp.zeros_like(b64), b64, jnp.ones(b64.shape[:1], b64.dtype), jnp.zeros((), jnp.int32))
-    rho, _, residual, _ = jax.lax.while_loop(more, round_, state)
+    B = b64.shape[0]
+    state = (jnp.zeros_like(b64), b64, jnp.ones((B,), b64.dtype), jnp.zeros((), jnp.int32), jnp.zeros((B,), bool))
+    rho, _, residual, _, _ = jax.lax.while_loop(more, round_, state)
     return Evaluation(rho=rho, residual=residual)

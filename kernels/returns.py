@@ -236,16 +236,26 @@ def stream(
         return _returns_of_range(block_fn, device_key, start_, blocks, device_operands, block)
 
     returns_parts, residual_parts = [], []
+
+    def collect(runs: list, count: int) -> None:
+        returns = np.concatenate([np.asarray(r).reshape(-1, r.shape[-1]) for r, _ in runs])
+        residuals = np.concatenate([np.asarray(e).reshape(-1) for _, e in runs])
+        returns_parts.append(returns[:count])
+        residual_parts.append(residuals[:count])
+        if progress is not None:
+            progress(count)
+
     with _lane_runner(lanes, concurrent) as run:
+        # one chunk in flight: on an accelerator (asynchronous dispatch) the next chunk is queued
+        # before this one is fetched, so the device does not wait on the host between chunks
+        pending = None
         for done in range(0, num_samples, blocks * block * L):
-            count = min(blocks * block * L, num_samples - done)
             runs = run(partial(call, first=start + done))
-            returns = np.concatenate([np.asarray(r).reshape(-1, r.shape[-1]) for r, _ in runs])
-            residuals = np.concatenate([np.asarray(e).reshape(-1) for _, e in runs])
-            returns_parts.append(returns[:count])
-            residual_parts.append(residuals[:count])
-            if progress is not None:
-                progress(count)
+            if pending is not None:
+                collect(*pending)
+            pending = (runs, min(blocks * block * L, num_samples - done))
+        if pending is not None:
+            collect(*pending)
     return np.concatenate(returns_parts), np.concatenate(residual_parts)
 
 

@@ -63,6 +63,7 @@ def test_auto_evaluation_choices_are_recorded_and_kept_on_resume(attention_4_3):
     assert engine_settings(tiny, devices=cpu) == {"method": "lu", "operator": "dense", "tol": evaluation.TOL, "block": BLOCK}
     assert engine_settings(attention_4_3)["method"] == "krylov" and engine_settings(attention_4_3)["operator"] == "kronecker"
     assert engine_settings(attention_4_3, "krylov", "dense")["operator"] == "dense"
+    assert engine_settings(attention_4_3)["solver"] == "bicgstab"  # 81 states: recorded, from the number of states
     assert engine_settings(ja.envs.attention_allocation(2, 3), devices=cpu) == {"method": "lu", "operator": "dense",
                                                                                "tol": evaluation.TOL, "block": BLOCK}
     with pytest.raises(ValidationError, match="'lu' needs dense"):
@@ -87,6 +88,7 @@ def test_a_sample_missing_the_residual_tolerance_raises(monkeypatch):
     monkeypatch.setattr(evaluation, "MAX_RESTARTS", 1)
     monkeypatch.setattr(evaluation, "RESTART", 1)
     monkeypatch.setattr(evaluation, "REFINEMENTS", 0)
+    monkeypatch.setattr(evaluation, "BICGSTAB_ITERATIONS", 1)  # S = 23: BiCGSTAB's instance
     jax.clear_caches()  # the constants are read when the block is traced
     try:
         with pytest.raises(ConvergenceError, match="residual tolerance"):
@@ -186,7 +188,8 @@ def test_a_large_sparse_instance_samples_and_bounds_without_dense_transitions():
     m = ja.envs.garnet(20_000, 3, 4, 2, seed=0, criterion="discounted", gamma=0.9)
     assert m.transition_form == "sparse"
     s = ja.sample(m, 64, seed=0)
-    assert s.info["evaluation"] == {"method": "krylov", "operator": "sparse", "tol": evaluation.TOL, "block": engine_settings(m)["block"]}
+    assert s.info["evaluation"] == {"method": "krylov", "operator": "sparse", "tol": evaluation.TOL, "block": engine_settings(m)["block"],
+                                    "solver": "gmres"}
     bounds = ja.return_bounds(m)
     assert bounds.method == "policy-iteration" and all(c.method == "policy-iteration" for c in bounds.certificates)
     assert (s.returns >= bounds.lower - 1e-12).all() and (s.returns <= bounds.upper + 1e-12).all()

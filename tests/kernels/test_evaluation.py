@@ -1,5 +1,5 @@
 """Batched policy evaluation against a float64 numpy oracle, on every operator form, both
-methods and both working dtypes.
+methods, both Krylov solvers and both working dtypes.
 
 Oracles (independent of the code's own system): discounted ``rho = (1-gamma) (I - gamma
 P_pi^T)^{-1} mu`` by ``np.linalg.solve``; average reward: the stationary distribution from the
@@ -24,7 +24,7 @@ import pytest
 
 import jaxagg as ja
 from jaxagg.envs.attention import factory_transition
-from jaxagg.kernels import evaluation
+from jaxagg.kernels import evaluation, krylov
 from jaxagg.kernels import transitions as T
 from jaxagg.kernels.precision import precision_scope
 
@@ -133,39 +133,41 @@ def recomputed_residual(P, pi, mu, gamma, rho):
     return np.abs(r).max(axis=-1) / np.abs(b).max(), r, E
 
 
-evaluate = jax.jit(evaluation.evaluate_policies, static_argnames=("gamma", "method", "tol"))
+evaluate = jax.jit(evaluation.evaluate_policies, static_argnames=("gamma", "method", "tol", "solver"))
 
 
-def run(instance, form, method, precision, pi=None, evaluate=evaluate):
+def run(instance, form, method, precision, pi=None, evaluate=evaluate, solver=None):
     op = operator(instance, form)
     pi = instance["pi"] if pi is None else pi
     dtype = jnp.float32 if precision == "float32" else jnp.float64
+    solver = solver or ("gmres" if method == "krylov" else None)
     with precision_scope("float64"):
         out = evaluate(T.astype(op, dtype), T.astype(op, jnp.float64), jnp.asarray(pi), jnp.asarray(instance["mu"]),
-                       instance["gamma"], method=method, tol=TOL)
+                       instance["gamma"], method=method, tol=TOL, solver=solver)
         return np.asarray(out.rho), np.asarray(out.residual)
 
 
-QUICK = {(None, "dense", "krylov", "float32"), (None, "kronecker", "krylov", "float64"), (None, "dense", "lu", "float64"),
-         (0.99, "sparse", "krylov", "float32")}
-"""Compilations (criterion, form, method, dtype) of the quick run; the others (about 8 s of XLA
-compilation each on 2 busy cores) are marked slow."""
+QUICK = {(None, "dense", "gmres", "float32"), (None, "kronecker", "gmres", "float64"), (None, "dense", "lu", "float64"),
+         (0.99, "sparse", "gmres", "float32"), (None, "dense", "bicgstab", "float32"), (0.99, "sparse", "bicgstab", "float32")}
+"""Compilations (criterion, form, solver or "lu", dtype) of the quick run; the others (about 8 s
+of XLA compilation each on 2 busy cores) are marked slow."""
 
 CASES = []
 for _name, _instance in INSTANCES.items():
     for _form in ["dense", "sparse"] + (["kronecker"] if "factors" in _instance else []):
-        for _method in ["krylov"] + (["lu"] if _form == "dense" else []):
+        for _method, _solver in [("krylov", "gmres"), ("krylov", "bicgstab")] + ([("lu", None)] if _form == "dense" else []):
             for _precision in ["float32", "float64"]:
-                _quick = (_instance["gamma"], _form, _method, _precision) in QUICK
-                CASES.append(pytest.param(_name, _form, _method, _precision, id=f"{_name}-{_form}-{_method}-{_precision}",
+                _quick = (_instance["gamma"], _form, _solver or "lu", _precision) in QUICK
+                CASES.append(pytest.param(_name, _form, _method, _solver, _precision,
+                                          id=f"{_name}-{_form}-{_solver or _method}-{_precision}",
                                           marks=[] if _quick else [pytest.mark.slow]))
 
 
-@pytest.mark.parametrize("name, form, method, precision", CASES)
-def test_matches_the_numpy_oracle_with_an_honest_residual(name, form, method, precision):
+@pytest.mark.parametrize("name, form, method, solver, precision", CASES)
+def test_matches_the_numpy_oracle_with_an_honest_residual(name, form, method, solver, precision):
     instance = INSTANCES[name]
     P, pi, mu, gamma = instance["P"], instance["pi"], instance["mu"], instance["gamma"]
-    rho, residual = run(instance, form, method, precision)
+    rho, residual = run(instance, form, method, precision, solver=solver)
     assert rho.shape == (B, S) and rho.dtype == np.float64
     assert residual.shape == (B,) and residual.dtype == np.float64
     reference = oracle(P, pi, mu, gamma)
@@ -185,27 +187,29 @@ def test_matches_the_numpy_oracle_with_an_honest_residual(name, form, method, pr
     assert (rho >= -1e-6 * np.abs(reference).max()).all()
 
 
-def test_periodic_deterministic_cycle_is_uniform_and_attention_never_monitoring_is_absorbed():
+@pytest.mark.parametrize("solver", ["gmres", "bicgstab"])
+def test_periodic_deterministic_cycle_is_uniform_and_attention_never_monitoring_is_absorbed(solver):
     # closed forms: the 27-cycle visits every state equally; never monitoring ends in the all-incident state
     # (float32 working precision, refined in float64 to a residual below 1e-7)
-    rho, _ = run(INSTANCES["periodic-average"], "dense", "krylov", "float32")
+    rho, _ = run(INSTANCES["periodic-average"], "dense", "krylov", "float32", solver=solver)
     np.testing.assert_allclose(rho[0], 1.0 / S, rtol=0, atol=1e-8)
-    rho, _ = run(INSTANCES["attention-average"], "dense", "krylov", "float32")
+    rho, _ = run(INSTANCES["attention-average"], "dense", "krylov", "float32", solver=solver)
     np.testing.assert_allclose(rho[0], np.eye(S)[-1], rtol=0, atol=1e-7)
 
 
-@pytest.mark.parametrize("form, precision", [pytest.param("dense", "float64", marks=pytest.mark.slow), ("sparse", "float32")])
-def test_a_policy_does_not_depend_on_its_block(form, precision):
+@pytest.mark.parametrize("form, precision, solver", [pytest.param("dense", "float64", "gmres", marks=pytest.mark.slow),
+                                                     ("sparse", "float32", "gmres"), ("sparse", "float32", "bicgstab")])
+def test_a_policy_does_not_depend_on_its_block(form, precision, solver):
     instance = INSTANCES["garnet-0.99"]
     rng = np.random.default_rng(7)
     others = rng.dirichlet(np.ones(A), size=(5, S))
     pi = instance["pi"]
-    first, res_first = run(instance, form, "krylov", precision, pi=pi)
+    first, res_first = run(instance, form, "krylov", precision, pi=pi, solver=solver)
     # policy 2 of the first block, at positions 0 and 3 among other policies (one of them deterministic)
     block = np.stack([pi[2], others[0], pi[0], others[1]])
-    second, res_second = run(instance, form, "krylov", precision, pi=block)
+    second, res_second = run(instance, form, "krylov", precision, pi=block, solver=solver)
     block = np.stack([others[2], others[3], others[4], pi[2]])
-    third, res_third = run(instance, form, "krylov", precision, pi=block)
+    third, res_third = run(instance, form, "krylov", precision, pi=block, solver=solver)
     np.testing.assert_array_equal(first[2], second[0])
     np.testing.assert_array_equal(first[2], third[3])
     np.testing.assert_array_equal(first[0], second[2])
@@ -226,24 +230,55 @@ def test_argument_errors():
             evaluation.evaluate_policies(T.astype(dense, jnp.float32), T.astype(dense, jnp.float32), pi64, mu64, 0.9)
         with pytest.raises(ValueError, match="method"):
             evaluation.evaluate_policies(T.astype(dense, jnp.float64), T.astype(dense, jnp.float64), pi64, mu64, 0.9, method="cg")
+        with pytest.raises(ValueError, match="solver: expected one of"):
+            evaluation.evaluate_policies(T.astype(dense, jnp.float64), T.astype(dense, jnp.float64), pi64, mu64, 0.9, solver="cg")
     # outside a float64 context: refused even with a float64 (numpy) operator
     with pytest.raises(ValueError, match="op64"):
         evaluation.evaluate_policies(dense, dense, pi.astype(np.float32), mu.astype(np.float32), 0.9)
 
 
-def test_a_residual_above_tolerance_is_reported_not_hidden(monkeypatch):
-    # one GMRES(1) cycle and no correction on gamma = 0.999: far from converged
+@pytest.mark.parametrize("solver", ["gmres", "bicgstab"])
+def test_a_residual_above_tolerance_is_reported_not_hidden(monkeypatch, solver):
+    # one GMRES(1) cycle or one BiCGSTAB iteration, and no correction, on gamma = 0.999: far from converged
     monkeypatch.setattr(evaluation, "MAX_RESTARTS", 1)
     monkeypatch.setattr(evaluation, "REFINEMENTS", 0)
     monkeypatch.setattr(evaluation, "RESTART", 1)
+    monkeypatch.setattr(evaluation, "BICGSTAB_ITERATIONS", 1)
     g = ja.envs.garnet(S, A, 3, 2, seed=5, criterion="discounted", gamma=0.999)
     instance = dict(P=g.P, mu=g.mu, gamma=0.999, pi=policies(5))
-    fresh = jax.jit(partial(evaluation.evaluate_policies), static_argnames=("gamma", "method", "tol"))  # traced with the patches
-    rho, residual = run(instance, "dense", "krylov", "float64", evaluate=fresh)
+    fresh = jax.jit(partial(evaluation.evaluate_policies), static_argnames=("gamma", "method", "tol", "solver"))  # traced with the patches
+    rho, residual = run(instance, "dense", "krylov", "float64", evaluate=fresh, solver=solver)
     assert (residual > TOL).all(), residual
     again, _, _ = recomputed_residual(g.P, instance["pi"], g.mu, 0.999, rho)
     np.testing.assert_allclose(residual, again, rtol=1e-9)
     assert np.isfinite(rho).all()
+
+
+def test_rows_bicgstab_cannot_reduce_go_on_with_gmres(monkeypatch):
+    # a BiCGSTAB that makes no progress at all (zero corrections): every row's first round leaves
+    # its residual where it was, so every row goes on with GMRES and still meets the oracle
+    monkeypatch.setattr(krylov, "bicgstab", lambda matvec, r, **options: jnp.zeros_like(r))
+    fresh = jax.jit(partial(evaluation.evaluate_policies), static_argnames=("gamma", "method", "tol", "solver"))  # traced with the patch
+    instance = INSTANCES["garnet-average"]
+    rho, residual = run(instance, "dense", "krylov", "float64", evaluate=fresh, solver="bicgstab")
+    assert (residual <= TOL).all(), residual
+    reference = oracle(instance["P"], instance["pi"], instance["mu"], None)
+    np.testing.assert_allclose(rho, reference, rtol=0, atol=1e-6 * np.abs(reference).max())
+
+
+def test_the_default_solver_follows_the_number_of_states():
+    assert evaluation.default_solver(evaluation.BICGSTAB_MAX_STATES) == "bicgstab"
+    assert evaluation.default_solver(evaluation.BICGSTAB_MAX_STATES + 1) == "gmres"
+    # solver=None computes what the default solver computes, bit for bit (S = 27: BiCGSTAB)
+    instance = INSTANCES["garnet-0.99"]
+    with precision_scope("float64"):
+        op = padded_sparse(instance["P"])
+        default = evaluate(T.astype(op, jnp.float32), T.astype(op, jnp.float64), jnp.asarray(instance["pi"]),
+                           jnp.asarray(instance["mu"]), 0.99, method="krylov", tol=TOL)
+    explicit, _ = run(instance, "sparse", "krylov", "float32", solver="bicgstab")
+    np.testing.assert_array_equal(np.asarray(default.rho), explicit)
+    by_gmres, _ = run(instance, "sparse", "krylov", "float32", solver="gmres")
+    assert not np.array_equal(by_gmres, explicit)  # the solvers round differently: the comparison above can fail
 
 
 # ------------------------------------------------------------------ product precision
