@@ -8,7 +8,7 @@ for the native (Kronecker) and the dense operator.
 Rows: the policy draws; ten float32 and ten float64 operator products; for each Krylov solver
 (``jaxagg.kernels.evaluation.SOLVERS``) one solve to a 1e-5 relative residual (a GMRES(20)
 cycle, a BiCGSTAB solve) and ``evaluate_policies`` with that solver; the whole block kernel as
-shipped (draws, refined Krylov solves with the default solver, returns). Printed only (not
+shipped (draws, refined Krylov solves with this platform's default solver, returns). Printed only (not
 recorded): copy what matters into a Notes section of bench/RESULTS.md.
 """
 
@@ -25,7 +25,7 @@ from jaxagg.kernels import evaluation as E
 from jaxagg.kernels import krylov, policies
 from jaxagg.kernels import transitions as T
 from jaxagg.kernels.precision import precision_scope
-from jaxagg.kernels.returns import MeasureProblem, policy_block_krylov
+from jaxagg.kernels.returns import POLICY_BLOCKS, MeasureProblem
 
 
 def best_of(name: str, batch: int, function, *args, repeats: int = 3):
@@ -42,6 +42,8 @@ def best_of(name: str, batch: int, function, *args, repeats: int = 3):
 
 def profile(batch: int, factories: int) -> None:
     momdp = ja.envs.attention_allocation(factories, 3)
+    solver = E.default_solver(jax.devices()[0].platform, momdp.num_states)
+    shipped = POLICY_BLOCKS["krylov", solver]
     S, A, gamma = momdp.num_states, momdp.num_actions, momdp.gamma
     print(f"attention ({factories}, 3): S = {S}, A = {A}, B = {batch}, device {jax.devices()[0]}", flush=True)
     with precision_scope("float64"):
@@ -57,22 +59,22 @@ def profile(batch: int, factories: int) -> None:
                     matvec = E.system_matvec(operator, pi.astype(x.dtype), gamma)
                     return jax.lax.fori_loop(0, 10, lambda i, x: matvec(x), x)
                 best_of(f"{form}: 10 operator products, {label}", batch, jax.jit(ten_products), pi, start.astype(dtype))
-            for solver in E.SOLVERS:
-                def one_solve(pi, r, op32=op32, solver=solver):
+            for each in E.SOLVERS:
+                def one_solve(pi, r, op32=op32, solver=each):
                     matvec = E.system_matvec(op32, pi.astype(jnp.float32), gamma)
                     if solver == "gmres":
                         return krylov.gmres_cycle(matvec, r, restart=E.RESTART, tol=1e-5)
                     return krylov.bicgstab(matvec, r, max_iterations=E.BICGSTAB_ITERATIONS, tol=1e-5)
-                name = f"GMRES({E.RESTART}) cycle" if solver == "gmres" else "BiCGSTAB solve"
+                name = f"GMRES({E.RESTART}) cycle" if each == "gmres" else "BiCGSTAB solve"
                 best_of(f"{form}: one {name} to 1e-5", batch, jax.jit(one_solve), pi, start)
-                evaluate = jax.jit(lambda pi, op32=op32, op64=op64, solver=solver:
+                evaluate = jax.jit(lambda pi, op32=op32, op64=op64, solver=each:
                                    E.evaluate_policies(op32, op64, pi, momdp.mu, gamma, solver=solver))
-                out = best_of(f"{form}: evaluate_policies, {solver}", batch, evaluate, pi)
+                out = best_of(f"{form}: evaluate_policies, {each}", batch, evaluate, pi)
                 print(f"{'':6s}largest residual {float(out.residual.max()):.2e}", flush=True)
             problem = MeasureProblem(op32, op64, jnp.asarray(momdp.mu, jnp.float64), jnp.asarray(momdp.reward_matrix, jnp.float64),
                                      gamma)
-            best_of(f"{form}: whole block kernel (as shipped)", batch,
-                    jax.jit(lambda k, i, problem=problem: policy_block_krylov(k, i, problem)), key, indices)
+            best_of(f"{form}: whole block kernel (as shipped: {solver})", batch,
+                    jax.jit(lambda k, i, problem=problem: shipped(k, i, problem)), key, indices)
 
 
 if __name__ == "__main__":

@@ -34,8 +34,8 @@ import numpy as np
 
 from jaxagg.errors import ConvergenceError, SolverError, ValidationError, VersionWarning
 from jaxagg.kernels import transitions as T
+from jaxagg.kernels.evaluation import SOLVERS, bytes_per_policy, default_solver
 from jaxagg.kernels.evaluation import TOL as EVALUATION_TOL
-from jaxagg.kernels.evaluation import bytes_per_policy, default_solver
 from jaxagg.kernels.precision import PRECISIONS, precision_scope
 from jaxagg.kernels.returns import (
     BLOCK,
@@ -91,6 +91,7 @@ def sample(
     method: str = "auto",
     operator: str | None = None,
     block: int | None = None,
+    solver: str | None = None,
 ) -> ReturnSample:
     """Draw ``num_samples`` points of ``measure`` and return every agent's return at each.
 
@@ -120,8 +121,8 @@ def sample(
             way every sample's float64 residual ``||E rho - b||_inf / ||b||_inf`` is computed,
             its maximum recorded in ``info["residual_max"]``, and a sample above
             :data:`jaxagg.kernels.evaluation.TOL` raises :class:`~jaxagg.errors.ConvergenceError`.
-            Sample ``i`` depends only on ``(seed, i, method, operator, block)``: all three are
-            recorded in ``info["evaluation"]`` and a resume keeps them.
+            Sample ``i`` depends only on ``(seed, i, method, operator, block, solver)``: all
+            are recorded in ``info["evaluation"]`` and a resume keeps them.
         operator: the transition operator form GMRES runs on: ``"dense"`` or the instance's own
             form; default as :func:`engine_settings` picks (pass the recorded one to continue).
         block: policies per compiled block of the ``policy`` measure (default: 32 on a CPU, up
@@ -129,6 +130,9 @@ def sample(
             rounding of a sample depends on it (XLA picks kernels by shape), not on the chunk
             size or the number of devices; the recorded one is kept when a sample is continued
             (on another kind of device the numbers then agree to rounding, not bit for bit).
+        solver: the Krylov solver of ``method="krylov"``: ``"gmres"`` or ``"bicgstab"``
+            (default: GMRES on a CPU, BiCGSTAB on an accelerator up to 1024 states, see
+            :func:`jaxagg.kernels.evaluation.default_solver`); recorded and kept like ``block``.
 
     Raises:
         ConvergenceError: a sampled policy's linear solve did not reach the tolerance.
@@ -146,16 +150,16 @@ def sample(
     _check_instance(momdp)
     precision = resolve_precision(momdp, precision)
     choice("measure", measure, SAMPLED_MEASURES)
-    if measure != "policy" and (method != "auto" or operator is not None or block is not None):
-        raise ValidationError(f"method, operator, block: choose how the 'policy' measure evaluates policies; the {measure!r} "
-                              "measure solves no linear systems (leave them out)")
+    if measure != "policy" and (method != "auto" or operator is not None or block is not None or solver is not None):
+        raise ValidationError(f"method, operator, block, solver: choose how the 'policy' measure evaluates policies; the "
+                              f"{measure!r} measure solves no linear systems (leave them out)")
     devices = _check_devices(devices)
     bounds = return_bounds(momdp)
     if measure == "uniform":
         if start:
             raise ValidationError("start: 'uniform' samples come from Markov chains and cannot start at an index")
         return _uniform(momdp, num_samples, seed, precision, bounds, uniform_options or {}, progress)
-    engine = engine_settings(momdp, method, operator, block=block, devices=devices) if measure == "policy" else None
+    engine = engine_settings(momdp, method, operator, block=block, solver=solver, devices=devices) if measure == "policy" else None
     block_fn, operands_fn = _measure_kernel(momdp, measure, engine)
     began = time.perf_counter()
     with precision_scope("float64"), _progress(progress, num_samples) as tick:
@@ -207,6 +211,7 @@ def sample_instances(
     method: str = "auto",
     operator: str | None = None,
     block: int | None = None,
+    solver: str | None = None,
 ) -> list[ReturnSample]:
     """:func:`sample` for many instances of one shape in one compiled call per group of
     instances: ``sample_instances(ms, N, seeds=ss)[k]`` is bit-identical to ``sample(ms[k], N,
@@ -229,9 +234,9 @@ def sample_instances(
         num_samples: N >= 1 per instance.
         measure: ``"policy"`` (batched), ``"hull"`` or ``"uniform"`` (a loop of :func:`sample`).
         seeds: one seed for every instance, or one per instance.
-        precision, method, operator, block, devices, start: as in :func:`sample`, the same for
-            every instance (``method``/``operator``/``block`` only for ``policy``; ``start`` not
-            for ``uniform``).
+        precision, method, operator, block, solver, devices, start: as in :func:`sample`, the
+            same for every instance (``method``/``operator``/``block``/``solver`` only for
+            ``policy``; ``start`` not for ``uniform``).
         chunk_size: samples per instance per compiled call; results do not depend on it.
         group_size: instances per compiled call; default from a memory estimate
             (:func:`jaxagg.kernels.returns.instance_group_size`, 256 MiB of operands and chunk
@@ -273,9 +278,9 @@ def sample_instances(
         group_size = integer_at_least("group_size", group_size, 1)
     if measure != "policy":
         return _sample_each(momdps, num_samples, measure, seeds, progress, precision=precision, chunk_size=chunk_size,
-                            start=start, devices=devices, method=method, operator=operator, block=block)
+                            start=start, devices=devices, method=method, operator=operator, block=block, solver=solver)
     devices = _check_devices(devices)
-    engine = engine_settings(momdps[0], method, operator, block=block, devices=devices)
+    engine = engine_settings(momdps[0], method, operator, block=block, solver=solver, devices=devices)
     precision = resolve_precision(momdps[0], precision)
     _check_same_shape(momdps, engine)
     bounds, kernels = [], []
@@ -368,10 +373,11 @@ def _instance(k: int):
 
 
 def engine_settings(momdp: MOMDP, method: str = "auto", operator: str | None = None, *, block: int | None = None,
-                    devices: list | None = None) -> dict[str, Any]:
+                    solver: str | None = None, devices: list | None = None) -> dict[str, Any]:
     """How the ``policy`` measure evaluates policies on ``momdp``: ``{"method", "operator",
-    "tol", "block"}``, and for Krylov its ``"solver"`` (recorded only: it follows from the number
-    of states, :func:`jaxagg.kernels.evaluation.default_solver`). ``"auto"``: a dense LU up to
+    "tol", "block"}``, and ``"solver"`` for Krylov (default
+    :func:`jaxagg.kernels.evaluation.default_solver` for the first of ``devices``; an LU takes
+    none). ``"auto"``: a dense LU up to
     :data:`LU_MAX_STATES` states, else a Krylov solver on the instance's own operator (the
     Kronecker products beat a dense GEMM from attention (4, 3) on: bench/kernels.py).
     ``operator`` forces a form (``"dense"`` or the instance's own), as recorded by an earlier run.
@@ -389,13 +395,17 @@ def engine_settings(momdp: MOMDP, method: str = "auto", operator: str | None = N
         method = "lu" if operator == "dense" and small else "krylov"
     if method == "lu" and operator != "dense":
         raise ValidationError(f"method: 'lu' needs dense transitions, but this run uses the {operator} operator")
+    if solver is not None:
+        choice("solver", solver, SOLVERS)
+        if method != "krylov":
+            raise ValidationError(f"solver: only the 'krylov' method has one, but this run uses method {method!r}")
+    platform = sample_devices(devices)[0].platform if block is None or (solver is None and method == "krylov") else None
     if block is None:
-        platform = sample_devices(devices)[0].platform
         block = block_size(platform, bytes_per_policy(momdp.num_states, momdp.num_actions, method))
     block = integer_at_least("block", block, 1)
     settings = {"method": method, "operator": operator, "tol": EVALUATION_TOL, "block": block}
-    if method == "krylov":  # provenance: the solver follows from the number of states
-        settings["solver"] = default_solver(momdp.num_states)
+    if method == "krylov":
+        settings["solver"] = default_solver(platform, momdp.num_states) if solver is None else solver
     return settings
 
 
@@ -440,9 +450,9 @@ def extend(momdp: MOMDP, sample_: ReturnSample, more: int, *, allow_version_chan
                               "precisions (leave precision out to keep the sample's)")
     if sample_.measure == "policy":
         engine = recorded_engine(sample_)
-        for key in ("method", "operator", "block"):
+        for key in engine:
             given = options.setdefault(key, engine[key])
-            if given not in (engine[key], "auto"):
+            if given not in (engine[key], "auto", None):
                 raise ValidationError(f"{key}: the sample was evaluated with {key} {engine[key]!r}; continuing it with {given!r} "
                                       f"would change how its samples are computed (leave {key} out to keep the sample's)")
             options[key] = engine[key]
@@ -522,7 +532,7 @@ def merge_samples(samples: Sequence[ReturnSample], *, allow_version_mix: bool = 
         samples: a non-empty list of ``policy`` or ``hull`` samples (``uniform`` samples are
             Markov chains, not indexed draws, and cannot be split), in any order, drawn for one
             instance (fingerprint) with one seed, precision and, for ``policy``, evaluation engine
-            (``info["evaluation"]``: method, operator, block; :func:`recorded_engine`), together
+            (``info["evaluation"]``: method, operator, block, solver; :func:`recorded_engine`), together
             covering one contiguous range of indices once.
         allow_version_mix: join parts that recorded different jax/jaxlib/jaxagg versions (with a
             :class:`~jaxagg.errors.VersionWarning`; the result then equals no single run).
@@ -603,11 +613,11 @@ def _check_version_mix(samples: Sequence[ReturnSample], allow: bool) -> None:
 
 def sample_occupancies(momdp: MOMDP, indices: np.ndarray, measure: str = "policy", seed: int = 0, *,
                        precision: str = "auto", method: str = "auto", operator: str | None = None,
-                       block: int | None = None) -> np.ndarray:
+                       block: int | None = None, solver: str | None = None) -> np.ndarray:
     """The occupancies ``[k, S*A]`` behind samples ``indices [k]`` of ``sample(momdp, ...,
     measure, seed, precision=precision, method=method)``, recomputed exactly from their keys
     (nothing is stored during sampling). ``measure`` is ``"policy"`` or ``"hull"`` (indexed
-    draws); ``method``, ``operator`` and ``block`` as recorded in the sample's
+    draws); ``method``, ``operator``, ``block`` and ``solver`` as recorded in the sample's
     ``info["evaluation"]`` (:func:`recorded_engine`)."""
     _check_instance(momdp)
     precision = resolve_precision(momdp, precision)
@@ -615,7 +625,7 @@ def sample_occupancies(momdp: MOMDP, indices: np.ndarray, measure: str = "policy
     indices = np.asarray(indices).reshape(-1)
     if indices.size and (indices.dtype.kind not in "iu" or indices.min() < 0 or indices.max() >= 2**32):
         raise ValidationError("indices: expected integer sample indices in [0, 2**32)")
-    engine = engine_settings(momdp, method, operator, block=block) if measure == "policy" else None
+    engine = engine_settings(momdp, method, operator, block=block, solver=solver) if measure == "policy" else None
     block_fn, operands_fn = _measure_kernel(momdp, measure, engine)
     with precision_scope("float64"):
         _, d = evaluate_indices(block_fn, operands_fn(PRECISIONS[precision]), jax.random.key(seed), indices,
@@ -673,7 +683,7 @@ def _measure_kernel(momdp: MOMDP, measure: str, engine: dict | None) -> tuple[Ca
             return (MeasureProblem(T.astype(operator, dtype), T.astype(operator, jnp.float64), jnp.asarray(momdp.mu, jnp.float64),
                                    jnp.asarray(momdp.reward_matrix, jnp.float64), momdp.gamma),)
 
-        return POLICY_BLOCKS[engine["method"]], policy_operands
+        return POLICY_BLOCKS[engine["method"], engine.get("solver")], policy_operands
     vertices = return_bounds(momdp).argmax  # hull: [n, S*A]
 
     def hull_operands(dtype):
@@ -730,16 +740,21 @@ def _snap_degenerate(returns: np.ndarray, bounds) -> np.ndarray:
 
 
 def recorded_engine(sample_: ReturnSample) -> dict[str, Any]:
-    """The ``method``, ``operator`` and ``block`` a ``policy`` sample was evaluated with (its
-    info, or its last part's); samples from before the Krylov engine were dense LUs, and
-    samples from before blocks were recorded used blocks of :data:`~jaxagg.kernels.returns.BLOCK`."""
+    """The ``method``, ``operator``, ``block`` and (Krylov) ``solver`` a ``policy`` sample was
+    evaluated with (its info, or its last part's); samples from before the Krylov engine were
+    dense LUs, samples from before blocks were recorded used blocks of
+    :data:`~jaxagg.kernels.returns.BLOCK`, and Krylov samples from before solvers were recorded
+    (0.4.0) used GMRES."""
     parts = sample_.info.get("parts") or [{"info": sample_.info}]
     engine = sample_.info.get("evaluation") or (parts[-1].get("info") or {}).get("evaluation") or {}
     block = engine.get("block") if isinstance(engine, dict) else None
     block = block if isinstance(block, int) and not isinstance(block, bool) and block >= 1 else BLOCK
     if not isinstance(engine, dict) or engine.get("method") not in ("krylov", "lu") or not isinstance(engine.get("operator"), str):
         return {"method": "lu", "operator": "dense", "block": block}
-    return {"method": engine["method"], "operator": engine["operator"], "block": block}
+    recorded = {"method": engine["method"], "operator": engine["operator"], "block": block}
+    if engine["method"] == "krylov":
+        recorded["solver"] = engine.get("solver") if engine.get("solver") in SOLVERS else "gmres"
+    return recorded
 
 
 def _recorded_precision(sample_: ReturnSample) -> str:

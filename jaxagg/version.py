@@ -5,7 +5,10 @@ product's layout, so its samples round differently from 0.1.0's; 0.2.1 computes 
 float32 products in full precision on every device (a GPU's samples changed; a CPU's did not);
 0.3.0 draws the policy and hull measures' Dirichlet rows from a counter-based hash instead of
 ``jax.random``'s threefry (:func:`jaxagg.kernels.policies.counter_bits`): every such sample changed;
-0.4.0 evaluates the policies of instances of up to 512 states by BiCGSTAB instead of GMRES
-(:func:`jaxagg.kernels.evaluation.default_solver`): their Krylov samples round differently."""
+0.4.0 evaluates policies by BiCGSTAB on accelerators up to 1024 states
+(:func:`jaxagg.kernels.evaluation.default_solver`, recorded as ``info["evaluation"]["solver"]``;
+a GPU's samples changed), and every sample at position ``i % block`` of its own block, so that a
+run continued inside a block (``extend``, ``start=``, ``sample_occupancies``) equals one long run
+bit for bit (such continuations changed by rounding; a CPU's runs from 0 did not)."""
 
 __version__ = "0.4.0"

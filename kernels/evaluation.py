@@ -36,15 +36,11 @@ RESTART = 20
 """Krylov dimension per GMRES cycle."""
 SOLVERS = ("gmres", "bicgstab")
 """Krylov solvers for ``method="krylov"``: restarted GMRES(:data:`RESTART`) or BiCGSTAB."""
-BICGSTAB_MAX_STATES = 512
-"""The default solver (:func:`default_solver`) is BiCGSTAB up to this many states, GMRES beyond.
-Measured (bench/RESULTS.md, 2026-11-27): a BiCGSTAB iteration costs two operator products and a
-few vector passes, a GMRES step one product and two passes over its basis, so BiCGSTAB wins
-where the product is cheap next to the basis. ``evaluate_policies`` with BiCGSTAB over GMRES:
-H100, Kronecker operator, attention (4, 3) (S = 81) 2.07x, (5, 3) (S = 243) 1.63x, (6, 3)
-(S = 729) 1.16x, (7, 3) (S = 2187) 0.49x; 2 CPU cores, blocks of 32: 1.76x, 1.44x, 1.08x, 0.90x,
-(7, 3) 0.8x. One crossover for every platform, so that an instance's samples take the same
-arithmetic on a CPU and a GPU."""
+SOLVER = "gmres"
+"""The solver :func:`evaluate_policies` uses unless told otherwise (policy iteration, the tuner's
+callers); the samplers pass theirs (:func:`default_solver`, recorded with the sample)."""
+ACCELERATOR_BICGSTAB_MAX_STATES = 1024
+"""On an accelerator, :func:`default_solver` is BiCGSTAB up to this many states, GMRES beyond."""
 STAGNATION = 0.5
 """A BiCGSTAB round that leaves a row above this fraction of its residual before hands the row
 to GMRES for the rounds after it."""
@@ -67,10 +63,21 @@ WORKING_TOL)``: a tenth of the tolerance in float32, near float64's own accuracy
 working precision is float64."""
 
 
-def default_solver(num_states: int) -> str:
-    """The Krylov solver for systems of ``num_states`` states: ``"bicgstab"`` up to
-    :data:`BICGSTAB_MAX_STATES`, else ``"gmres"``."""
-    return "bicgstab" if num_states <= BICGSTAB_MAX_STATES else "gmres"
+def default_solver(platform: str, num_states: int) -> str:
+    """The Krylov solver for sampling on devices of ``platform`` (``"cpu"``, ``"gpu"``, ...):
+    GMRES on a CPU; on an accelerator BiCGSTAB up to :data:`ACCELERATOR_BICGSTAB_MAX_STATES`
+    states, GMRES beyond.
+
+    Measured (bench/RESULTS.md, 2026-11-27): a BiCGSTAB iteration costs two operator products and
+    a few vector passes, a GMRES step one product and two passes over its 21-vector basis.
+    ``evaluate_policies`` with BiCGSTAB over GMRES on an H100 (Kronecker operator, blocks of
+    65,536 / 65,536 / 16,384 / 4,096): attention (4, 3) / (5, 3) / (6, 3) / (7, 3) (S = 81 / 243 /
+    729 / 2187) 2.07x / 1.63x / 1.16x / 0.49x, and 1.33x at (5, 3) with the dense operator. On a
+    CPU core (blocks of 32) the two are within the noise of each other on attention (1.76x at
+    (3, 3) down to 0.79x at (7, 3)) and on Garnets of 100-400 states (0.69x-1.86x), and BiCGSTAB
+    is 0.7x with a dense operator at (5, 3), so GMRES stays there (and a CPU's samples stay as
+    they were)."""
+    return "bicgstab" if platform != "cpu" and num_states <= ACCELERATOR_BICGSTAB_MAX_STATES else "gmres"
 
 
 def bytes_per_policy(S: int, A: int, method: str) -> int:
@@ -142,7 +149,7 @@ def relative_residual(matvec64, rho64: jax.Array, b64: jax.Array, bmax: jax.Arra
 
 @full_precision_products
 def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu: jax.Array, gamma: float | None, *,
-                      method: str = "krylov", tol: float = TOL, solver: str | None = None) -> Evaluation:
+                      method: str = "krylov", tol: float = TOL, solver: str = SOLVER) -> Evaluation:
     """State distributions and float64 residuals of policies ``pi [B, S, A]``.
 
     Args:
@@ -155,12 +162,11 @@ def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu:
             policy; a :class:`~jaxagg.kernels.transitions.DenseTransitions` only).
         tol: relative residual the corrections aim below (a tenth of it, or float64's
             :data:`WORKING_TOL` when working in float64).
-        solver: the Krylov solver, one of :data:`SOLVERS` (``method="krylov"``); default
-            :func:`default_solver` of the number of states.
+        solver: the Krylov solver (``method="krylov"``), one of :data:`SOLVERS`.
     """
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
-    if solver is not None and solver not in SOLVERS:
+    if solver not in SOLVERS:
         raise ValueError(f"solver: expected one of {SOLVERS}, got {solver!r}")
     if jnp.dtype(T.dtype_of(op64)) != jnp.float64 or not jax.config.jax_enable_x64:
         raise ValueError("op64: expected a float64 operator inside a float64 context (precision_scope('float64'))")
@@ -184,7 +190,6 @@ def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu:
     working_tol = WORKING_TOL[dtype]
     target = min(tol * TARGET, working_tol)
     if method == "krylov":
-        solver = default_solver(pi.shape[-2]) if solver is None else solver
         return _refined_krylov(matvec, matvec64, b64, bmax, dtype, working_tol, target, min(RESTART, pi.shape[-2]),
                                bicgstab=solver == "bicgstab")
 

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxagg.kernels import transitions as T
-from jaxagg.kernels.evaluation import evaluate_policies
+from jaxagg.kernels.evaluation import SOLVER, evaluate_policies
 from jaxagg.kernels.policies import dirichlet_rows, random_policies
 from jaxagg.kernels.precision import precision_scope
 
@@ -83,7 +83,7 @@ class MeasureProblem(NamedTuple):
     gamma: float | None
 
 
-def _policy_block(key: jax.Array, indices: jax.Array, problem: MeasureProblem, method: str):
+def _policy_block(key: jax.Array, indices: jax.Array, problem: MeasureProblem, method: str, solver: str = SOLVER):
     """``policy`` measure for one block of global sample ``indices [B]``: returns
     ``[B, n]``, occupancies ``[B, S*A]`` and residuals ``[B]``, all float64 (the
     linear solves run in the operator's working precision, then are corrected in float64)."""
@@ -91,14 +91,20 @@ def _policy_block(key: jax.Array, indices: jax.Array, problem: MeasureProblem, m
     # the same float32 draws in every precision, normalised in float64: the sampled policy is the
     # float64 one (the working-precision solve is only the start of the float64 corrections)
     pi = random_policies(key, indices, S, A, jnp.float64)
-    evaluated = evaluate_policies(problem.transitions, problem.transitions64, pi, problem.mu, problem.gamma, method=method)
+    evaluated = evaluate_policies(problem.transitions, problem.transitions64, pi, problem.mu, problem.gamma, method=method,
+                                  solver=solver)
     d = (evaluated.rho[:, :, None] * pi).reshape(indices.shape[0], S * A)
     return d @ problem.rewards.T, d, evaluated.residual
 
 
-def policy_block_krylov(key: jax.Array, indices: jax.Array, problem: MeasureProblem):
+def policy_block_gmres(key: jax.Array, indices: jax.Array, problem: MeasureProblem):
     """:func:`_policy_block` by batched GMRES on the shared operator."""
-    return _policy_block(key, indices, problem, "krylov")
+    return _policy_block(key, indices, problem, "krylov", "gmres")
+
+
+def policy_block_bicgstab(key: jax.Array, indices: jax.Array, problem: MeasureProblem):
+    """:func:`_policy_block` by batched BiCGSTAB on the shared operator."""
+    return _policy_block(key, indices, problem, "krylov", "bicgstab")
 
 
 def policy_block_lu(key: jax.Array, indices: jax.Array, problem: MeasureProblem):
@@ -106,8 +112,9 @@ def policy_block_lu(key: jax.Array, indices: jax.Array, problem: MeasureProblem)
     return _policy_block(key, indices, problem, "lu")
 
 
-POLICY_BLOCKS = {"krylov": policy_block_krylov, "lu": policy_block_lu}
-"""The ``policy`` block kernel of each evaluation method."""
+POLICY_BLOCKS = {("krylov", "gmres"): policy_block_gmres, ("krylov", "bicgstab"): policy_block_bicgstab,
+                 ("lu", None): policy_block_lu}
+"""The ``policy`` block kernel of each evaluation method and Krylov solver (``None`` for the LU)."""
 
 
 def hull_block(key: jax.Array, indices: jax.Array, vertices: jax.Array, vertex_returns: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -120,11 +127,13 @@ def hull_block(key: jax.Array, indices: jax.Array, vertices: jax.Array, vertex_r
     return lam @ vertex_returns, lam @ vertices, jnp.zeros(indices.shape, vertices.dtype)
 
 
-@partial(jax.jit, static_argnames=("block_fn",))
-def _run_blocks(block_fn: Callable, key: jax.Array, indices: jax.Array, operands) -> tuple[jax.Array, jax.Array]:
-    """``block_fn`` over global sample ``indices [num_blocks, block]``, one block at a time:
-    ``[num_blocks, block, n]`` returns and ``[num_blocks, block, D]`` occupancies."""
-    return jax.lax.map(lambda block: block_fn(key, block, *operands)[:2], indices)
+@partial(jax.jit, static_argnames=("block_fn", "block"))
+def _block_rows(block_fn: Callable, key: jax.Array, first: jax.Array, positions: jax.Array, operands,
+                block: int) -> tuple[jax.Array, jax.Array]:
+    """Returns ``[k, n]`` and occupancies ``[k, D]`` of the samples at ``positions [k]`` of the
+    block of global indices ``first .. first + block - 1``."""
+    returns, d, _ = block_fn(key, first + jnp.arange(block, dtype=jnp.uint32), *operands)
+    return returns[positions], d[positions]
 
 
 def sample_devices(devices: Sequence[jax.Device] | None = None) -> list[jax.Device]:
@@ -203,6 +212,12 @@ def stream(
     ``block`` times the number of lanes), so that memory is bounded by one chunk's returns plus
     one block's working arrays per lane.
 
+    Sample ``i`` is always evaluated at position ``i % block`` of the block of indices ``i - i %
+    block, ...`` (a run that starts inside a block computes that block from its first index and
+    drops the head): a block's float32 products can round a row differently by its position (XLA's
+    CPU GEMMs treat their tail rows apart), so this is what makes a continued run (``start > 0``)
+    and :func:`evaluate_indices` bit-identical to one long run.
+
     Each chunk is split into equal runs of blocks, one per lane (:func:`concurrent_lanes`: one
     per device, and on a CPU one per core, run from threads); ``operands`` are placed on every
     device once. Every sample goes through the same compiled block, so the numbers do not depend
@@ -225,9 +240,11 @@ def stream(
         concurrent = all(device.platform != "cpu" for device in devices)
     lanes = concurrent_lanes(devices, max_lanes) if concurrent else devices
     L = len(lanes)
+    head = start % block  # samples of the first block before ``start``: computed, then dropped
+    start, total = start - head, num_samples + head
     # equal calls, so that one compilation serves them all: the chunks split the blocks evenly
     # (the last padded with the next samples' indices, dropped)
-    blocks = equal_chunks(math.ceil(num_samples / (block * L)), math.ceil(chunk_size / (block * L)))
+    blocks = equal_chunks(math.ceil(total / (block * L)), math.ceil(chunk_size / (block * L)))
     placed = {device: jax.device_put((operands, key), device) for device in set(lanes)}
 
     def call(lane: int, first: int):
@@ -237,23 +254,24 @@ def stream(
 
     returns_parts, residual_parts = [], []
 
-    def collect(runs: list, count: int) -> None:
+    def collect(runs: list, done: int) -> None:
+        count, skip = min(blocks * block * L, total - done), head if done == 0 else 0
         returns = np.concatenate([np.asarray(r).reshape(-1, r.shape[-1]) for r, _ in runs])
         residuals = np.concatenate([np.asarray(e).reshape(-1) for _, e in runs])
-        returns_parts.append(returns[:count])
-        residual_parts.append(residuals[:count])
+        returns_parts.append(returns[skip:count])
+        residual_parts.append(residuals[skip:count])
         if progress is not None:
-            progress(count)
+            progress(count - skip)
 
     with _lane_runner(lanes, concurrent) as run:
         # one chunk in flight: on an accelerator (asynchronous dispatch) the next chunk is queued
         # before this one is fetched, so the device does not wait on the host between chunks
         pending = None
-        for done in range(0, num_samples, blocks * block * L):
+        for done in range(0, total, blocks * block * L):
             runs = run(partial(call, first=start + done))
             if pending is not None:
                 collect(*pending)
-            pending = (runs, min(blocks * block * L, num_samples - done))
+            pending = (runs, done)
         if pending is not None:
             collect(*pending)
     return np.concatenate(returns_parts), np.concatenate(residual_parts)
@@ -378,15 +396,17 @@ def stream_instances(
     if concurrent is None:
         concurrent = all(device.platform != "cpu" for device in devices)
     lanes = concurrent_lanes(devices, max_lanes) if concurrent else devices
+    head = start % block  # aligned blocks, as in stream: the head of the first block is dropped
+    start, total = start - head, num_samples + head
     # equal calls, so that one compilation serves them all: the groups split the instances evenly
     # (the last padded with copies of its last instance, dropped), the chunks split the blocks
     # evenly (the last padded with the next samples' indices, dropped)
     num_groups = math.ceil(num_instances / max(1, int(group_size)))
     group_size = math.ceil(num_instances / num_groups)
-    blocks = equal_chunks(math.ceil(num_samples / block), math.ceil(chunk_size / block))
+    blocks = equal_chunks(math.ceil(total / block), math.ceil(chunk_size / block))
     groups = [list(range(a, min(a + group_size, num_instances))) for a in range(0, num_instances, group_size)]
     # the calls, group by group, go to the lanes in waves (a wave's calls run at the same time)
-    calls = [(g, done) for g in range(len(groups)) for done in range(0, num_samples, blocks * block)]
+    calls = [(g, done) for g in range(len(groups)) for done in range(0, total, blocks * block)]
     returns_out = residuals_out = None
     built, placed = {}, {}
     with _lane_runner(lanes, concurrent) as run:
@@ -405,25 +425,38 @@ def stream_instances(
                 return _returns_of_instances(block_fn, keys, first_index, blocks, stacked, gamma, block)
 
             for (g, done), (returns, residuals) in zip(wave, run(call, len(wave))):
-                group, count = groups[g], min(blocks * block, num_samples - done)
+                group, count = groups[g], min(blocks * block, total - done)
                 returns = np.asarray(returns)[:len(group)]
                 if returns_out is None:
-                    returns_out = np.empty((num_instances, num_samples, returns.shape[-1]), returns.dtype)
-                    residuals_out = np.empty((num_instances, num_samples), np.asarray(residuals).dtype)
+                    returns_out = np.empty((num_instances, total, returns.shape[-1]), returns.dtype)
+                    residuals_out = np.empty((num_instances, total), np.asarray(residuals).dtype)
                 returns_out[group, done:done + count] = returns.reshape(len(group), -1, returns.shape[-1])[:, :count]
                 residuals_out[group, done:done + count] = np.asarray(residuals)[:len(group)].reshape(len(group), -1)[:, :count]
                 if progress is not None:
-                    progress(count * len(group))
-    return returns_out, residuals_out
+                    progress((count - (head if done == 0 else 0)) * len(group))
+    return returns_out[:, head:], residuals_out[:, head:]
 
 
 def evaluate_indices(block_fn: Callable, operands: tuple, key: jax.Array, indices: np.ndarray,
                      block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:
     """Returns ``[k, n]`` and occupancies ``[k, D]`` of the samples with the given global
-    ``indices [k]``: bit-identical to what :func:`stream` computed for them with the same ``block``."""
-    indices = np.asarray(indices, dtype=np.uint32).reshape(-1)
-    k = indices.size
-    padded = np.zeros(math.ceil(max(k, 1) / block) * block, dtype=np.uint32)
-    padded[:k] = indices
-    returns, d = _run_blocks(block_fn, key, jnp.asarray(padded.reshape(-1, block)), operands)
-    return np.asarray(returns).reshape(-1, returns.shape[-1])[:k], np.asarray(d).reshape(-1, d.shape[-1])[:k]
+    ``indices [k]``: bit-identical to what :func:`stream` computed for them with the same
+    ``block``, because each is evaluated where :func:`stream` evaluates it, at position ``i %
+    block`` of the block of indices ``i - i % block, ...`` (one block per distinct block of the
+    indices, its other rows discarded)."""
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    firsts = indices - indices % block
+    width = max(1, min(indices.size, block))  # rows fetched per block call (one compilation per call)
+    returns = occupancies = None
+    for first in np.unique(firsts) if indices.size else np.zeros(1, np.int64):
+        mine = np.flatnonzero(firsts == first)
+        for part in range(0, max(mine.size, 1), width):
+            rows = mine[part:part + width]
+            positions = np.zeros(width, np.int32)
+            positions[:rows.size] = indices[rows] - first
+            r, d = _block_rows(block_fn, key, jnp.uint32(first), jnp.asarray(positions), operands, block)
+            if returns is None:
+                returns = np.empty((indices.size, r.shape[-1]), r.dtype)
+                occupancies = np.empty((indices.size, d.shape[-1]), d.dtype)
+            returns[rows], occupancies[rows] = np.asarray(r)[:rows.size], np.asarray(d)[:rows.size]
+    return returns, occupancies

@@ -63,7 +63,12 @@ def test_auto_evaluation_choices_are_recorded_and_kept_on_resume(attention_4_3):
     assert engine_settings(tiny, devices=cpu) == {"method": "lu", "operator": "dense", "tol": evaluation.TOL, "block": BLOCK}
     assert engine_settings(attention_4_3)["method"] == "krylov" and engine_settings(attention_4_3)["operator"] == "kronecker"
     assert engine_settings(attention_4_3, "krylov", "dense")["operator"] == "dense"
-    assert engine_settings(attention_4_3)["solver"] == "bicgstab"  # 81 states: recorded, from the number of states
+    assert engine_settings(attention_4_3, devices=cpu)["solver"] == "gmres"  # a CPU's default Krylov solver
+    assert engine_settings(attention_4_3, solver="bicgstab")["solver"] == "bicgstab"
+    with pytest.raises(ValidationError, match="solver: expected one of"):
+        engine_settings(attention_4_3, solver="cg")
+    with pytest.raises(ValidationError, match="solver: only the 'krylov' method"):
+        engine_settings(tiny, "lu", solver="gmres")
     assert engine_settings(ja.envs.attention_allocation(2, 3), devices=cpu) == {"method": "lu", "operator": "dense",
                                                                                "tol": evaluation.TOL, "block": BLOCK}
     with pytest.raises(ValidationError, match="'lu' needs dense"):
@@ -74,6 +79,32 @@ def test_auto_evaluation_choices_are_recorded_and_kept_on_resume(attention_4_3):
         ja.extend(attention_4_3, first, 10, method="lu")
     whole = ja.sample(attention_4_3, 70, seed=5)
     np.testing.assert_array_equal(ja.extend(attention_4_3, first, 30).returns, whole.returns)
+
+
+def test_the_krylov_solver_is_recorded_kept_on_resume_and_not_mixed(attention_4_3):
+    # BiCGSTAB (an accelerator's default up to 1024 states) asked for on a CPU
+    bounds = ja.return_bounds(attention_4_3)
+    first = ja.sample(attention_4_3, 40, seed=5, solver="bicgstab")
+    assert first.info["evaluation"]["solver"] == "bicgstab" and first.info["residual_max"] <= evaluation.TOL
+    whole = ja.sample(attention_4_3, 70, seed=5, solver="bicgstab")
+    np.testing.assert_array_equal(ja.extend(attention_4_3, first, 30).returns, whole.returns)  # kept, not the CPU's GMRES
+    with pytest.raises(ValidationError, match="evaluated with solver 'bicgstab'"):
+        ja.extend(attention_4_3, first, 10, solver="gmres")
+    by_gmres = ja.sample(attention_4_3, 70, seed=5)
+    assert by_gmres.info["evaluation"]["solver"] == "gmres"
+    assert not np.array_equal(by_gmres.returns, whole.returns)  # another solver rounds differently ...
+    assert np.abs(by_gmres.returns - whole.returns).max() <= 1e-5 * (bounds.upper - bounds.lower).min()  # ... to the tolerance
+    # the occupancies behind samples come back with the recorded solver, bit for bit
+    d = ja.sample_occupancies(attention_4_3, np.array([3, 50]), seed=5, precision="float32", **recorded_engine(whole))
+    np.testing.assert_allclose(d @ attention_4_3.reward_matrix.T, whole.returns[[3, 50]], rtol=1e-12)
+    d_gmres = ja.sample_occupancies(attention_4_3, np.array([3, 50]), seed=5, precision="float32", **recorded_engine(by_gmres))
+    assert recorded_engine(whole)["solver"] == "bicgstab" and not np.array_equal(d, d_gmres)
+    # parts of one run share the solver
+    rest = ja.sample(attention_4_3, 30, seed=5, start=40)
+    with pytest.raises(ValidationError, match="evaluation engine"):
+        ja.merge_samples([first, rest])
+    with pytest.raises(ValidationError, match="method, operator, block, solver"):
+        ja.sample(attention_4_3, 10, measure="hull", solver="gmres")
 
 
 def test_krylov_float32_agrees_with_the_float64_lu(attention_4_3):
@@ -88,7 +119,6 @@ def test_a_sample_missing_the_residual_tolerance_raises(monkeypatch):
     monkeypatch.setattr(evaluation, "MAX_RESTARTS", 1)
     monkeypatch.setattr(evaluation, "RESTART", 1)
     monkeypatch.setattr(evaluation, "REFINEMENTS", 0)
-    monkeypatch.setattr(evaluation, "BICGSTAB_ITERATIONS", 1)  # S = 23: BiCGSTAB's instance
     jax.clear_caches()  # the constants are read when the block is traced
     try:
         with pytest.raises(ConvergenceError, match="residual tolerance"):
@@ -231,7 +261,7 @@ def test_a_block_size_is_recorded_kept_on_resume_and_replayed():
     with pytest.raises(ValidationError, match="block"):
         ja.extend(m, first, 60, block=32)
     engine = recorded_engine(large)
-    assert engine == {"method": "krylov", "operator": "kronecker", "block": 64}
+    assert engine == {"method": "krylov", "operator": "kronecker", "block": 64, "solver": "gmres"}
     d = ja.sample_occupancies(m, np.array([0, 7, 99]), seed=3, precision=large.info["precision"], **engine)
     np.testing.assert_allclose(d @ m.reward_matrix.T, large.returns[[0, 7, 99]], rtol=1e-13)  # the same d; one matmul's rounding
     together = ja.sample_instances([m, m], 100, seeds=[3, 4], block=64, method="krylov")
@@ -246,3 +276,32 @@ def test_samples_recorded_before_blocks_replay_with_the_cpu_block():
     del s.info["evaluation"]["block"]
     assert recorded_engine(s)["block"] == BLOCK
     np.testing.assert_array_equal(ja.extend(m, s, 20).returns, ja.sample(m, 70, seed=1).returns)
+
+
+def test_krylov_samples_recorded_before_solvers_replay_with_gmres():
+    m = ja.envs.attention_allocation(3, 3, seed=2)
+    s = ja.sample(m, 50, seed=1, method="krylov", solver="gmres")
+    del s.info["evaluation"]["solver"]  # as 0.3.0 recorded it
+    assert recorded_engine(s)["solver"] == "gmres"
+    np.testing.assert_array_equal(ja.extend(m, s, 20).returns, ja.sample(m, 70, seed=1, method="krylov", solver="gmres").returns)
+
+
+def test_a_run_continued_inside_a_block_is_bit_identical_to_one_run():
+    # float32 Kronecker products on a CPU round a row by its position in the block; this instance
+    # and seed showed it at samples 62 and 63 (positions 30 and 31 of the block 32-63, positions
+    # 12 and 13 when a run continued at 50 started its blocks there): every sample now sits at
+    # position i % block of its own block, whatever the start
+    m = ja.envs.attention_allocation(3, 3, seed=2)
+    whole = ja.sample(m, 70, seed=1, method="krylov", solver="gmres")
+    first = ja.sample(m, 50, seed=1, method="krylov", solver="gmres")
+    np.testing.assert_array_equal(ja.extend(m, first, 20).returns, whole.returns)
+    np.testing.assert_array_equal(ja.sample(m, 7, seed=1, start=57, method="krylov", solver="gmres").returns,
+                                  whole.returns[57:64])
+    indices = np.array([62, 3, 63, 40, 69, 5])
+    d = ja.sample_occupancies(m, indices, seed=1, precision="float32", **recorded_engine(whole))
+    np.testing.assert_array_equal(d, ja.sample_occupancies(m, indices[::-1], seed=1, precision="float32",
+                                                           **recorded_engine(whole))[::-1])
+    np.testing.assert_allclose(d @ m.reward_matrix.T, whole.returns[indices], rtol=1e-13)
+    others = [m, ja.envs.attention_allocation(3, 3, seed=3)]
+    batched = ja.sample_instances(others, 20, seeds=[1, 1], start=50, method="krylov", solver="gmres")
+    np.testing.assert_array_equal(batched[0].returns, whole.returns[50:])

@@ -19,7 +19,7 @@ from jaxagg.kernels import transitions as T
 from jaxagg.kernels.ascent import TuneProblem, softmax_occupancies, tune_logits
 from jaxagg.kernels.hit_and_run import make_directions, run_chains
 from jaxagg.kernels.precision import precision_scope
-from jaxagg.kernels.returns import MeasureProblem, policy_block_krylov, stream
+from jaxagg.kernels.returns import MeasureProblem, policy_block_gmres, stream
 
 BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
@@ -94,13 +94,13 @@ def test_the_stream_kernel_compiles_once_per_shape():
                               jnp.asarray(m.reward_matrix, jnp.float64), m.gamma)
 
     with precision_scope("float64"):
-        reference, _ = stream(policy_block_krylov, (problem(first),), jax.random.key(0), 100, chunk_size=64)
+        reference, _ = stream(policy_block_gmres, (problem(first),), jax.random.key(0), 100, chunk_size=64)
         with compilations() as names:
-            returns, residuals = stream(policy_block_krylov, (problem(second),), jax.random.key(1), 100, chunk_size=64)
+            returns, residuals = stream(policy_block_gmres, (problem(second),), jax.random.key(1), 100, chunk_size=64)
         assert names == []
         assert returns.shape == (100, 3) and residuals.shape == (100,) and not np.array_equal(returns, reference)
         with compilations() as names:
-            stream(policy_block_krylov, (problem(ja.envs.garnet(7, 3, 2, 3, seed=0)),), jax.random.key(1), 100, chunk_size=64)
+            stream(policy_block_gmres, (problem(ja.envs.garnet(7, 3, 2, 3, seed=0)),), jax.random.key(1), 100, chunk_size=64)
     assert any("_returns_of_range" in name for name in names)  # a new shape compiles
 
 

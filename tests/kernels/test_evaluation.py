@@ -140,10 +140,10 @@ def run(instance, form, method, precision, pi=None, evaluate=evaluate, solver=No
     op = operator(instance, form)
     pi = instance["pi"] if pi is None else pi
     dtype = jnp.float32 if precision == "float32" else jnp.float64
-    solver = solver or ("gmres" if method == "krylov" else None)
+    options = {"solver": solver} if solver else {}
     with precision_scope("float64"):
         out = evaluate(T.astype(op, dtype), T.astype(op, jnp.float64), jnp.asarray(pi), jnp.asarray(instance["mu"]),
-                       instance["gamma"], method=method, tol=TOL, solver=solver)
+                       instance["gamma"], method=method, tol=TOL, **options)
         return np.asarray(out.rho), np.asarray(out.residual)
 
 
@@ -266,19 +266,21 @@ def test_rows_bicgstab_cannot_reduce_go_on_with_gmres(monkeypatch):
     np.testing.assert_allclose(rho, reference, rtol=0, atol=1e-6 * np.abs(reference).max())
 
 
-def test_the_default_solver_follows_the_number_of_states():
-    assert evaluation.default_solver(evaluation.BICGSTAB_MAX_STATES) == "bicgstab"
-    assert evaluation.default_solver(evaluation.BICGSTAB_MAX_STATES + 1) == "gmres"
-    # solver=None computes what the default solver computes, bit for bit (S = 27: BiCGSTAB)
+def test_the_default_solver_is_gmres_on_a_cpu_and_bicgstab_on_accelerators_up_to_1024_states():
+    limit = evaluation.ACCELERATOR_BICGSTAB_MAX_STATES
+    assert [evaluation.default_solver("cpu", S) for S in (27, 243, 5000)] == ["gmres"] * 3
+    assert [evaluation.default_solver("gpu", S) for S in (27, limit, limit + 1)] == ["bicgstab", "bicgstab", "gmres"]
+    assert evaluation.default_solver("tpu", 243) == "bicgstab"
+    # evaluate_policies without a solver is GMRES, bit for bit
     instance = INSTANCES["garnet-0.99"]
     with precision_scope("float64"):
         op = padded_sparse(instance["P"])
         default = evaluate(T.astype(op, jnp.float32), T.astype(op, jnp.float64), jnp.asarray(instance["pi"]),
                            jnp.asarray(instance["mu"]), 0.99, method="krylov", tol=TOL)
-    explicit, _ = run(instance, "sparse", "krylov", "float32", solver="bicgstab")
-    np.testing.assert_array_equal(np.asarray(default.rho), explicit)
     by_gmres, _ = run(instance, "sparse", "krylov", "float32", solver="gmres")
-    assert not np.array_equal(by_gmres, explicit)  # the solvers round differently: the comparison above can fail
+    np.testing.assert_array_equal(np.asarray(default.rho), by_gmres)
+    by_bicgstab, _ = run(instance, "sparse", "krylov", "float32", solver="bicgstab")
+    assert not np.array_equal(by_gmres, by_bicgstab)  # the solvers round differently: the comparison above can fail
 
 
 # ------------------------------------------------------------------ product precision
