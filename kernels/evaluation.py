@@ -12,10 +12,10 @@ Both methods solve in the operator's working precision (float32 by default) and 
 float64: the residual ``r = b - E rho`` is computed with a float64 copy of the operator, and a
 correction ``E delta = r`` is solved in the working precision while the relative residual
 ``||r||_inf / ||b||_inf`` is above the tolerance (for the Krylov solvers every restart is such a
-round: one GMRES cycle or one BiCGSTAB solve per float64 residual). The final float64 residual of every policy is
-returned, so that the caller can record it and refuse a policy that did not meet it. A float64
-context (``jaxagg.kernels.precision.precision_scope("float64")``) is required around these
-functions.
+round: one GMRES cycle or one BiCGSTAB solve per float64 residual). The final float64 residual
+of every policy is returned, so that the caller can record it and refuse a policy that did not
+meet it. A float64 context (``jaxagg.kernels.precision.precision_scope("float64")``) is
+required around these functions.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ BICGSTAB_ITERATIONS = 2 * RESTART
 MAX_RESTARTS = 40
 REFINEMENTS = 3
 """Krylov: rounds (GMRES cycles or BiCGSTAB solves) at most, ``MAX_RESTARTS * (1 +
-REFINEMENTS)``, each restarted from the float64 residual (usually two: one to :data:`WORKING_TOL`, one loose correction). LU: float64
-residual-correction rounds at most after the first solve. Either runs only while a policy of
-the block is above ``TARGET * tol``."""
+REFINEMENTS)``, each restarted from the float64 residual (usually two: one to
+:data:`WORKING_TOL`, one loose correction). LU: float64 residual-correction rounds at most after
+the first solve. Either runs only while a policy of the block is above ``TARGET * tol``."""
 TARGET = 0.1
 """The rounds stop at ``TARGET * tol`` (a margin below the tolerance every policy must meet)."""
 AIM = 0.5
