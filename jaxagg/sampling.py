@@ -375,15 +375,13 @@ def _instance(k: int):
 def engine_settings(momdp: MOMDP, method: str = "auto", operator: str | None = None, *, block: int | None = None,
                     solver: str | None = None, devices: list | None = None) -> dict[str, Any]:
     """How the ``policy`` measure evaluates policies on ``momdp``: ``{"method", "operator",
-    "tol", "block"}``, and ``"solver"`` for Krylov (default
-    :func:`jaxagg.kernels.evaluation.default_solver` for the first of ``devices``; an LU takes
-    none). ``"auto"``: a dense LU up to
+    "tol", "block"}``, and ``"solver"`` for Krylov. ``"auto"``: a dense LU up to
     :data:`LU_MAX_STATES` states, else a Krylov solver on the instance's own operator (the
     Kronecker products beat a dense GEMM from attention (4, 3) on: bench/kernels.py).
     ``operator`` forces a form (``"dense"`` or the instance's own), as recorded by an earlier run.
-    ``block`` (policies per compiled block) defaults to what
-    :func:`jaxagg.kernels.returns.block_size` picks for the first of ``devices`` (the sampling
-    default when None) and this method's working arrays."""
+    ``block`` (policies per compiled block) and ``solver`` default to what
+    :func:`jaxagg.kernels.returns.block_size` and :func:`jaxagg.kernels.evaluation.default_solver`
+    pick for the first of ``devices`` (the sampling default when None); an LU takes no solver."""
     choice("method", method, METHODS)
     native = momdp.transition_form
     small = momdp.num_states <= LU_MAX_STATES
