@@ -731,9 +731,12 @@ def resolve_precision(momdp: MOMDP, precision: str) -> str:
 def _snap_degenerate(returns: np.ndarray, bounds) -> np.ndarray:
     """Sampled returns ``[N, n]`` as float64, with every degenerate agent's column (its return
     is the same for every policy) set to that one value, ``min_O J_i``: the kernels' rounding
-    would otherwise spread it into a fake distribution."""
-    returns = np.array(returns, dtype=np.float64)
-    returns[:, bounds.degenerate] = bounds.lower[bounds.degenerate]
+    would otherwise spread it into a fake distribution. In place when ``returns`` is a writeable
+    float64 array (the samplers' own fresh arrays: no copy of millions of rows)."""
+    returns = np.asarray(returns, dtype=np.float64)
+    if bounds.degenerate.any():
+        returns = returns if returns.flags.writeable else returns.copy()
+        returns[:, bounds.degenerate] = bounds.lower[bounds.degenerate]
     return returns
 
 
