@@ -37,8 +37,9 @@ RESTART = 20
 SOLVERS = ("gmres", "bicgstab")
 """Krylov solvers for ``method="krylov"``: restarted GMRES(:data:`RESTART`) or BiCGSTAB."""
 SOLVER = "gmres"
-"""The solver :func:`evaluate_policies` uses unless told otherwise (policy iteration, the tuner's
-callers); the samplers pass theirs (:func:`default_solver`, recorded with the sample)."""
+"""The solver :func:`evaluate_policies` uses unless told otherwise (policy iteration for the
+return bounds and the pricing); the samplers pass theirs (:func:`default_solver`, recorded with
+the sample)."""
 ACCELERATOR_BICGSTAB_MAX_STATES = 1024
 """On an accelerator, :func:`default_solver` is BiCGSTAB up to this many states, GMRES beyond."""
 STAGNATION = 0.5
