@@ -13,8 +13,9 @@ device JAX has).
 Rows (all on ``jax.devices()[0]``, the GPU; attention allocation, base agents, seed 0):
 
 * ``policy sampling``: ``ja.sample(m, N, precision=p, method=..., chunk_size=--chunk)`` at
-  attention (5,3) and (7,3), float32 and float64, Krylov (the engine's default operator: dense
-  up to 400 states, Kronecker beyond) and a dense LU at (5,3); a first call on one chunk compiles
+  attention (5,3) and (7,3), float32 and float64, Krylov (the engine's default operator, the
+  instance's own: Kronecker; and default solver: BiCGSTAB on a GPU up to 1,024 states, GMRES
+  beyond; both named in the setting column) and a dense LU at (5,3); a first call on one chunk compiles
   (and computes the return bounds, cached), a probe call sets N to about ``--seconds``, then the
   timed call: policies/s from ``info["seconds"]``, and its ``info["residual_max"]``.
 * ``uniform chain-steps``: the hit-and-run kernel (``jaxagg.kernels.hit_and_run.run_chains``,
@@ -108,7 +109,8 @@ def sampling_row(size: str, precision: str, method: str, options, block: int | N
     result = ja.sample(momdp, samples, **settings)
     engine = result.info["evaluation"]
     return ({"what": "policy sampling", "instance": f"attention ({size})", "S": momdp.num_states, "precision": precision,
-             "setting": f"{engine['method']}/{engine['operator']}, N={samples}, chunk {chunk}, block {engine['block']}",
+             "setting": f"{'/'.join(str(engine[k]) for k in ('method', 'operator', 'solver') if k in engine)}, N={samples}, "
+                        f"chunk {chunk}, block {engine['block']}",
              "rate": samples / result.info["seconds"], "unit": "policies/s", "first_s": first, "seconds": result.info["seconds"],
              "residual": result.info["residual_max"]}, result)
 
