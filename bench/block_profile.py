@@ -4,6 +4,7 @@ for the native (Kronecker) and the dense operator.
 
     python bench/block_profile.py 65536            # B = 65,536 at attention (5, 3); on a GPU
     python bench/block_profile.py 32 --factories 4 # a CPU-sized block
+    python bench/block_profile.py 65536 --sample-blocks 64   # and ja.sample end to end
 
 Rows: the policy draws; ten float32 and ten float64 operator products; for each Krylov solver
 (``jaxagg.kernels.evaluation.SOLVERS``) one solve to a 1e-5 relative residual (a GMRES(20)
@@ -77,9 +78,29 @@ def profile(batch: int, factories: int) -> None:
                     jax.jit(lambda k, i, problem=problem: shipped(k, i, problem)), key, indices)
 
 
+def end_to_end(batch: int, factories: int, blocks: int) -> None:
+    """``ja.sample`` of ``blocks`` blocks of ``batch`` policies (chunks of one block), after a
+    compiling call: the wall time, the time of its sampling loop (``info["seconds"]``) and the
+    rest (assembling and checking the result), to set against the whole block kernel above."""
+    momdp = ja.envs.attention_allocation(factories, 3)
+    settings = {"chunk_size": batch, "block": batch, "method": "krylov"}
+    ja.sample(momdp, batch, seed=0, **settings)
+    start = time.perf_counter()
+    result = ja.sample(momdp, blocks * batch, seed=1, **settings)
+    wall = time.perf_counter() - start
+    loop = result.info["seconds"]
+    print(f"ja.sample, {blocks} blocks ({result.info['evaluation'].get('solver')}): wall {wall:.3f} s "
+          f"({blocks * batch / wall:.3g} policies/s), sampling loop {loop:.3f} s ({blocks * batch / loop:.3g} policies/s), "
+          f"the rest {wall - loop:.3f} s", flush=True)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("batch", type=int, nargs="?", default=65536, help="policies per block (B)")
     parser.add_argument("--factories", type=int, default=5, help="attention (F, 3)")
+    parser.add_argument("--sample-blocks", type=int, default=0,
+                        help="also time ja.sample over this many blocks (end to end, against the block kernel)")
     arguments = parser.parse_args()
     profile(arguments.batch, arguments.factories)
+    if arguments.sample_blocks:
+        end_to_end(arguments.batch, arguments.factories, arguments.sample_blocks)
