@@ -138,6 +138,18 @@ def test_gpu_smoke(tmp_path):
     assert any("agreement" in check["check"] for check in summary["checks"]) and summary["failed"] == []
 
 
+def test_block_profile_runs_at_toy_size():
+    # printed only (no --smoke, nothing recorded): every row, both solvers, and ja.sample end to end
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    process = subprocess.run([sys.executable, "bench/block_profile.py", "8", "--factories", "2", "--sample-blocks", "2"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert process.returncode == 0, process.stderr[-4000:]
+    for row in ("draw policies", "one GMRES(20) cycle", "one BiCGSTAB solve", "evaluate_policies, bicgstab",
+                "whole block kernel (as shipped: gmres)", "ja.sample, 2 blocks (gmres)"):
+        assert row in process.stdout, (row, process.stdout[-2000:])
+
+
 def test_gpu_full_mode_refuses_without_a_gpu():
     import jax
 
