@@ -193,6 +193,14 @@ def _returns_of_instances(block_fn: Callable, keys: jax.Array, start: jax.Array,
     return jax.lax.map(one_instance, (keys, problems))
 
 
+def _aligned_range(start: int, num_samples: int, block: int) -> tuple[int, int, int]:
+    """``(head, aligned_start, total)``: samples ``start ..`` run from the first index of
+    ``start``'s block, ``head = start % block`` samples earlier, ``total = num_samples + head``
+    of them; the first ``head`` are dropped (see :func:`stream`)."""
+    head = start % block
+    return head, start - head, num_samples + head
+
+
 def stream(
     block_fn: Callable,
     operands: tuple,
@@ -240,8 +248,7 @@ def stream(
         concurrent = all(device.platform != "cpu" for device in devices)
     lanes = concurrent_lanes(devices, max_lanes) if concurrent else devices
     L = len(lanes)
-    head = start % block  # samples of the first block before ``start``: computed, then dropped
-    start, total = start - head, num_samples + head
+    head, start, total = _aligned_range(start, num_samples, block)
     # equal calls, so that one compilation serves them all: the chunks split the blocks evenly
     # (the last padded with the next samples' indices, dropped)
     blocks = equal_chunks(math.ceil(total / (block * L)), math.ceil(chunk_size / (block * L)))
@@ -396,8 +403,7 @@ def stream_instances(
     if concurrent is None:
         concurrent = all(device.platform != "cpu" for device in devices)
     lanes = concurrent_lanes(devices, max_lanes) if concurrent else devices
-    head = start % block  # aligned blocks, as in stream: the head of the first block is dropped
-    start, total = start - head, num_samples + head
+    head, start, total = _aligned_range(start, num_samples, block)
     # equal calls, so that one compilation serves them all: the groups split the instances evenly
     # (the last padded with copies of its last instance, dropped), the chunks split the blocks
     # evenly (the last padded with the next samples' indices, dropped)

@@ -150,10 +150,8 @@ class OccupancyProgram:
             options.pop("solver", None)
             options.pop("simplex", None)
             return column_generation.ColumnModel(self, cost, sense, **options)
-        n = self.num_cols
         cost = self.full_cost(cost)
-        blocks = [sp.csr_matrix(self.polytope.E)] + self._rows
-        matrix = sp.vstack([pad_columns(b, n) for b in blocks], format="csc")
+        matrix = self._constraint_matrix("csc")
         b = self.polytope.b
         integer = self._integer_flags()
         return HighsModel(
@@ -167,6 +165,11 @@ class OccupancyProgram:
             sense=sense,
             **options,
         )
+
+    def _constraint_matrix(self, format: str) -> sp.spmatrix:
+        """``[E; rows]`` over every column: the polytope's equalities, then the rows added so far."""
+        blocks = [sp.csr_matrix(self.polytope.E)] + self._rows
+        return sp.vstack([pad_columns(b, self.num_cols) for b in blocks], format=format)
 
     def uses_column_generation(self, options: dict | None = None) -> bool:
         """Whether :meth:`build` (and :meth:`solve`) with these ``options`` make a
@@ -183,7 +186,7 @@ class OccupancyProgram:
         """Largest violation ``[0, inf)`` of a point ``x [num_cols]``: rows, column bounds and
         integrality (to check a MIP start before handing it to HiGHS)."""
         x = np.asarray(x, dtype=np.float64)
-        matrix = sp.vstack([pad_columns(b, self.num_cols) for b in [sp.csr_matrix(self.polytope.E)] + self._rows], format="csr")
+        matrix = self._constraint_matrix("csr")
         lower = np.concatenate([self.polytope.b] + self._row_lower)
         upper = np.concatenate([self.polytope.b] + self._row_upper)
         col_lower = np.concatenate([np.zeros(self.polytope.num_columns)] + self._col_lower)
