@@ -155,7 +155,9 @@ def main() -> None:
                f"x {N:,} samples, float32 + float64 corrections, method {method!r}.")
     notes = ("Single runs on a machine that may be shared with other jobs. The batched call runs the instances of a "
              "group one after another inside one compiled call, with the per-policy arithmetic of ja.sample (that is "
-             "what keeps it bit-identical): it saves dispatch and set-up per instance, not arithmetic.")
+             "what keeps it bit-identical): it saves dispatch and set-up per instance, not arithmetic. It computes the "
+             "instances' return bounds (the same LPs) on a background thread while it samples; the bounds row times "
+             "them alone.")
     publish(args, "sweep", f"Batched sampling across instances: {K:,} Garnets x {N:,} samples", COLUMNS, rows, checks,
             preface=preface, notes=notes, extra={"instances": K, "samples": N, "skipped": skipped})
 

@@ -25,6 +25,7 @@ import functools
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import jax
@@ -224,7 +225,9 @@ def sample_instances(
     :func:`sample`, with the same array shapes, which is what keeps the numbers identical (a
     ``vmap`` over instances lets XLA pick other kernels and fusions and changes float32 policy
     draws by an ulp). What it saves is the per-instance dispatch and set-up; the per-policy
-    arithmetic is the same (bench/sweep.py). ``hull`` and ``uniform`` are sampled by a loop of
+    arithmetic is the same (bench/sweep.py). The instances' return bounds (the same LPs or
+    policy iterations as :func:`sample`'s) are computed on a background thread meanwhile, on
+    the core a CPU's sampling leaves. ``hull`` and ``uniform`` are sampled by a loop of
     :func:`sample` (``uniform`` has its own chains per instance).
 
     Args:
@@ -283,10 +286,9 @@ def sample_instances(
     engine = engine_settings(momdps[0], method, operator, block=block, solver=solver, devices=devices)
     precision = resolve_precision(momdps[0], precision)
     _check_same_shape(momdps, engine)
-    bounds, kernels = [], []
-    for k, momdp in enumerate(momdps):  # what sample() checks and computes first, instance by instance
+    kernels = []
+    for k, momdp in enumerate(momdps):  # what sample() checks first, instance by instance
         with _instance(k):
-            bounds.append(return_bounds(momdp))
             kernels.append(_measure_kernel(momdp, "policy", engine))
     dtype = PRECISIONS[precision]
     block_fn = kernels[0][0]
@@ -305,10 +307,11 @@ def sample_instances(
         with precision_scope("float64"):
             group_size = min(K, instance_group_size(kernels[0][1](dtype)[0], chunk_size, block=engine["block"]))
     began = time.perf_counter()
-    with precision_scope("float64"), _progress(progress, K * num_samples) as tick:
+    with _bounds_alongside(momdps) as all_bounds, precision_scope("float64"), _progress(progress, K * num_samples) as tick:
         returns, residuals = stream_instances(block_fn, problems, K, gamma, num_samples, start=start, chunk_size=chunk_size,
                                               group_size=group_size, progress=tick, devices=devices,
                                               block=engine["block"], **_concurrency(momdps[0], engine))
+        bounds = all_bounds()
     seconds = (time.perf_counter() - began) / K
     samples = []
     for k, momdp in enumerate(momdps):
@@ -320,6 +323,28 @@ def sample_instances(
                                     max_returns=bounds[k].upper, min_returns=bounds[k].lower, info=info,
                                     fingerprint=momdp.fingerprint))
     return samples
+
+
+@contextlib.contextmanager
+def _bounds_alongside(momdps: Sequence[MOMDP]):
+    """Compute the instances' return bounds (:func:`jaxagg.return_bounds`, cached per instance)
+    on one background thread while the caller samples, and yield a function that waits for them
+    and returns them in order, raising the first failure named ``momdps[k]``.
+
+    HiGHS and JAX both release the GIL, and a CPU's LU sampling keeps one core busy, so the
+    small instances' LPs run beside it: 1,000 Garnets (S = 50, A = 4, n = 4) x 2,000 samples spend
+    about a quarter of a loop of :func:`sample` in their 8 LPs each (bench/sweep.py). The bounds
+    are the same as :func:`sample`'s (the same function on the same instance)."""
+    def bounds_of(k: int, momdp: MOMDP):
+        with _instance(k):
+            return return_bounds(momdp)
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxagg-bounds")
+    try:
+        futures = [pool.submit(bounds_of, k, momdp) for k, momdp in enumerate(momdps)]
+        yield lambda: [future.result() for future in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _sample_each(momdps: Sequence[MOMDP], num_samples: int, measure: str, seeds: list[int],

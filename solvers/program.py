@@ -167,7 +167,12 @@ class OccupancyProgram:
         )
 
     def _constraint_matrix(self, format: str) -> sp.spmatrix:
-        """``[E; rows]`` over every column: the polytope's equalities, then the rows added so far."""
+        """``[E; rows]`` over every column: the polytope's equalities, then the rows added so far
+        (O's own matrix, not a copy, when nothing was added: the 2n bound LPs of an instance
+        share it)."""
+        E = self.polytope.E
+        if not self._rows and self.num_cols == E.shape[1] and E.has_canonical_format:
+            return E.asformat(format)
         blocks = [sp.csr_matrix(self.polytope.E)] + self._rows
         return sp.vstack([pad_columns(b, self.num_cols) for b in blocks], format=format)
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import jaxagg as ja
-from jaxagg.errors import ValidationError
+from jaxagg import sampling
+from jaxagg.errors import DegenerateAgentWarning, SolverError, ValidationError
 
 
 def assert_same(batched, single):
@@ -121,6 +122,38 @@ def test_bad_arguments(kwargs, pattern):
     args.update(kwargs)
     with pytest.raises(ValidationError, match=pattern):
         ja.sample_instances(**args)
+
+
+def test_a_failed_bound_is_named_and_ends_the_batch(monkeypatch):
+    """The bounds are computed on a background thread while the instances are sampled: an
+    instance's failure still reaches the caller as that instance's error, named."""
+    momdps = [ja.envs.garnet(8, 3, agents=2, seed=s) for s in range(3)]
+    real = sampling.return_bounds
+
+    def failing(momdp):
+        if momdp is momdps[1]:
+            raise SolverError("maximum return LP of agent 0: HiGHS stopped with status 'Time limit reached'")
+        return real(momdp)
+
+    monkeypatch.setattr(sampling, "return_bounds", failing)
+    with pytest.raises(SolverError, match=r"^momdps\[1\]: maximum return LP of agent 0: HiGHS stopped"):
+        ja.sample_instances(momdps, 10)
+
+
+def test_a_degenerate_agent_warns_and_is_snapped_as_in_sample():
+    momdps = []
+    for seed in (1, 2):  # agent 2's reward differs only in state 5, which every policy leaves at once
+        base = ja.envs.garnet(5, 2, 2, 2, seed=seed)
+        P = np.zeros((6, 2, 6))
+        P[:5, :, :5], P[5, :, 0] = base.P, 1.0
+        R = np.zeros((3, 6, 2))
+        R[:2, :5], R[2, 5, :] = base.R, [1.0, 3.0]
+        momdps.append(ja.MOMDP(P, R, criterion="average"))
+    with pytest.warns(DegenerateAgentWarning, match=r"agent\(s\) \[2\]"):
+        batched = ja.sample_instances(momdps, 20, seeds=[0, 1])
+    assert np.all(batched[0].returns[:, 2] == batched[0].min_returns[2])
+    for momdp, seed, sample in zip(momdps, [0, 1], batched):
+        assert_same(sample, ja.sample(momdp, 20, seed=seed))
 
 
 def test_non_momdp_is_named():
