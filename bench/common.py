@@ -138,7 +138,13 @@ def machine(info: dict[str, Any] | None = None) -> str:
 
 
 def version(package: str) -> str:
-    """An installed distribution's version, else the module's ``__version__``, else "absent"."""
+    """An installed distribution's version, else the module's ``__version__``, else "absent";
+    jaxagg's own ``__version__`` always (an editable install keeps the version it was installed
+    at in its metadata)."""
+    if package == "jaxagg":
+        import jaxagg
+
+        return jaxagg.__version__
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
