@@ -122,7 +122,10 @@ def test_failed_cells_are_recorded_and_the_sweep_goes_on(tmp_path):
 
 
 def test_local_process_pool_gives_the_same_rows_when_a_worker_is_killed(tiny_store, tmp_path):
-    killer = Killer("spawn_main", children_only=True, delay=2.0)
+    # Killed as soon as it is seen: a spawned worker spends its first second or two importing, so
+    # the kill always lands while its cells are pending (the pool breaks, is replaced, and the cells
+    # run again). A kill 2 s after the spawn raced the end of this tiny sweep and sometimes missed it.
+    killer = Killer("spawn_main", children_only=True)
     killer.start()
     try:
         pooled = ja.sweep(SPEC, tmp_path / "pool.db", workers=2, progress=False)
