@@ -424,7 +424,7 @@ def engine_settings(momdp: MOMDP, method: str = "auto", operator: str | None = N
             raise ValidationError(f"solver: only the 'krylov' method has one, but this run uses method {method!r}")
     platform = sample_devices(devices)[0].platform
     if block is None:
-        block = block_size(platform, bytes_per_policy(momdp.num_states, momdp.num_actions, method))
+        block = block_size(platform, bytes_per_policy(momdp.num_states, momdp.num_actions, method), method)
     block = integer_at_least("block", block, 1)
     settings = {"method": method, "operator": operator, "tol": EVALUATION_TOL, "block": block}
     if method == "krylov":

@@ -9,6 +9,9 @@ float32 products in full precision on every device (a GPU's samples changed; a C
 (:func:`jaxagg.kernels.evaluation.default_solver`, recorded as ``info["evaluation"]["solver"]``;
 a GPU's samples changed), and every sample at position ``i % block`` of its own block, so that a
 run continued inside a block (``extend``, ``start=``, ``sample_occupancies``) equals one long run
-bit for bit (such continuations changed by rounding; a CPU's runs from 0 did not)."""
+bit for bit (such continuations changed by rounding; a CPU's runs from 0 did not); 0.4.1 gives
+a CPU's dense-LU sampling blocks of 128 policies instead of 32
+(:data:`jaxagg.kernels.returns.CPU_LU_BLOCK`; the block is recorded, and earlier samples replay
+with theirs): small instances' default samples changed by rounding."""
 
-__version__ = "0.4.0"
+__version__ = "0.4.1"

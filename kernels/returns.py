@@ -11,7 +11,7 @@ size, and the occupancy of any sample can be recomputed later from its index
 (:func:`evaluate_indices`) instead of being stored.
 
 The block size is the one knob that changes the numbers (XLA picks kernels by shape): a CPU
-wants small blocks (:data:`BLOCK`), an accelerator large ones (:func:`block_size`), since the
+wants small blocks (:data:`BLOCK`; :data:`CPU_LU_BLOCK` for the LU), an accelerator large ones (:func:`block_size`), since the
 blocks of a call run one after another and each costs a few kernel launches per GMRES step
 whatever its size (measured, attention (5,3), float32 GMRES: 32-policy blocks about 3,000
 policies/s on an H100, and on an H200 2.1e4 at 256, 6.9e4 at 1,024, 2.0e5 at 4,096, 3.9e5 at
@@ -39,6 +39,13 @@ from jaxagg.kernels.precision import precision_scope
 BLOCK = 32
 """Samples per compiled block on a CPU (and the block of samples recorded before blocks were
 recorded): every sample goes through the same block computation."""
+CPU_LU_BLOCK = 128
+"""Samples per compiled block on a CPU for the dense LU (small S): LAPACK factors one matrix at a
+time, so a larger block only spreads the block's fixed costs. Measured (``ja.sample``, 16,384
+policies, 2 cores, 2026-11-27; policies/s at blocks of 32 / 64 / 128 / 256 / 512): Garnet
+(20, 3) 131k / 177k / 187k / 193k / 175k; attention (3, 3) 83k / 97k / 108k / 109k / 103k;
+Garnet (50, 4) 36k / 44k / 42k / 41k / 36k; discounted Garnet (64, 4) 26.5k / 25.9k / 28.7k /
+27.1k / 22.7k."""
 ACCELERATOR_BLOCK = 16384
 """Largest block on an accelerator (GPU/TPU)."""
 BLOCK_BYTES = 2 * 2**30
@@ -46,13 +53,14 @@ BLOCK_BYTES = 2 * 2**30
 do the working arrays of a CPU's lanes together (:func:`lane_limit`)."""
 
 
-def block_size(platform: str, bytes_per_sample: int) -> int:
-    """Samples per compiled block on devices of ``platform`` (``"cpu"``, ``"gpu"``, ...):
-    :data:`BLOCK` on a CPU; on an accelerator the largest power of two up to
+def block_size(platform: str, bytes_per_sample: int, method: str = "krylov") -> int:
+    """Samples per compiled block on devices of ``platform`` (``"cpu"``, ``"gpu"``, ...) for the
+    evaluation ``method`` (``"krylov"`` or ``"lu"``): on a CPU :data:`BLOCK`, or
+    :data:`CPU_LU_BLOCK` for the LU; on an accelerator the largest power of two up to
     :data:`ACCELERATOR_BLOCK` whose working arrays (``bytes_per_sample`` each) fit in
     :data:`BLOCK_BYTES`, and at least :data:`BLOCK`."""
     if platform == "cpu":
-        return BLOCK
+        return CPU_LU_BLOCK if method == "lu" else BLOCK
     block = ACCELERATOR_BLOCK
     while block > BLOCK and block * max(1, int(bytes_per_sample)) > BLOCK_BYTES:
         block //= 2

@@ -17,7 +17,7 @@ import jaxagg as ja
 from jaxagg.errors import ConvergenceError, ValidationError
 from jaxagg.kernels import evaluation, returns
 from jaxagg.kernels import transitions as T
-from jaxagg.kernels.returns import ACCELERATOR_BLOCK, BLOCK, BLOCK_BYTES, block_size
+from jaxagg.kernels.returns import ACCELERATOR_BLOCK, BLOCK, BLOCK_BYTES, CPU_LU_BLOCK, block_size
 from jaxagg.sampling import engine_settings, recorded_engine
 
 
@@ -60,7 +60,8 @@ def test_bad_operators_are_refused_with_the_argument_named():
 def test_auto_evaluation_choices_are_recorded_and_kept_on_resume(attention_4_3):
     tiny = ja.envs.garnet(10, 3, 2, 2, seed=0)
     cpu = jax.devices("cpu")
-    assert engine_settings(tiny, devices=cpu) == {"method": "lu", "operator": "dense", "tol": evaluation.TOL, "block": BLOCK}
+    assert engine_settings(tiny, devices=cpu) == {"method": "lu", "operator": "dense", "tol": evaluation.TOL, "block": CPU_LU_BLOCK}
+    assert engine_settings(tiny, "krylov", devices=cpu)["block"] == BLOCK
     assert engine_settings(attention_4_3)["method"] == "krylov" and engine_settings(attention_4_3)["operator"] == "kronecker"
     assert engine_settings(attention_4_3, "krylov", "dense")["operator"] == "dense"
     assert engine_settings(attention_4_3, devices=cpu)["solver"] == "gmres"  # a CPU's default Krylov solver
@@ -70,7 +71,7 @@ def test_auto_evaluation_choices_are_recorded_and_kept_on_resume(attention_4_3):
     with pytest.raises(ValidationError, match="solver: only the 'krylov' method"):
         engine_settings(tiny, "lu", solver="gmres")
     assert engine_settings(ja.envs.attention_allocation(2, 3), devices=cpu) == {"method": "lu", "operator": "dense",
-                                                                               "tol": evaluation.TOL, "block": BLOCK}
+                                                                               "tol": evaluation.TOL, "block": CPU_LU_BLOCK}
     with pytest.raises(ValidationError, match="'lu' needs dense"):
         engine_settings(ja.envs.attention_allocation(6, 3), "lu", "kronecker")
     first = ja.sample(attention_4_3, 40, seed=5)
@@ -239,6 +240,8 @@ def test_evaluation_options_are_refused_for_measures_without_linear_solves():
 
 def test_the_block_size_is_small_on_a_cpu_and_large_within_memory_on_an_accelerator():
     assert block_size("cpu", 10**3) == BLOCK
+    assert block_size("cpu", 10**3, "lu") == CPU_LU_BLOCK
+    assert block_size("gpu", 10**3, "lu") == ACCELERATOR_BLOCK
     assert block_size("gpu", 10**3) == ACCELERATOR_BLOCK
     large = evaluation.bytes_per_policy(19_683, 10, "krylov")  # attention (9, 3)
     block = block_size("gpu", large)
@@ -272,10 +275,10 @@ def test_a_block_size_is_recorded_kept_on_resume_and_replayed():
 
 def test_samples_recorded_before_blocks_replay_with_the_cpu_block():
     m = ja.envs.garnet(10, 3, 2, 2, seed=0)
-    s = ja.sample(m, 50, seed=1)
+    s = ja.sample(m, 50, seed=1, block=BLOCK)
     del s.info["evaluation"]["block"]
-    assert recorded_engine(s)["block"] == BLOCK
-    np.testing.assert_array_equal(ja.extend(m, s, 20).returns, ja.sample(m, 70, seed=1).returns)
+    assert recorded_engine(s)["block"] == BLOCK  # what every sample was drawn with then
+    np.testing.assert_array_equal(ja.extend(m, s, 20).returns, ja.sample(m, 70, seed=1, block=BLOCK).returns)
 
 
 def test_krylov_samples_recorded_before_solvers_replay_with_gmres():

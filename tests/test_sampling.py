@@ -90,7 +90,7 @@ def test_hull_measure_is_a_dirichlet_mixture_of_optimal_occupancies(attention):
 
 def test_progress_callback_counts_every_sample(attention):
     seen = []
-    ja.sample(attention, 100, seed=0, chunk_size=32, progress=seen.append)
+    ja.sample(attention, 100, seed=0, chunk_size=32, block=32, progress=seen.append)  # a chunk is whole blocks
     assert sum(seen) == 100 and len(seen) == 4
 
 
