@@ -11,9 +11,9 @@ size, and the occupancy of any sample can be recomputed later from its index
 (:func:`evaluate_indices`) instead of being stored.
 
 The block size is the one knob that changes the numbers (XLA picks kernels by shape): a CPU
-wants small blocks (:data:`BLOCK`; :data:`CPU_LU_BLOCK` for the LU), an accelerator large ones (:func:`block_size`), since the
-blocks of a call run one after another and each costs a few kernel launches per GMRES step
-whatever its size (measured, attention (5,3), float32 GMRES: 32-policy blocks about 3,000
+wants small blocks (:data:`BLOCK`; :data:`CPU_LU_BLOCK` for the LU), an accelerator large ones
+(:func:`block_size`), since the blocks of a call run one after another and each costs a few
+kernel launches per GMRES step whatever its size (measured, attention (5,3), float32 GMRES: 32-policy blocks about 3,000
 policies/s on an H100, and on an H200 2.1e4 at 256, 6.9e4 at 1,024, 2.0e5 at 4,096, 3.9e5 at
 16,384, 4.9e5 at 65,536; bench/RESULTS.md). The caller records the block with the sample.
 """
