@@ -12,6 +12,7 @@ run continued inside a block (``extend``, ``start=``, ``sample_occupancies``) eq
 bit for bit (such continuations changed by rounding; a CPU's runs from 0 did not); 0.4.1 gives
 a CPU's dense-LU sampling blocks of 128 policies instead of 32
 (:data:`jaxagg.kernels.returns.CPU_LU_BLOCK`; the block is recorded, and earlier samples replay
-with theirs): small instances' default samples changed by rounding."""
+with theirs): small instances' default samples may round differently (on bench/lu_blocks.py's
+instances they did not)."""
 
 __version__ = "0.4.1"

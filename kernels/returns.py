@@ -41,11 +41,10 @@ BLOCK = 32
 recorded): every sample goes through the same block computation."""
 CPU_LU_BLOCK = 128
 """Samples per compiled block on a CPU for the dense LU (small S): LAPACK factors one matrix at a
-time, so a larger block only spreads the block's fixed costs. Measured (``ja.sample``, 16,384
-policies, 2 cores, 2026-11-27; policies/s at blocks of 32 / 64 / 128 / 256 / 512): Garnet
-(20, 3) 131k / 177k / 187k / 193k / 175k; attention (3, 3) 83k / 97k / 108k / 109k / 103k;
-Garnet (50, 4) 36k / 44k / 42k / 41k / 36k; discounted Garnet (64, 4) 26.5k / 25.9k / 28.7k /
-27.1k / 22.7k."""
+time, so a larger block only spreads the block's fixed costs (``python bench/lu_blocks.py``,
+2 cores, 2026-11-27: against blocks of 32, 128 ran 1.31x / 0.99x / 1.10x / 1.08x on Garnet
+(20, 3), attention (3, 3), Garnet (50, 4) and a discounted Garnet (64, 4), and 1.43x / 1.31x /
+1.17x / 1.08x in an earlier ad-hoc run; 256 was within the noise of 128, 512 slower)."""
 ACCELERATOR_BLOCK = 16384
 """Largest block on an accelerator (GPU/TPU)."""
 BLOCK_BYTES = 2 * 2**30

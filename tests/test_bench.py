@@ -25,7 +25,8 @@ BENCH = ROOT / "bench"
 TIMEOUT = 300
 PUBLIC_MODULES = ("jaxagg", "jaxagg.samples", "jaxagg.uniform", "jaxagg.diagnostics", "jaxagg.polytope")
 PUBLIC_PACKAGES = ("jaxagg.kernels", "jaxagg.solvers")
-KEYS = {"sampling", "lp", "rules", "hit_and_run", "tuner-quality", "tuner-start", "bounds", "gpu", "kernels", "sweep", "sweep-end-to-end"}
+KEYS = {"sampling", "lp", "rules", "hit_and_run", "tuner-quality", "tuner-start", "bounds", "gpu", "kernels", "sweep", "sweep-end-to-end",
+        "lu-blocks"}
 """Every benchmark key a script publishes under (``publish(args, KEY, ...)``)."""
 NOT_YET_RECORDED = {"kernels"}
 """Benchmarks whose first run has not been recorded in RESULTS.md yet."""
@@ -69,6 +70,13 @@ def test_lp_smoke(tmp_path):
     assert summary["benchmark"] == "lp"
     assert [row["instance"] for row in summary["rows"]] == ["(2,3)", "(3,3)"]
     assert any("reduced cost" in check["check"] for check in summary["checks"])
+
+
+def test_lu_blocks_smoke(tmp_path):
+    summary = run_smoke(tmp_path, "bench/lu_blocks.py", "--blocks", "32", "128")
+    assert [(row["instance"], row["block"]) for row in summary["rows"]] == [
+        ("garnet (8, 3)", 32), ("garnet (8, 3)", 128), ("attention (2, 3)", 32), ("attention (2, 3)", 128)]
+    assert all(row["residual"] <= 1e-6 and row["difference"] <= 1e-6 for row in summary["rows"])
 
 
 def test_lp_smoke_by_column_generation(tmp_path):
