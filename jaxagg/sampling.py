@@ -126,10 +126,10 @@ def sample(
             are recorded in ``info["evaluation"]`` and a resume keeps them.
         operator: the transition operator form GMRES runs on: ``"dense"`` or the instance's own
             form; default as :func:`engine_settings` picks (pass the recorded one to continue).
-        block: policies per compiled block of the ``policy`` measure (default: 32 on a CPU, up
-            to 16384 on a GPU, see :func:`jaxagg.kernels.returns.block_size`). The float
-            rounding of a sample depends on it (XLA picks kernels by shape), not on the chunk
-            size or the number of devices; the recorded one is kept when a sample is continued
+        block: policies per compiled block of the ``policy`` measure (default: 32 on a CPU, 128
+            for its dense LU, up to 16384 on a GPU, see :func:`jaxagg.kernels.returns.block_size`).
+            The float rounding of a sample depends on it (XLA picks kernels by shape), not on the
+            chunk size or the number of devices; the recorded one is kept when a sample is continued
             (on another kind of device the numbers then agree to rounding, not bit for bit).
         solver: the Krylov solver of ``method="krylov"``: ``"gmres"`` or ``"bicgstab"``
             (default: GMRES on a CPU, BiCGSTAB on an accelerator up to 1024 states, see
