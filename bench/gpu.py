@@ -14,8 +14,9 @@ Rows (all on ``jax.devices()[0]``, the GPU; attention allocation, base agents, s
 
 * ``policy sampling``: ``ja.sample(m, N, precision=p, method=..., chunk_size=--chunk)`` at
   attention (5,3) and (7,3), float32 and float64, Krylov (the engine's default operator, the
-  instance's own: Kronecker; and default solver: BiCGSTAB on a GPU up to 1,024 states, GMRES
-  beyond; both named in the setting column) and a dense LU at (5,3); a first call on one chunk compiles
+  instance's own: Kronecker; default solver: BiCGSTAB on a GPU up to 1,024 states, GMRES
+  beyond; default preconditioner: the mean policy's on a GPU up to 1,024 states; all named in
+  the setting column) and a dense LU at (5,3); a first call on one chunk compiles
   (and computes the return bounds, cached), a probe call sets N to about ``--seconds``, then the
   timed call: policies/s from ``info["seconds"]``, and its ``info["residual_max"]``.
 * ``uniform chain-steps``: the hit-and-run kernel (``jaxagg.kernels.hit_and_run.run_chains``,
@@ -34,7 +35,9 @@ Rows (all on ``jax.devices()[0]``, the GPU; attention allocation, base agents, s
   the two sides' returns must be bit-identical.
 
 The first sampling size, float32, is also timed with each of ``--extra-blocks`` policies per
-compiled block (the engine picks up to 16384 on a GPU: ``jaxagg.kernels.returns.block_size``).
+compiled block (the engine picks up to 16384 on a GPU: ``jaxagg.kernels.returns.block_size``),
+and every float32 Krylov size with the preconditioner the engine did not pick (the mean-policy
+one is a GPU's default up to 1,024 states: ``jaxagg.kernels.evaluation.default_preconditioner``).
 
 Checks: every sampled policy's float64 residual <= 1e-6 (the engine refuses worse); on attention
 (3,3), the same seed's returns with ``devices=[GPU]`` and ``devices=jax.devices("cpu")`` agree to
@@ -57,6 +60,7 @@ from sweep import instances as unichain_garnets
 
 import jaxagg as ja
 from jaxagg.kernels.ascent import TuneProblem, tune_logits
+from jaxagg.kernels.evaluation import PRECONDITIONER_MAX_STATES
 from jaxagg.kernels.evaluation import TOL as RESIDUAL_TOL
 from jaxagg.kernels.hit_and_run import make_directions, run_chains
 from jaxagg.kernels.precision import precision_scope
@@ -99,17 +103,19 @@ def timed(function):
 
 
 # ------------------------------------------------------------------ rows
-def sampling_row(size: str, precision: str, method: str, options, block: int | None = None) -> tuple[dict, ja.ReturnSample]:
+def sampling_row(size: str, precision: str, method: str, options, block: int | None = None,
+                 preconditioner: str | None = None) -> tuple[dict, ja.ReturnSample]:
     momdp = attention(size)
     chunk = max(options.chunk, block or 0)
-    settings = {"precision": precision, "method": method, "chunk_size": chunk, "block": block}
+    settings = {"precision": precision, "method": method, "chunk_size": chunk, "block": block, "preconditioner": preconditioner}
     first, _ = timed(lambda: ja.sample(momdp, chunk, **settings))
     probe = ja.sample(momdp, chunk, **settings).info["seconds"]
     samples = max(1, round(options.seconds / probe)) * chunk
     result = ja.sample(momdp, samples, **settings)
     engine = result.info["evaluation"]
     return ({"what": "policy sampling", "instance": f"attention ({size})", "S": momdp.num_states, "precision": precision,
-             "setting": f"{'/'.join(str(engine[k]) for k in ('method', 'operator', 'solver') if k in engine)}, N={samples}, "
+             "setting": f"{'/'.join(str(engine[k]) for k in ('method', 'operator', 'solver', 'preconditioner') if k in engine)}, "
+                        f"N={samples}, "
                         f"chunk {chunk}, block {engine['block']}",
              "rate": samples / result.info["seconds"], "unit": "policies/s", "first_s": first, "seconds": result.info["seconds"],
              "residual": result.info["residual_max"]}, result)
@@ -264,6 +270,12 @@ def main() -> None:
         yield row
         for block in args.extra_blocks if (size, precision) == (sizes["sampling"][0], "float32") else []:
             yield sampling_row(size, precision, method, args, block)[0]
+        if method == "krylov" and precision == "float32":  # the other preconditioner, for comparison
+            other = "none" if result.info["evaluation"]["preconditioner"] == "mean-policy" else "mean-policy"
+            if other == "none" or row["S"] <= PRECONDITIONER_MAX_STATES:
+                row, _ = sampling_row(size, precision, method, args, preconditioner=other)
+                checks.at_most(f"sampling {size} {precision} {method} {other}: largest residual", row["residual"], RESIDUAL_TOL)
+                yield row
 
     attempt("agreement", lambda: agreement_rows(sizes["agreement"], sizes["agreement_samples"], checks))
     for size in sizes["sampling"]:

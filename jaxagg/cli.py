@@ -282,6 +282,8 @@ def _sample(args: argparse.Namespace) -> int:
     if residuals and isinstance(parts[-1].get("evaluation"), dict):
         engine = parts[-1]["evaluation"]
         solver = f" ({engine['solver']})" if isinstance(engine.get("solver"), str) else ""
+        if engine.get("preconditioner") not in (None, "none"):
+            solver = f" ({engine['solver']}, {engine['preconditioner']} preconditioner)"
         print(f"policy evaluation: {engine['method']}{solver} on the {engine['operator']} operator; largest residual "
               f"{max(residuals):.2g} (tolerance {engine['tol']:g})")
     if result.info.get("rhat"):

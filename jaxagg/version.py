@@ -13,6 +13,9 @@ bit for bit (such continuations changed by rounding; a CPU's runs from 0 did not
 a CPU's dense-LU sampling blocks of 128 policies instead of 32
 (:data:`jaxagg.kernels.returns.CPU_LU_BLOCK`; the block is recorded, and earlier samples replay
 with theirs): small instances' default samples may round differently (on bench/lu_blocks.py's
-instances they did not)."""
+instances they did not); 0.5.0 right-preconditions the Krylov solves on accelerators up to 1024
+states with the inverse of the uniform policy's system
+(:func:`jaxagg.kernels.evaluation.default_preconditioner`, recorded as
+``info["evaluation"]["preconditioner"]``; a GPU's samples changed, a CPU's did not)."""
 
-__version__ = "0.4.1"
+__version__ = "0.5.0"

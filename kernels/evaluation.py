@@ -12,7 +12,11 @@ Both methods solve in the operator's working precision (float32 by default) and 
 float64: the residual ``r = b - E rho`` is computed with a float64 copy of the operator, and a
 correction ``E delta = r`` is solved in the working precision while the relative residual
 ``||r||_inf / ||b||_inf`` is above the tolerance (for the Krylov solvers every restart is such a
-round: one GMRES cycle or one BiCGSTAB solve per float64 residual). The final float64 residual
+round: one GMRES cycle or one BiCGSTAB solve per float64 residual). A Krylov solve may be
+right-preconditioned by one ``[S, S]`` matrix shared by the whole block
+(:func:`mean_policy_preconditioner`: the inverse of the uniform policy's system), which cuts the
+iterations by a third to a half for the sampled (Dirichlet) policies at the price of one GEMM per
+operator product. The final float64 residual
 of every policy is returned, so that the caller can record it and refuse a policy that did not
 meet it. A float64 context (``jaxagg.kernels.precision.precision_scope("float64")``) is
 required around these functions.
@@ -20,14 +24,16 @@ required around these functions.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxagg.kernels import krylov
 from jaxagg.kernels import transitions as T
-from jaxagg.kernels.precision import full_precision_products
+from jaxagg.kernels.precision import full_precision_products, precision_scope
 
 METHODS = ("krylov", "lu")
 TOL = 1e-6
@@ -62,6 +68,69 @@ WORKING_TOL = {jnp.dtype(jnp.float32): 1e-5, jnp.dtype(jnp.float64): 1e-12}
 (float32 stagnates near 1e-6). The float64 corrections then aim below ``min(TARGET * tol,
 WORKING_TOL)``: a tenth of the tolerance in float32, near float64's own accuracy when the
 working precision is float64."""
+
+
+PRECONDITIONERS = ("none", "mean-policy")
+"""Right preconditioners of the Krylov solves: none, or :func:`mean_policy_preconditioner`."""
+ACCELERATOR_PRECONDITIONER_MAX_STATES = 1024
+"""On an accelerator, :func:`default_preconditioner` is ``"mean-policy"`` up to this many states."""
+PRECONDITIONER_MAX_STATES = 4096
+"""Largest instance :func:`mean_policy_preconditioner` builds a dense ``[S, S]`` inverse for."""
+PRECONDITIONER_MAX_CONDITION = 1e8
+"""A uniform-policy system whose 1-norm condition number exceeds this (e.g. a singular one: a
+multichain uniform policy under average reward) gives the identity as its preconditioner."""
+
+
+def default_preconditioner(platform: str, num_states: int) -> str:
+    """The Krylov preconditioner for sampling on devices of ``platform``: ``"mean-policy"`` on an
+    accelerator up to :data:`ACCELERATOR_PRECONDITIONER_MAX_STATES` states, else ``"none"``.
+
+    Its GEMM ``[B, S] x [S, S]`` per operator product costs about what a Kronecker product
+    costs on a CPU core (attention (5, 3), blocks of 32, this repository's 2-core machine:
+    4.8 ms per block without, 5.6 ms with, although the products fell from 26 to 18), while a
+    GPU runs the GEMM near its arithmetic peak and the memory-bound products far from it."""
+    return "mean-policy" if platform != "cpu" and num_states <= ACCELERATOR_PRECONDITIONER_MAX_STATES else "none"
+
+
+def mean_policy_preconditioner(op: T.Transitions, gamma: float | None, *, rows_per_call: int = 256) -> np.ndarray:
+    """``Q [S, S]`` (numpy float64): the inverse of the system matrix of the uniform policy
+    ``pi(a | s) = 1/A``, in the row convention of :func:`system_matvec` (``matvec(y) = y @ M``,
+    ``Q = M^{-1}``), for right preconditioning: the Krylov solvers solve ``E Q y = r`` and take
+    ``delta = Q y``, whose residual is the unpreconditioned one. The sampled Dirichlet(1)
+    policies scatter around the uniform policy, so ``E Q`` is close to the identity.
+
+    ``M`` is built from ``op``'s own products (``rows_per_call`` unit vectors at a time: no dense
+    ``[S, A, S]``) and inverted on the host (LAPACK, so the same numbers on every device). A
+    system whose 1-norm condition number exceeds :data:`PRECONDITIONER_MAX_CONDITION` gives the
+    identity (no preconditioning: ``y @ I`` is exact). At most
+    :data:`PRECONDITIONER_MAX_STATES` states (``ValueError`` beyond)."""
+    S, A = T.shape_of(op)
+    if S > PRECONDITIONER_MAX_STATES:
+        raise ValueError(f"op: the mean-policy preconditioner is a dense [S, S] inverse, for at most "
+                         f"{PRECONDITIONER_MAX_STATES} states; this operator has {S}")
+    rows = min(rows_per_call, S)
+    M = np.empty((S + rows, S))  # padded to whole calls (one compilation)
+    with precision_scope("float64"):
+        op64 = T.astype(op, jnp.float64)
+        for first in range(0, S, rows):
+            M[first:first + rows] = np.asarray(_uniform_policy_rows(op64, jnp.asarray(first), rows, gamma))
+    M = M[:S]
+    with np.errstate(all="ignore"):
+        try:
+            Q = np.linalg.inv(M)
+        except np.linalg.LinAlgError:
+            return np.eye(S)
+        condition = np.linalg.norm(M, 1) * np.linalg.norm(Q, 1)
+    return Q if np.isfinite(condition) and condition <= PRECONDITIONER_MAX_CONDITION else np.eye(S)
+
+
+@partial(jax.jit, static_argnames=("rows", "gamma"))
+def _uniform_policy_rows(op64: T.Transitions, first: jax.Array, rows: int, gamma: float | None) -> jax.Array:
+    """Rows ``first .. first + rows - 1`` of :func:`mean_policy_preconditioner`'s ``M`` (``[rows,
+    S]``; rows past ``S`` are zero)."""
+    S, A = T.shape_of(op64)
+    unit = (jnp.arange(rows)[:, None] + first == jnp.arange(S)[None, :]).astype(jnp.float64)
+    return system_matvec(op64, jnp.full((rows, S, A), 1.0 / A, jnp.float64), gamma)(unit)
 
 
 def default_solver(platform: str, num_states: int) -> str:
@@ -150,7 +219,8 @@ def relative_residual(matvec64, rho64: jax.Array, b64: jax.Array, bmax: jax.Arra
 
 @full_precision_products
 def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu: jax.Array, gamma: float | None, *,
-                      method: str = "krylov", tol: float = TOL, solver: str = SOLVER) -> Evaluation:
+                      method: str = "krylov", tol: float = TOL, solver: str = SOLVER,
+                      preconditioner: jax.Array | None = None) -> Evaluation:
     """State distributions and float64 residuals of policies ``pi [B, S, A]``.
 
     Args:
@@ -164,6 +234,9 @@ def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu:
         tol: relative residual the corrections aim below (a tenth of it, or float64's
             :data:`WORKING_TOL` when working in float64).
         solver: the Krylov solver (``method="krylov"``), one of :data:`SOLVERS`.
+        preconditioner: ``Q [S, S]`` (any float dtype, applied in the working precision): the
+            Krylov solves run on ``y -> E (Q y)`` and correct by ``Q y``
+            (:func:`mean_policy_preconditioner`); ``None`` for none. Not for the LU.
     """
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
@@ -174,7 +247,10 @@ def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu:
     dtype = jnp.dtype(T.dtype_of(op))
     if dtype not in WORKING_TOL:
         raise ValueError(f"op: expected a float32 or float64 operator, got {dtype}")
-    B = pi.shape[0]
+    B, S = pi.shape[0], pi.shape[-2]
+    if preconditioner is not None and (method != "krylov" or preconditioner.shape != (S, S)):
+        raise ValueError(f"preconditioner: expected an [{S}, {S}] matrix for the 'krylov' method, got shape "
+                         f"{preconditioner.shape} with method {method!r}")
     pi_w, pi64 = pi.astype(dtype), pi.astype(jnp.float64)
     b64 = system_rhs(jnp.asarray(mu, jnp.float64), gamma, B)
     bmax = rhs_scale(jnp.asarray(mu, jnp.float64), gamma)
@@ -191,8 +267,9 @@ def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu:
     working_tol = WORKING_TOL[dtype]
     target = min(tol * TARGET, working_tol)
     if method == "krylov":
-        return _refined_krylov(matvec, matvec64, b64, bmax, dtype, working_tol, target, min(RESTART, pi.shape[-2]),
-                               bicgstab=solver == "bicgstab")
+        Q = None if preconditioner is None else preconditioner.astype(dtype)
+        return _refined_krylov(matvec, matvec64, b64, bmax, dtype, working_tol, target, min(RESTART, S),
+                               bicgstab=solver == "bicgstab", preconditioner=Q)
 
     def correct(state):
         rho, r, residual, rounds = state
@@ -213,7 +290,8 @@ def evaluate_policies(op: T.Transitions, op64: T.Transitions, pi: jax.Array, mu:
     return Evaluation(rho=rho, residual=residual)
 
 
-def _refined_krylov(matvec, matvec64, b64, bmax, dtype, working_tol, target, restart, *, bicgstab: bool):
+def _refined_krylov(matvec, matvec64, b64, bmax, dtype, working_tol, target, restart, *, bicgstab: bool,
+                    preconditioner: jax.Array | None = None):
     """Krylov solves restarted from float64 residuals (mixed-precision iterative refinement with
     one solve per round): each round runs one GMRES(``restart``) cycle or one BiCGSTAB solve (at
     most :data:`BICGSTAB_ITERATIONS` iterations) in the working precision on the scaled float64
@@ -227,8 +305,17 @@ def _refined_krylov(matvec, matvec64, b64, bmax, dtype, working_tol, target, res
     :data:`STAGNATION` times its residual before (a breakdown, or a spectrum BiCGSTAB's
     one-dimensional minimisation step cannot handle, e.g. a periodic chain) goes on with GMRES
     from then on. Each solver runs only when some row needs it (``lax.cond``), and a row's path
-    depends only on its own numbers."""
+    depends only on its own numbers.
+
+    A ``preconditioner`` ``Q [S, S]`` (working precision) preconditions from the right: the
+    solvers run on ``y -> matvec(y @ Q)`` and a round's correction is ``y @ Q`` (row-wise
+    products, so rows stay independent)."""
     zeros = jnp.zeros(b64.shape, dtype)
+    if preconditioner is not None:
+        plain = matvec
+
+        def matvec(y):
+            return plain(y @ preconditioner)
 
     def gmres(scaled, aim, rows):
         return krylov.gmres_cycle(matvec, scaled, restart=restart, tol=aim, frozen=~rows)
@@ -249,6 +336,8 @@ def _refined_krylov(matvec, matvec64, b64, bmax, dtype, working_tol, target, res
                               jax.lax.cond(jnp.any(by_gmres), lambda: gmres(scaled, aim, by_gmres), lambda: zeros))
         else:
             delta = gmres(scaled, aim, needed)
+        if preconditioner is not None:
+            delta = delta @ preconditioner
         rho = rho + jnp.where(needed[:, None], delta.astype(jnp.float64) * size, 0.0)
         r, new_residual = relative_residual(matvec64, rho, b64, bmax)
         if bicgstab:

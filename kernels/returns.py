@@ -81,6 +81,8 @@ class MeasureProblem(NamedTuple):
         mu: ``[S]`` initial distribution (float64).
         rewards: ``[n, S*A]`` reward matrix (float64).
         gamma: discount factor, or ``None`` for average reward.
+        preconditioner: ``[S, S]`` right preconditioner of the Krylov solves in the working
+            precision (:func:`jaxagg.kernels.evaluation.mean_policy_preconditioner`), or ``None``.
     """
 
     transitions: T.Transitions
@@ -88,6 +90,7 @@ class MeasureProblem(NamedTuple):
     mu: jax.Array
     rewards: jax.Array
     gamma: float | None
+    preconditioner: jax.Array | None = None
 
 
 def _policy_block(key: jax.Array, indices: jax.Array, problem: MeasureProblem, method: str, solver: str = SOLVER):
@@ -99,7 +102,7 @@ def _policy_block(key: jax.Array, indices: jax.Array, problem: MeasureProblem, m
     # float64 one (the working-precision solve is only the start of the float64 corrections)
     pi = random_policies(key, indices, S, A, jnp.float64)
     evaluated = evaluate_policies(problem.transitions, problem.transitions64, pi, problem.mu, problem.gamma, method=method,
-                                  solver=solver)
+                                  solver=solver, preconditioner=problem.preconditioner)
     d = (evaluated.rho[:, :, None] * pi).reshape(indices.shape[0], S * A)
     return d @ problem.rewards.T, d, evaluated.residual
 
@@ -362,13 +365,14 @@ def equal_chunks(total_blocks: int, max_blocks: int) -> int:
 
 def instance_group_size(problem: MeasureProblem, chunk_size: int, budget_bytes: int = 256 * 2**20, block: int = BLOCK) -> int:
     """Instances per compiled call of :func:`stream_instances` whose operands and chunk outputs
-    fit in ``budget_bytes``: the float32 and float64 operators, ``mu``, the rewards and
-    ``chunk_size`` returns and residuals per instance (one block's working arrays come on top,
-    once: the instances of a call run one after another)."""
+    fit in ``budget_bytes``: the float32 and float64 operators, ``mu``, the rewards, the
+    preconditioner and ``chunk_size`` returns and residuals per instance (one block's working
+    arrays come on top, once: the instances of a call run one after another)."""
     chunk = math.ceil(chunk_size / block) * block
     n = problem.rewards.shape[0]
+    preconditioner = 0 if problem.preconditioner is None else int(problem.preconditioner.nbytes)
     per_instance = (T.nbytes(problem.transitions) + T.nbytes(problem.transitions64) + int(problem.mu.nbytes)
-                    + int(problem.rewards.nbytes) + chunk * (n + 1) * 8)
+                    + int(problem.rewards.nbytes) + preconditioner + chunk * (n + 1) * 8)
     return max(1, budget_bytes // per_instance)
 
 

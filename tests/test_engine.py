@@ -220,7 +220,7 @@ def test_a_large_sparse_instance_samples_and_bounds_without_dense_transitions():
     assert m.transition_form == "sparse"
     s = ja.sample(m, 64, seed=0)
     assert s.info["evaluation"] == {"method": "krylov", "operator": "sparse", "tol": evaluation.TOL, "block": engine_settings(m)["block"],
-                                    "solver": "gmres"}
+                                    "solver": "gmres", "preconditioner": "none"}
     bounds = ja.return_bounds(m)
     assert bounds.method == "policy-iteration" and all(c.method == "policy-iteration" for c in bounds.certificates)
     assert (s.returns >= bounds.lower - 1e-12).all() and (s.returns <= bounds.upper + 1e-12).all()
@@ -264,7 +264,7 @@ def test_a_block_size_is_recorded_kept_on_resume_and_replayed():
     with pytest.raises(ValidationError, match="block"):
         ja.extend(m, first, 60, block=32)
     engine = recorded_engine(large)
-    assert engine == {"method": "krylov", "operator": "kronecker", "block": 64, "solver": "gmres"}
+    assert engine == {"method": "krylov", "operator": "kronecker", "block": 64, "solver": "gmres", "preconditioner": "none"}
     d = ja.sample_occupancies(m, np.array([0, 7, 99]), seed=3, precision=large.info["precision"], **engine)
     np.testing.assert_allclose(d @ m.reward_matrix.T, large.returns[[0, 7, 99]], rtol=1e-13)  # the same d; one matmul's rounding
     together = ja.sample_instances([m, m], 100, seeds=[3, 4], block=64, method="krylov")
@@ -308,3 +308,47 @@ def test_a_run_continued_inside_a_block_is_bit_identical_to_one_run():
     others = [m, ja.envs.attention_allocation(3, 3, seed=3)]
     batched = ja.sample_instances(others, 20, seeds=[1, 1], start=50, method="krylov", solver="gmres")
     np.testing.assert_array_equal(batched[0].returns, whole.returns[50:])
+
+
+def test_the_mean_policy_preconditioner_is_recorded_kept_on_resume_and_replayed(attention_4_3):
+    # asked for on a CPU (an accelerator's default up to 1024 states)
+    m = attention_4_3
+    bounds = ja.return_bounds(m)
+    first = ja.sample(m, 40, seed=5, preconditioner="mean-policy")
+    assert first.info["evaluation"]["preconditioner"] == "mean-policy" and first.info["residual_max"] <= evaluation.TOL
+    whole = ja.sample(m, 70, seed=5, preconditioner="mean-policy")
+    np.testing.assert_array_equal(ja.extend(m, first, 30).returns, whole.returns)  # kept, not the CPU's none
+    with pytest.raises(ValidationError, match="evaluated with preconditioner 'mean-policy'"):
+        ja.extend(m, first, 10, preconditioner="none")
+    plain = ja.sample(m, 70, seed=5)
+    assert plain.info["evaluation"]["preconditioner"] == "none"
+    assert not np.array_equal(plain.returns, whole.returns)  # other iterations round differently ...
+    assert np.abs(plain.returns - whole.returns).max() <= 1e-5 * (bounds.upper - bounds.lower).min()  # ... to the tolerance
+    engine = recorded_engine(whole)
+    assert engine["preconditioner"] == "mean-policy"
+    d = ja.sample_occupancies(m, np.array([3, 50]), seed=5, precision="float32", **engine)
+    np.testing.assert_allclose(d @ m.reward_matrix.T, whole.returns[[3, 50]], rtol=1e-12)
+    together = ja.sample_instances([m, m], 70, seeds=[6, 5], preconditioner="mean-policy")
+    np.testing.assert_array_equal(together[1].returns, whole.returns)
+    assert together[1].info["evaluation"] == whole.info["evaluation"]
+    with pytest.raises(ValidationError, match="evaluation engine"):
+        ja.merge_samples([first, ja.sample(m, 30, seed=5, start=40)])
+    # samples recorded before preconditioners (0.5.0) had none
+    old = ja.ReturnSample(returns=plain.returns, measure="policy", seed=5, max_returns=plain.max_returns,
+                          min_returns=plain.min_returns, fingerprint=plain.fingerprint,
+                          info={**plain.info, "evaluation": {k: v for k, v in plain.info["evaluation"].items() if k != "preconditioner"}})
+    assert recorded_engine(old)["preconditioner"] == "none"
+
+
+def test_preconditioner_options_are_checked():
+    m = ja.envs.garnet(6, 2, 2, 2, seed=0)
+    with pytest.raises(ValidationError, match="preconditioner: expected one of"):
+        ja.sample(m, 10, method="krylov", preconditioner="jacobi")
+    with pytest.raises(ValidationError, match="preconditioner: only the 'krylov' method"):
+        ja.sample(m, 10, method="lu", preconditioner="mean-policy")
+    with pytest.raises(ValidationError, match="method, operator, block, solver, preconditioner"):
+        ja.sample(m, 10, measure="hull", preconditioner="none")
+    big = ja.envs.garnet(evaluation.PRECONDITIONER_MAX_STATES + 1, 2, 2, 2, seed=0)
+    with pytest.raises(ValidationError, match="for at most 4096 states; this instance has 4097"):
+        engine_settings(big, preconditioner="mean-policy")
+    assert engine_settings(big)["preconditioner"] == "none"

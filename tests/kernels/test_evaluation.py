@@ -136,11 +136,13 @@ def recomputed_residual(P, pi, mu, gamma, rho):
 evaluate = jax.jit(evaluation.evaluate_policies, static_argnames=("gamma", "method", "tol", "solver"))
 
 
-def run(instance, form, method, precision, pi=None, evaluate=evaluate, solver=None):
+def run(instance, form, method, precision, pi=None, evaluate=evaluate, solver=None, preconditioner=None):
     op = operator(instance, form)
     pi = instance["pi"] if pi is None else pi
     dtype = jnp.float32 if precision == "float32" else jnp.float64
     options = {"solver": solver} if solver else {}
+    if preconditioner is not None:
+        options["preconditioner"] = jnp.asarray(preconditioner)
     with precision_scope("float64"):
         out = evaluate(T.astype(op, dtype), T.astype(op, jnp.float64), jnp.asarray(pi), jnp.asarray(instance["mu"]),
                        instance["gamma"], method=method, tol=TOL, **options)
@@ -166,8 +168,15 @@ for _name, _instance in INSTANCES.items():
 @pytest.mark.parametrize("name, form, method, solver, precision", CASES)
 def test_matches_the_numpy_oracle_with_an_honest_residual(name, form, method, solver, precision):
     instance = INSTANCES[name]
-    P, pi, mu, gamma = instance["P"], instance["pi"], instance["mu"], instance["gamma"]
     rho, residual = run(instance, form, method, precision, solver=solver)
+    check_against_the_oracle(instance, rho, residual)
+
+
+def check_against_the_oracle(instance, rho, residual):
+    """The evaluated ``rho [B, S]`` and reported ``residual [B]`` of ``instance``'s policies
+    against :func:`oracle`: the residual is the true one and meets ``TOL``, the error is within
+    1e-6 relative and within what the residual allows, and every ``rho`` is a distribution."""
+    P, pi, mu, gamma = instance["P"], instance["pi"], instance["mu"], instance["gamma"]
     assert rho.shape == (B, S) and rho.dtype == np.float64
     assert residual.shape == (B,) and residual.dtype == np.float64
     reference = oracle(P, pi, mu, gamma)
@@ -283,6 +292,100 @@ def test_the_default_solver_is_gmres_on_a_cpu_and_bicgstab_on_accelerators_up_to
     assert not np.array_equal(by_gmres, by_bicgstab)  # the solvers round differently: the comparison above can fail
 
 
+# ------------------------------------------------------------------ the mean-policy preconditioner
+def uniform_policy_system(P, gamma):
+    """``M [S, S]``: the uniform policy's system matrix in the row convention ``(E y)^T = y^T M``, numpy."""
+    P_bar = P.mean(axis=1)
+    return np.eye(S) - P_bar + 1.0 / S if gamma is None else np.eye(S) - gamma * P_bar
+
+
+@pytest.mark.parametrize("name", list(INSTANCES))
+def test_the_mean_policy_preconditioner_inverts_the_uniform_policys_system(name):
+    instance = INSTANCES[name]
+    M = uniform_policy_system(instance["P"], instance["gamma"])
+    for form in ["dense", "sparse"] + (["kronecker"] if "factors" in instance else []):
+        # 10 unit vectors per call: three calls, the last one padded
+        Q = evaluation.mean_policy_preconditioner(operator(instance, form), instance["gamma"], rows_per_call=10)
+        assert Q.shape == (S, S) and Q.dtype == np.float64
+        np.testing.assert_allclose(Q @ M, np.eye(S), rtol=0, atol=1e-10)
+
+
+def test_a_singular_uniform_policy_system_gives_the_identity_and_too_many_states_are_refused():
+    # every state absorbing: the uniform policy is multichain, its average-reward system singular
+    stay = np.broadcast_to(np.eye(S)[:, None, :], (S, A, S)).copy()
+    np.testing.assert_array_equal(evaluation.mean_policy_preconditioner(T.DenseTransitions(stay), None), np.eye(S))
+    # under discounting the same chain's system is (1 - gamma) I: well conditioned, inverted
+    np.testing.assert_allclose(evaluation.mean_policy_preconditioner(T.DenseTransitions(stay), 0.5), 2.0 * np.eye(S))
+    big = evaluation.PRECONDITIONER_MAX_STATES + 1
+    successors = np.broadcast_to(np.arange(big)[:, None, None], (big, 1, 1))
+    with pytest.raises(ValueError, match="at most 4096 states"):
+        evaluation.mean_policy_preconditioner(T.sparse_transitions(successors, np.ones((big, 1, 1))), 0.9)
+
+
+def count_working_products(monkeypatch):
+    """Patch :func:`evaluation.system_matvec` so that every working-precision (float32) operator
+    product run inside a compiled function adds 1 to the returned counter (``[0]``)."""
+    count = [0]
+    plain = evaluation.system_matvec
+
+    def counting(op, pi, gamma):
+        matvec = plain(op, pi, gamma)
+        if T.dtype_of(op) != jnp.float32:
+            return matvec
+
+        def counted(x):
+            jax.debug.callback(lambda: count.__setitem__(0, count[0] + 1))
+            return matvec(x)
+
+        return counted
+
+    monkeypatch.setattr(evaluation, "system_matvec", counting)
+    return count
+
+
+@pytest.mark.parametrize("name, form, solver", [("attention-average", "kronecker", "bicgstab"),
+                                                ("garnet-0.99", "sparse", "gmres"),
+                                                pytest.param("garnet-average", "dense", "bicgstab", marks=pytest.mark.slow),
+                                                pytest.param("periodic-average", "dense", "gmres", marks=pytest.mark.slow)])
+def test_preconditioned_solves_meet_the_oracle(monkeypatch, name, form, solver):
+    """With the instances' hard policies too (deterministic ones, far from the uniform policy the
+    preconditioner inverts, where it may cost iterations); and for Dirichlet policies, which
+    scatter around the uniform one (what the ``policy`` measure samples), in fewer products."""
+    instance = INSTANCES[name]
+    count = count_working_products(monkeypatch)
+    fresh = jax.jit(partial(evaluation.evaluate_policies), static_argnames=("gamma", "method", "tol", "solver"))  # traced with the patch
+    Q = evaluation.mean_policy_preconditioner(operator(instance, form), instance["gamma"])
+    plain, _ = run(instance, form, "krylov", "float32", evaluate=fresh, solver=solver)
+    rho, residual = run(instance, form, "krylov", "float32", evaluate=fresh, solver=solver, preconditioner=Q)
+    check_against_the_oracle(instance, rho, residual)
+    assert not np.array_equal(rho, plain)  # another iteration: the checks above are of new numbers
+    # the identity as a preconditioner changes nothing, bit for bit (y @ I is exact)
+    same, _ = run(instance, form, "krylov", "float32", evaluate=fresh, solver=solver, preconditioner=np.eye(S))
+    np.testing.assert_array_equal(same, plain)
+    dirichlet = np.random.default_rng(8).dirichlet(np.ones(A), size=(B, S))
+    count[0] = 0
+    run(instance, form, "krylov", "float32", pi=dirichlet, evaluate=fresh, solver=solver)
+    products = count[0]
+    count[0] = 0
+    rho, residual = run(instance, form, "krylov", "float32", pi=dirichlet, evaluate=fresh, solver=solver, preconditioner=Q)
+    check_against_the_oracle({**instance, "pi": dirichlet}, rho, residual)
+    assert 0 < count[0] < products, (count[0], products)
+
+
+def test_the_default_preconditioner_is_none_on_a_cpu_and_the_mean_policy_on_accelerators_up_to_1024_states():
+    limit = evaluation.ACCELERATOR_PRECONDITIONER_MAX_STATES
+    assert [evaluation.default_preconditioner("cpu", S) for S in (27, 243, 5000)] == ["none"] * 3
+    assert [evaluation.default_preconditioner("gpu", S) for S in (27, limit, limit + 1)] == ["mean-policy", "mean-policy", "none"]
+    with precision_scope("float64"):
+        op = T.DenseTransitions(INSTANCES["garnet-0.9"]["P"])
+        with pytest.raises(ValueError, match=r"preconditioner: expected an \[27, 27\] matrix"):
+            evaluation.evaluate_policies(T.astype(op, jnp.float32), T.astype(op, jnp.float64), jnp.asarray(INSTANCES["garnet-0.9"]["pi"]),
+                                         jnp.asarray(INSTANCES["garnet-0.9"]["mu"]), 0.9, preconditioner=jnp.eye(5))
+        with pytest.raises(ValueError, match="for the 'krylov' method"):
+            evaluation.evaluate_policies(op, T.astype(op, jnp.float64), jnp.asarray(INSTANCES["garnet-0.9"]["pi"]),
+                                         jnp.asarray(INSTANCES["garnet-0.9"]["mu"]), 0.9, method="lu", preconditioner=jnp.eye(S))
+
+
 # ------------------------------------------------------------------ product precision
 def dot_precisions(jaxpr) -> list:
     """The ``precision`` of every ``dot_general`` in a closed jaxpr, sub-jaxprs (loops, conds) included."""
@@ -298,7 +401,7 @@ def dot_precisions(jaxpr) -> list:
     return found
 
 
-@pytest.mark.parametrize("method", ["krylov", "lu"])
+@pytest.mark.parametrize("method", ["krylov", "lu", "preconditioned"])
 def test_products_are_traced_in_full_precision_whatever_the_callers_default(method):
     """A GPU rounds float32 product operands to TensorFloat-32 (or bfloat16) under JAX's default
     precision, which costs GMRES its orthogonality: the kernel sets its own, at trace time."""
@@ -308,8 +411,9 @@ def test_products_are_traced_in_full_precision_whatever_the_callers_default(meth
         dense = T.DenseTransitions(m.P)
         op32, op64 = T.astype(dense, jnp.float32), T.astype(dense, jnp.float64)
         pi = jnp.full((2, m.num_states, m.num_actions), 1.0 / m.num_actions)
+        options = {"preconditioner": jnp.eye(m.num_states)} if method == "preconditioned" else {"method": method}
         jaxpr = jax.make_jaxpr(lambda pi: evaluation.evaluate_policies(op32, op64, pi, jnp.asarray(m.mu), m.gamma,
-                                                                        method=method))(pi)
+                                                                        **options))(pi)
         outside = jax.make_jaxpr(lambda x: x @ x)(jnp.ones((3, 3), jnp.float32))
     precisions = dot_precisions(jaxpr.jaxpr)
     assert precisions and all(p == (highest, highest) for p in precisions), precisions
