@@ -85,10 +85,13 @@ def default_preconditioner(platform: str, num_states: int) -> str:
     """The Krylov preconditioner for sampling on devices of ``platform``: ``"mean-policy"`` on an
     accelerator up to :data:`ACCELERATOR_PRECONDITIONER_MAX_STATES` states, else ``"none"``.
 
-    Its GEMM ``[B, S] x [S, S]`` per operator product costs about what a Kronecker product
-    costs on a CPU core (attention (5, 3), blocks of 32, this repository's 2-core machine:
-    4.8 ms per block without, 5.6 ms with, although the products fell from 26 to 18), while a
-    GPU runs the GEMM near its arithmetic peak and the memory-bound products far from it."""
+    Measured (bench/RESULTS.md, 2026-11-27): its GEMM ``[B, S] x [S, S]`` per operator product
+    costs about what a Kronecker product costs on a CPU core (attention (5, 3), GMRES, blocks of
+    32, this repository's 2-core machine: 4.8 ms per block without, 5.6 ms with, although the
+    products fell from 26 to 18). A GPU runs the GEMM near its arithmetic peak and the
+    memory-bound products far from it: on an H100, BiCGSTAB sampled attention (5, 3) at 1.0e6
+    policies/s with it and 8.7e5 without (``evaluate_policies`` 1.07x, at (6, 3) 1.15x), while
+    GMRES at (7, 3) (S = 2187, where the GEMM costs more than a product) ran 0.7x-0.9x."""
     return "mean-policy" if platform != "cpu" and num_states <= ACCELERATOR_PRECONDITIONER_MAX_STATES else "none"
 
 
@@ -100,7 +103,7 @@ def mean_policy_preconditioner(op: T.Transitions, gamma: float | None, *, rows_p
     policies scatter around the uniform policy, so ``E Q`` is close to the identity.
 
     ``M`` is built from ``op``'s own products (``rows_per_call`` unit vectors at a time: no dense
-    ``[S, A, S]``) and inverted on the host (LAPACK, so the same numbers on every device). A
+    ``[S, A, S]``) and inverted on the host (LAPACK). A
     system whose 1-norm condition number exceeds :data:`PRECONDITIONER_MAX_CONDITION` gives the
     identity (no preconditioning: ``y @ I`` is exact). At most
     :data:`PRECONDITIONER_MAX_STATES` states (``ValueError`` beyond)."""

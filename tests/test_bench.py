@@ -147,14 +147,15 @@ def test_gpu_smoke(tmp_path):
 
 
 def test_block_profile_runs_at_toy_size():
-    # printed only (no --smoke, nothing recorded): every row, both solvers, and ja.sample end to end
+    # printed only (no --smoke, nothing recorded): every row, both solvers, both preconditioners, and ja.sample end to end
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     process = subprocess.run([sys.executable, "bench/block_profile.py", "8", "--factories", "2", "--sample-blocks", "2"],
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert process.returncode == 0, process.stderr[-4000:]
-    for row in ("draw policies", "one GMRES(20) cycle", "one BiCGSTAB solve", "evaluate_policies, bicgstab",
-                "whole block kernel (as shipped: gmres)", "ja.sample, 2 blocks (gmres)"):
+    for row in ("draw policies", "one GMRES(20) cycle", "one BiCGSTAB solve", "evaluate_policies, bicgstab, preconditioner none",
+                "evaluate_policies, gmres, preconditioner mean-policy", "whole block kernel (as shipped: gmres, none)",
+                "ja.sample, 2 blocks (gmres, preconditioner none)", "ja.sample, 2 blocks (gmres, preconditioner mean-policy)"):
         assert row in process.stdout, (row, process.stdout[-2000:])
 
 

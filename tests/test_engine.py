@@ -82,30 +82,38 @@ def test_auto_evaluation_choices_are_recorded_and_kept_on_resume(attention_4_3):
     np.testing.assert_array_equal(ja.extend(attention_4_3, first, 30).returns, whole.returns)
 
 
-def test_the_krylov_solver_is_recorded_kept_on_resume_and_not_mixed(attention_4_3):
-    # BiCGSTAB (an accelerator's default up to 1024 states) asked for on a CPU
-    bounds = ja.return_bounds(attention_4_3)
-    first = ja.sample(attention_4_3, 40, seed=5, solver="bicgstab")
-    assert first.info["evaluation"]["solver"] == "bicgstab" and first.info["residual_max"] <= evaluation.TOL
-    whole = ja.sample(attention_4_3, 70, seed=5, solver="bicgstab")
-    np.testing.assert_array_equal(ja.extend(attention_4_3, first, 30).returns, whole.returns)  # kept, not the CPU's GMRES
-    with pytest.raises(ValidationError, match="evaluated with solver 'bicgstab'"):
-        ja.extend(attention_4_3, first, 10, solver="gmres")
-    by_gmres = ja.sample(attention_4_3, 70, seed=5)
-    assert by_gmres.info["evaluation"]["solver"] == "gmres"
-    assert not np.array_equal(by_gmres.returns, whole.returns)  # another solver rounds differently ...
-    assert np.abs(by_gmres.returns - whole.returns).max() <= 1e-5 * (bounds.upper - bounds.lower).min()  # ... to the tolerance
-    # the occupancies behind samples come back with the recorded solver, bit for bit
-    d = ja.sample_occupancies(attention_4_3, np.array([3, 50]), seed=5, precision="float32", **recorded_engine(whole))
-    np.testing.assert_allclose(d @ attention_4_3.reward_matrix.T, whole.returns[[3, 50]], rtol=1e-12)
-    d_gmres = ja.sample_occupancies(attention_4_3, np.array([3, 50]), seed=5, precision="float32", **recorded_engine(by_gmres))
-    assert recorded_engine(whole)["solver"] == "bicgstab" and not np.array_equal(d, d_gmres)
-    # parts of one run share the solver
-    rest = ja.sample(attention_4_3, 30, seed=5, start=40)
+@pytest.mark.parametrize("setting, asked, cpu_default", [("solver", "bicgstab", "gmres"),
+                                                        ("preconditioner", "mean-policy", "none")])
+def test_an_engine_setting_is_recorded_kept_on_resume_replayed_and_not_mixed(attention_4_3, setting, asked, cpu_default):
+    # an accelerator's default up to 1024 states, asked for on a CPU
+    m = attention_4_3
+    bounds = ja.return_bounds(m)
+    first = ja.sample(m, 40, seed=5, **{setting: asked})
+    assert first.info["evaluation"][setting] == asked and first.info["residual_max"] <= evaluation.TOL
+    whole = ja.sample(m, 70, seed=5, **{setting: asked})
+    np.testing.assert_array_equal(ja.extend(m, first, 30).returns, whole.returns)  # kept, not the CPU's default
+    with pytest.raises(ValidationError, match=f"evaluated with {setting} '{asked}'"):
+        ja.extend(m, first, 10, **{setting: cpu_default})
+    default = ja.sample(m, 70, seed=5)
+    assert default.info["evaluation"][setting] == cpu_default
+    assert not np.array_equal(default.returns, whole.returns)  # other arithmetic rounds differently ...
+    assert np.abs(default.returns - whole.returns).max() <= 1e-5 * (bounds.upper - bounds.lower).min()  # ... to the tolerance
+    # the occupancies behind samples come back with the recorded setting, bit for bit
+    engine = recorded_engine(whole)
+    assert engine[setting] == asked
+    d = ja.sample_occupancies(m, np.array([3, 50]), seed=5, precision="float32", **engine)
+    np.testing.assert_allclose(d @ m.reward_matrix.T, whole.returns[[3, 50]], rtol=1e-12)
+    d_default = ja.sample_occupancies(m, np.array([3, 50]), seed=5, precision="float32", **recorded_engine(default))
+    assert not np.array_equal(d, d_default)
+    # a batch of instances uses and records it too
+    together = ja.sample_instances([m, m], 70, seeds=[6, 5], **{setting: asked})
+    np.testing.assert_array_equal(together[1].returns, whole.returns)
+    assert together[1].info["evaluation"] == whole.info["evaluation"]
+    # parts of one run share it
     with pytest.raises(ValidationError, match="evaluation engine"):
-        ja.merge_samples([first, rest])
-    with pytest.raises(ValidationError, match="method, operator, block, solver"):
-        ja.sample(attention_4_3, 10, measure="hull", solver="gmres")
+        ja.merge_samples([first, ja.sample(m, 30, seed=5, start=40)])
+    with pytest.raises(ValidationError, match="method, operator, block, solver, preconditioner"):
+        ja.sample(m, 10, measure="hull", **{setting: cpu_default})
 
 
 def test_krylov_float32_agrees_with_the_float64_lu(attention_4_3):
@@ -281,12 +289,13 @@ def test_samples_recorded_before_blocks_replay_with_the_cpu_block():
     np.testing.assert_array_equal(ja.extend(m, s, 20).returns, ja.sample(m, 70, seed=1, block=BLOCK).returns)
 
 
-def test_krylov_samples_recorded_before_solvers_replay_with_gmres():
+@pytest.mark.parametrize("setting, then", [("solver", "gmres"), ("preconditioner", "none")])
+def test_krylov_samples_recorded_before_a_setting_replay_with_what_they_used(setting, then):
     m = ja.envs.attention_allocation(3, 3, seed=2)
-    s = ja.sample(m, 50, seed=1, method="krylov", solver="gmres")
-    del s.info["evaluation"]["solver"]  # as 0.3.0 recorded it
-    assert recorded_engine(s)["solver"] == "gmres"
-    np.testing.assert_array_equal(ja.extend(m, s, 20).returns, ja.sample(m, 70, seed=1, method="krylov", solver="gmres").returns)
+    s = ja.sample(m, 50, seed=1, method="krylov", **{setting: then})
+    del s.info["evaluation"][setting]  # as 0.3.0 (the solver) or 0.4.1 (the preconditioner) recorded it
+    assert recorded_engine(s)[setting] == then
+    np.testing.assert_array_equal(ja.extend(m, s, 20).returns, ja.sample(m, 70, seed=1, method="krylov", **{setting: then}).returns)
 
 
 def test_a_run_continued_inside_a_block_is_bit_identical_to_one_run():
@@ -308,36 +317,6 @@ def test_a_run_continued_inside_a_block_is_bit_identical_to_one_run():
     others = [m, ja.envs.attention_allocation(3, 3, seed=3)]
     batched = ja.sample_instances(others, 20, seeds=[1, 1], start=50, method="krylov", solver="gmres")
     np.testing.assert_array_equal(batched[0].returns, whole.returns[50:])
-
-
-def test_the_mean_policy_preconditioner_is_recorded_kept_on_resume_and_replayed(attention_4_3):
-    # asked for on a CPU (an accelerator's default up to 1024 states)
-    m = attention_4_3
-    bounds = ja.return_bounds(m)
-    first = ja.sample(m, 40, seed=5, preconditioner="mean-policy")
-    assert first.info["evaluation"]["preconditioner"] == "mean-policy" and first.info["residual_max"] <= evaluation.TOL
-    whole = ja.sample(m, 70, seed=5, preconditioner="mean-policy")
-    np.testing.assert_array_equal(ja.extend(m, first, 30).returns, whole.returns)  # kept, not the CPU's none
-    with pytest.raises(ValidationError, match="evaluated with preconditioner 'mean-policy'"):
-        ja.extend(m, first, 10, preconditioner="none")
-    plain = ja.sample(m, 70, seed=5)
-    assert plain.info["evaluation"]["preconditioner"] == "none"
-    assert not np.array_equal(plain.returns, whole.returns)  # other iterations round differently ...
-    assert np.abs(plain.returns - whole.returns).max() <= 1e-5 * (bounds.upper - bounds.lower).min()  # ... to the tolerance
-    engine = recorded_engine(whole)
-    assert engine["preconditioner"] == "mean-policy"
-    d = ja.sample_occupancies(m, np.array([3, 50]), seed=5, precision="float32", **engine)
-    np.testing.assert_allclose(d @ m.reward_matrix.T, whole.returns[[3, 50]], rtol=1e-12)
-    together = ja.sample_instances([m, m], 70, seeds=[6, 5], preconditioner="mean-policy")
-    np.testing.assert_array_equal(together[1].returns, whole.returns)
-    assert together[1].info["evaluation"] == whole.info["evaluation"]
-    with pytest.raises(ValidationError, match="evaluation engine"):
-        ja.merge_samples([first, ja.sample(m, 30, seed=5, start=40)])
-    # samples recorded before preconditioners (0.5.0) had none
-    old = ja.ReturnSample(returns=plain.returns, measure="policy", seed=5, max_returns=plain.max_returns,
-                          min_returns=plain.min_returns, fingerprint=plain.fingerprint,
-                          info={**plain.info, "evaluation": {k: v for k, v in plain.info["evaluation"].items() if k != "preconditioner"}})
-    assert recorded_engine(old)["preconditioner"] == "none"
 
 
 def test_preconditioner_options_are_checked():
